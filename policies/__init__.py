@@ -1,0 +1,1 @@
+"""Learning-side policies: networks (encoders, actor, critic ensemble) and their checkpoints."""

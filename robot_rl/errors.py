@@ -1,0 +1,34 @@
+"""Every error class robot_rl raises, in one place.
+
+Each error message says what was wrong and what to do about it. All derive from
+:class:`RobotRLError` so a caller can catch the family; each also derives from the closest
+built-in (``ValueError``, ``FileNotFoundError`` ...) so generic handlers keep working.
+"""
+
+
+class RobotRLError(Exception):
+    """Base class of every robot_rl error."""
+
+
+class ConfigError(RobotRLError, ValueError):
+    """A setting is invalid or inconsistent (unknown env ID, impossible sizes, bad device)."""
+
+
+class ObservationLayoutError(RobotRLError, ValueError):
+    """An environment's observation or action space cannot be used by the learner."""
+
+
+class DemoFormatError(RobotRLError, ValueError):
+    """A demo file is missing fields, of another format version, truncated or corrupt."""
+
+
+class CheckpointError(RobotRLError, FileNotFoundError):
+    """A checkpoint or run directory is missing, incomplete or does not match the config."""
+
+
+class RunDirectoryExistsError(RobotRLError, FileExistsError):
+    """A run directory already exists; robot_rl never overwrites one."""
+
+
+class DeviceUnavailableError(RobotRLError, RuntimeError):
+    """A compute device (``cuda``, ``mps``) was requested but is not available."""

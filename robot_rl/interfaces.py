@@ -1,0 +1,233 @@
+"""The robot interfaces every backend implements: Camera, Arm, Teleop, Task.
+
+Simulated backends (``robot_rl.sim.mujoco``, later ``robot_rl.sim.pybullet``) and hardware
+backends (``robot_rl.drivers.*``) implement the same small classes, so :class:`robot_rl.env.RobotEnv`
+and the actor run unchanged against sim or real.
+
+Conventions (REP 103 / REP 105):
+    * lengths in metres, angles in radians, time in seconds, forces in N and N·m;
+    * poses are expressed in the robot base frame (``base_link``): x forward, y left, z up;
+    * quaternions are ``(x, y, z, w)``, unit norm;
+    * images are ``(H, W, 3) uint8`` RGB, depth ``(H, W) uint16`` millimetres.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole camera model, as in ``sensor_msgs/CameraInfo``.
+
+    Attributes:
+        width: image width in pixels.
+        height: image height in pixels.
+        K: (3, 3) float64 camera matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in pixels.
+        D: (N,) float64 distortion coefficients (``plumb_bob``: k1, k2, t1, t2, k3); zeros for sim.
+    """
+
+    width: int
+    height: int
+    K: np.ndarray
+    D: np.ndarray = field(default_factory=lambda: np.zeros(5))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 RGB image.
+        stamp: capture time in seconds (sim time for simulated cameras).
+        depth: optional (H, W) uint16 depth in millimetres, aligned to ``rgb``.
+    """
+
+    rgb: np.ndarray
+    stamp: float
+    depth: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """Proprioceptive state of an arm with a parallel gripper.
+
+    Attributes:
+        q: (n_joints,) float64 joint positions, radians.
+        dq: (n_joints,) float64 joint velocities, rad/s.
+        ee_position: (3,) float64 end-effector (tool centre point) position, metres, base frame.
+        ee_quaternion: (4,) float64 end-effector orientation, quaternion xyzw, base frame.
+        ee_velocity: (6,) float64 end-effector twist (linear m/s, angular rad/s), base frame.
+        wrench: (6,) float64 external force (N) and torque (N·m) at the end effector, base frame.
+        gripper: gripper opening in [0, 1]; 0 closed, 1 fully open.
+        stamp: time of the reading in seconds.
+    """
+
+    q: np.ndarray
+    dq: np.ndarray
+    ee_position: np.ndarray
+    ee_quaternion: np.ndarray
+    ee_velocity: np.ndarray
+    wrench: np.ndarray
+    gripper: float
+    stamp: float
+
+
+@dataclass(frozen=True)
+class ArmCommand:
+    """An end-effector command for one control period.
+
+    Attributes:
+        ee_target_position: (3,) float64 target tool-centre-point position, metres, base frame;
+            the backend clips it into its workspace box before executing it.
+        ee_target_yaw: target yaw of the tool about the base z axis, radians (tool points down).
+        gripper: target gripper opening in [0, 1]; 0 closed, 1 fully open.
+    """
+
+    ee_target_position: np.ndarray
+    ee_target_yaw: float
+    gripper: float
+
+
+@dataclass(frozen=True)
+class WorkspaceBox:
+    """Axis-aligned box, base frame, metres, that the end effector may never leave."""
+
+    low: tuple[float, float, float]
+    high: tuple[float, float, float]
+
+    def clip(self, position: np.ndarray) -> np.ndarray:
+        """Clip a (3,) position in metres into the box; returns a new (3,) float64 array."""
+        return np.clip(np.asarray(position, dtype=np.float64), self.low, self.high)
+
+    def contains(self, position: np.ndarray, tol_m: float = 1e-6) -> bool:
+        """True if a (3,) position in metres lies inside the box (with ``tol_m`` slack)."""
+        p = np.asarray(position)
+        return bool(np.all(p >= np.asarray(self.low) - tol_m) and np.all(p <= np.asarray(self.high) + tol_m))
+
+
+class Camera(abc.ABC):
+    """A colour camera (optionally with aligned depth)."""
+
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def intrinsics(self) -> CameraIntrinsics:
+        """Pinhole intrinsics of the delivered images."""
+
+    @abc.abstractmethod
+    def read(self) -> Frame:
+        """Return the newest frame; raises ``TimeoutError`` if none arrives in time."""
+
+    def close(self) -> None:
+        """Release the device or renderer. Idempotent."""
+
+    def __enter__(self) -> Camera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Arm(abc.ABC):
+    """A robot arm with a parallel gripper, commanded in end-effector space."""
+
+    workspace: WorkspaceBox
+    control_hz: float
+
+    @abc.abstractmethod
+    def state(self) -> ArmState:
+        """Return the current proprioceptive state."""
+
+    @abc.abstractmethod
+    def command(self, cmd: ArmCommand) -> ArmCommand:
+        """Execute ``cmd`` for one control period (1 / control_hz seconds).
+
+        Returns:
+            The command actually sent, after clipping to the workspace box and limits.
+        """
+
+    @abc.abstractmethod
+    def home(self) -> None:
+        """Move to the home configuration with the gripper open."""
+
+    def stop(self) -> None:
+        """Hold the current pose; used on errors and shutdown."""
+
+    def close(self) -> None:
+        """Disconnect. Idempotent."""
+
+    def __enter__(self) -> Arm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class TeleopCommand:
+    """One reading of a teleop device.
+
+    Attributes:
+        twist: (6,) float64 desired EE twist, linear m/s then angular rad/s, base frame.
+        gripper: desired gripper opening in [0, 1], or None to leave it unchanged.
+        engaged: True while the human is steering (the intervention is active).
+        success: the human marked the episode a success.
+        failure: the human marked the episode a failure.
+        reset: the human asked for an episode reset.
+    """
+
+    twist: np.ndarray
+    gripper: float | None = None
+    engaged: bool = False
+    success: bool = False
+    failure: bool = False
+    reset: bool = False
+
+
+class Teleop(abc.ABC):
+    """A human input device (keyboard, gamepad, SpaceMouse) or a scripted stand-in."""
+
+    @abc.abstractmethod
+    def read(self) -> TeleopCommand:
+        """Return the newest command without blocking."""
+
+    def close(self) -> None:
+        """Release the device. Idempotent."""
+
+
+class Task(abc.ABC):
+    """What the robot should do: reset distribution, success check, optional dense reward.
+
+    Method names follow dm_control's ``Task`` (``initialize_episode``, ``get_observation``,
+    ``get_reward``, ``get_termination``). A simulated task reads privileged state (object
+    poses) from its physics; a real task may have no privileged state and take success from a
+    reward model or the human.
+    """
+
+    #: Episode length limit in control steps (truncation).
+    max_episode_steps: int = 100
+
+    @abc.abstractmethod
+    def initialize_episode(self, rng: np.random.Generator) -> None:
+        """Randomise the scene for a new episode (object poses, targets) using ``rng``."""
+
+    def get_observation(self) -> dict[str, np.ndarray]:
+        """Task-specific state entries, name -> float32 array (privileged in sim). Default none."""
+        return {}
+
+    @abc.abstractmethod
+    def is_success(self) -> bool:
+        """True when the task is accomplished in the current state."""
+
+    def get_reward_terms(self) -> dict[str, float]:
+        """Named dense reward terms (already scaled); their sum is the dense reward. Default none."""
+        return {}
+
+    def get_termination(self) -> bool:
+        """True if the episode must end now (success or an unrecoverable state)."""
+        return self.is_success()

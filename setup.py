@@ -1,0 +1,64 @@
+"""robot_rl: human-in-the-loop RL for robot arms (ament_python package and pip package).
+
+Every top-level folder of the repository installs under the ``robot_rl`` import name:
+``sim/`` -> ``robot_rl.sim``, ``policies/`` -> ``robot_rl.policies`` and so on, so no generic
+module names (``sim``, ``drivers``) leak into a user's environment.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "robot_rl"
+# Folders of the repository that become sub-packages of robot_rl.
+SUBPACKAGES = ["policies", "sim", "drivers", "calibration"]
+
+packages = find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
+package_dir = {PACKAGE: PACKAGE}
+for folder in SUBPACKAGES:
+    for sub in find_packages(where=".", include=[folder, f"{folder}.*"]):
+        packages.append(f"{PACKAGE}.{sub}")
+    package_dir[f"{PACKAGE}.{folder}"] = folder
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Human-in-the-loop SAC/RLPD for robot arms: MuJoCo/PyBullet sim, ROS 2 nodes, VLM rewards",
+    long_description=open("README.md", encoding="utf-8").read() if glob("README.md") else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir=package_dir,
+    include_package_data=True,
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "gymnasium>=1.0",
+        "mujoco>=3.2",
+        "pybullet>=3.2.6",
+        "torch>=2.2",
+        "torchvision>=0.17",
+        "tyro>=0.8",
+        "tensorboard>=2.14",
+        "tqdm>=4.65",
+        "imageio>=2.31",
+        "imageio-ffmpeg>=0.4.9",
+        "matplotlib>=3.7",
+        "safetensors>=0.4",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.2"],
+    },
+    entry_points={
+        "console_scripts": [
+            "robot-rl = robot_rl.cli:main",
+        ],
+    },
+    zip_safe=True,
+)
