@@ -1,0 +1,68 @@
+"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | envs``).
+
+Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
+robot_rl's own errors print as one line that says what to do, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@dataclass
+class EnvsConfig:
+    """List robot_rl's gymnasium env IDs with their observation and action spaces."""
+
+
+def _print_summary(title: str, summary: dict[str, Any]) -> None:
+    width = max(len(k) for k in summary)
+    print(f"\n{title}")
+    for k, v in summary.items():
+        v = f"{v:.3f}" if isinstance(v, float) else v
+        print(f"  {k:<{width}}  {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robot-rl`` console script; returns the exit status."""
+    import tyro
+
+    from robot_rl.errors import RobotRLError
+    from robot_rl.evaluate import EvalConfig, run_eval
+    from robot_rl.record import RecordDemosConfig, record_demos
+    from robot_rl.train import TrainConfig, train
+
+    cfg = tyro.extras.subcommand_cli_from_dict(
+        {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "envs": EnvsConfig},
+        args=argv, prog="robot-rl",
+    )
+    try:
+        if isinstance(cfg, TrainConfig):
+            _print_summary("training finished", train(cfg))
+        elif isinstance(cfg, EvalConfig):
+            _print_summary("evaluation", run_eval(cfg))
+        elif isinstance(cfg, RecordDemosConfig):
+            record_demos(cfg)
+        elif isinstance(cfg, EnvsConfig):
+            from robot_rl.envs import make_env, robot_rl_env_ids
+
+            for env_id in robot_rl_env_ids():
+                env = make_env(env_id)
+                print(f"{env_id}\n  observation: {env.observation_space}\n  action:      {env.action_space}")
+                env.close()
+    except RobotRLError as e:
+        print(f"robot-rl: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robot-rl: interrupted; finished episodes and the last checkpoint are on disk "
+              "(continue with `robot-rl train --resume <run_dir>`)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

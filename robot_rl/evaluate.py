@@ -1,0 +1,111 @@
+"""``robot-rl eval``: success rate of a trained policy, a video of it, and its learning curve."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.errors import CheckpointError
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate the latest checkpoint of a training run."""
+
+    run_dir: Path
+    """run directory printed by `robot-rl train` (holds config.json and checkpoints/)."""
+    episodes: int = 20
+    """number of evaluation episodes (deterministic policy)."""
+    seed: int = 12345
+    """seed of the first evaluation episode."""
+    video: bool = True
+    """write an mp4 of the first episode (needs an env that renders rgb_array)."""
+    out: Path | None = None
+    """output directory for the video, curve and results.json (default <run_dir>/eval)."""
+    device: str = "auto"
+    """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: float = 10.0) -> Path:
+    """Write (H, W, 3) uint8 frames as an H.264 mp4 (GIF if ffmpeg is unavailable); returns the path."""
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = [np.asarray(f, np.uint8) for f in frames if f is not None]
+    if not frames:
+        raise ValueError("no frames to write: the env returned None from render()")
+    try:
+        imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+    except (ImportError, RuntimeError, ValueError):
+        path = path.with_suffix(".gif")
+        imageio.mimwrite(path, frames, duration=1.0 / fps)
+    return path
+
+
+def write_learning_curve(evals_csv: Path, path: Path, title: str = "") -> Path:
+    """Plot eval success rate and return against env steps from ``evals.csv``; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(evals_csv))) if evals_csv.is_file() else []
+    steps = [int(r["env_steps"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    ax.plot(steps, [float(r["success_rate"]) for r in rows], "o-", color="tab:blue", label="success rate")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval success rate", color="tab:blue")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.plot(steps, [float(r["mean_return"]) for r in rows], "s--", color="tab:orange", alpha=0.7, label="return")
+    ax2.set_ylabel("eval mean return", color="tab:orange")
+    ax.set_title(title or "learning curve")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def run_eval(cfg: EvalConfig) -> dict[str, Any]:
+    """Load the run's config and latest checkpoint, evaluate, write video/curve/results.json.
+
+    Raises:
+        CheckpointError: the run directory or its checkpoint is missing or unreadable.
+    """
+    from robot_rl.agent import SACAgent, resolve_device
+    from robot_rl.envs import make_env
+    from robot_rl.layout import ActionScaler, ObsLayout
+    from robot_rl.runs import latest_checkpoint, load_checkpoint, load_config
+    from robot_rl.train import TrainConfig, evaluate
+
+    if not Path(cfg.run_dir).exists():
+        raise CheckpointError(f"run directory {cfg.run_dir} does not exist; pass the directory `robot-rl train` printed")
+    train_cfg = load_config(cfg.run_dir, TrainConfig)
+    ckpt = latest_checkpoint(cfg.run_dir)
+    device = resolve_device(cfg.device)
+    env = make_env(train_cfg.env, render=cfg.video)
+    layout = ObsLayout.from_space(env.observation_space)
+    scaler = ActionScaler.from_space(env.action_space)
+    agent = SACAgent(layout.state_dim, layout.image_shapes, scaler.dim, train_cfg.agent, device)
+    tensors, state = load_checkpoint(ckpt, map_location=device)
+    agent.load_checkpoint_state(tensors["agent"])
+    frames: list[np.ndarray] | None = [] if cfg.video else None
+    result = evaluate(agent, env, layout, scaler, cfg.episodes, device, frames=frames, seed=cfg.seed)
+    env.close()
+    out = Path(cfg.out or Path(cfg.run_dir) / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": train_cfg.env,
+                               "trained_env_steps": state["env_steps"], "episodes": cfg.episodes, **result}
+    if frames:
+        summary["video"] = str(write_video(frames, out / f"eval_step_{state['env_steps']}.mp4"))
+    summary["learning_curve"] = str(write_learning_curve(Path(cfg.run_dir) / "evals.csv", out / "learning_curve.png",
+                                                         title=train_cfg.env))
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    return summary
