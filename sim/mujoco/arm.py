@@ -1,0 +1,251 @@
+"""The simulated Panda as an :class:`~robot_rl.interfaces.Arm`: differential-IK end-effector control."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
+
+from .scene import ARM_JOINTS, FINGER_TRAVEL_M, PandaPhysics
+
+#: Franka's "ready" posture (rad): elbow up, tool pointing down; the null-space posture target.
+READY_Q_RAD = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
+
+# Tool pointing down with yaw 0: tool x = base x, tool y = -base y, tool z = -base z.
+_TOOL_DOWN = np.diag([1.0, -1.0, -1.0])
+
+
+def tool_down_rotation(yaw_rad: float) -> np.ndarray:
+    """(3, 3) rotation of a tool pointing down (-z) with yaw ``yaw_rad`` about the base z axis."""
+    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ _TOOL_DOWN
+
+
+@dataclass
+class DiffIKConfig:
+    """Gains of the damped-least-squares differential IK that turns EE targets into joint targets.
+
+    At ``ik_hz`` the joint servos get ``q + dq`` with
+    ``dq = J^T (J J^T + damping I)^-1 e + (I - J^+ J) nullspace_gain (q_ready - q)``, where ``e``
+    stacks the position error (m) and the orientation error (rad, axis-angle) to the target,
+    which ramps from the pose at the start of the control period to the commanded pose.
+    """
+
+    damping: float = 1e-4
+    """Tikhonov damping of the least-squares solve (m², rad²); keeps dq bounded near singularities."""
+    nullspace_gain: float = 0.2
+    """fraction of the posture error (towards the ready posture) corrected per physics step."""
+    ramp_fraction: float = 0.7
+    """fraction of the control period over which the target ramps to the commanded pose."""
+    ik_hz: float = 100.0
+    """rate of the IK solve (joint targets are held between solves); divides the physics rate."""
+    home_tolerance_m: float = 1e-3
+    """position tolerance of the IK solve for the home posture."""
+
+
+class MujocoArm(Arm):
+    """The Panda of a :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
+
+    ``command`` runs ``n_substeps = round(1 / (control_hz * sim_dt_s))`` physics steps; joint
+    position servos (with gravity compensation) track the differential-IK targets.
+
+    Args:
+        physics: the scene this arm lives in (shared with cameras and the task).
+        workspace: box (base frame, metres) the commanded TCP target is clipped into.
+        home_position_m: (3,) TCP position of the home pose, base frame; must be inside ``workspace``.
+        home_yaw_rad: tool yaw of the home pose about the base z axis.
+        control_hz: command rate; ``1 / control_hz`` must be a whole multiple of the physics step.
+        ik: differential-IK gains (``DiffIKConfig()`` when None).
+
+    Raises:
+        ValueError: the control period is not a multiple of the physics step, or the home pose
+            is outside the workspace or unreachable.
+    """
+
+    def __init__(self, physics: PandaPhysics, workspace: WorkspaceBox, home_position_m: np.ndarray,
+                 home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None):
+        self.physics = physics
+        self.workspace = workspace
+        self.control_hz = float(control_hz)
+        self.ik = ik if ik is not None else DiffIKConfig()
+        sim_dt = physics.model.opt.timestep
+        control_dt = 1.0 / self.control_hz
+        self.n_substeps = int(round(control_dt / sim_dt))
+        if self.n_substeps < 1 or abs(self.n_substeps * sim_dt - control_dt) > 1e-9:
+            raise ValueError(f"control period {control_dt} s is not a whole multiple of the physics step "
+                             f"{sim_dt} s; choose control_hz so that 1 / (control_hz * {sim_dt}) is an integer")
+        self.home_position_m = np.asarray(home_position_m, dtype=np.float64)
+        if not workspace.contains(self.home_position_m):
+            raise ValueError(f"home position {self.home_position_m} m is outside the workspace {workspace}")
+        self.home_yaw_rad = float(home_yaw_rad)
+        m = physics.model
+        arm_joint_ids = [m.joint(name).id for name in ARM_JOINTS]
+        self._q_low, self._q_high = m.jnt_range[arm_joint_ids, 0], m.jnt_range[arm_joint_ids, 1]
+        self._jac = np.zeros((6, m.nv))
+        self._rhs = np.zeros((6, 9))  # columns: pose error, feed-forward twist, Jacobian
+        self._damping_eye = self.ik.damping * np.eye(6)
+        self._eye7 = np.eye(7)
+        # Position servos are PD laws kp (ctrl - q) - kv q_dot; a ctrl lead of (kv / kp) q_dot_ref
+        # cancels their damping on the reference velocity (velocity feed-forward).
+        act = physics.arm_actuator_ids
+        self._servo_lead_s = m.actuator_biasprm[act, 2] / m.actuator_biasprm[act, 1]
+        self.ik_every = int(round(1.0 / (self.ik.ik_hz * sim_dt)))
+        if self.ik_every < 1 or self.n_substeps % self.ik_every:
+            raise ValueError(f"ik_hz={self.ik.ik_hz} must divide the physics rate {1 / sim_dt} Hz and be a "
+                             f"multiple of control_hz={self.control_hz}")
+        self.home_q_rad = self._solve_home()
+
+    # ------------------------------------------------------------------ kinematics
+    def _arm_q(self) -> np.ndarray:
+        return self.physics.data.qpos[self.physics.arm_qpos_adr]
+
+    def _tcp_pose(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
+        sid = self.physics.tcp_site_id
+        return data.site_xpos[sid], data.site_xmat[sid].reshape(3, 3)
+
+    def _ik_step(self, data: mujoco.MjData, target_pos: np.ndarray, target_rot: np.ndarray,
+                 twist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One damped-least-squares step towards a TCP pose.
+
+        Args:
+            data: the state to linearise at (kinematics must be current).
+            target_pos: (3,) target TCP position, metres, base frame.
+            target_rot: (3, 3) target TCP rotation, base frame.
+            twist: optional (6,) feed-forward TCP twist (m/s, rad/s), base frame.
+
+        Returns:
+            ``(dq, dq_dot)``: (7,) joint increment in radians towards the target (with the
+            null-space posture term) and (7,) joint velocity in rad/s realising ``twist``.
+        """
+        pos, rot = self._tcp_pose(data)
+        rhs = self._rhs
+        rhs[:3, 0] = target_pos - pos
+        quat, rot_err = np.empty(4), np.empty(3)  # rotation vector of target_rot @ rot^T, base frame
+        mujoco.mju_mat2Quat(quat, (target_rot @ rot.T).flatten())
+        mujoco.mju_quat2Vel(rot_err, quat, 1.0)
+        rhs[3:, 0] = rot_err
+        rhs[:, 1] = 0.0 if twist is None else twist
+        mujoco.mj_jacSite(self.physics.model, data, self._jac[:3], self._jac[3:], self.physics.tcp_site_id)
+        jac = self._jac[:, self.physics.arm_dof_adr]
+        rhs[:, 2:] = jac
+        sol = jac.T @ np.linalg.solve(jac @ jac.T + self._damping_eye, rhs)  # J^+ applied to each column
+        q = data.qpos[self.physics.arm_qpos_adr]
+        nullspace = self._eye7 - sol[:, 2:]
+        dq = sol[:, 0] + nullspace @ (self.ik.nullspace_gain * (READY_Q_RAD - q))
+        return dq, sol[:, 1]
+
+    def _solve_home(self) -> np.ndarray:
+        """(7,) joint angles (rad) that put the TCP at the home pose, by iterating the IK from READY_Q_RAD."""
+        model = self.physics.model
+        scratch = mujoco.MjData(model)
+        scratch.qpos[self.physics.arm_qpos_adr] = READY_Q_RAD
+        target_rot = tool_down_rotation(self.home_yaw_rad)
+        for _ in range(200):
+            mujoco.mj_kinematics(model, scratch)
+            mujoco.mj_comPos(model, scratch)
+            pos, _ = self._tcp_pose(scratch)
+            if np.linalg.norm(pos - self.home_position_m) < self.ik.home_tolerance_m:
+                break
+            q = scratch.qpos[self.physics.arm_qpos_adr]
+            dq, _ = self._ik_step(scratch, self.home_position_m, target_rot)
+            scratch.qpos[self.physics.arm_qpos_adr] = np.clip(q + dq, self._q_low, self._q_high)
+        else:
+            raise ValueError(f"the home position {self.home_position_m} m is not reachable with the tool down")
+        return scratch.qpos[self.physics.arm_qpos_adr].copy()
+
+    # ------------------------------------------------------------------ Arm interface
+    def state(self) -> ArmState:
+        """Current proprioception; ``wrench`` sums the contact forces on the hand and fingers."""
+        d = self.physics.data
+        pos, rot = self._tcp_pose(d)
+        quat_wxyz = np.empty(4)
+        mujoco.mju_mat2Quat(quat_wxyz, rot.flatten())
+        vel = np.empty(6)  # [angular, linear], world-aligned
+        mujoco.mj_objectVelocity(self.physics.model, d, mujoco.mjtObj.mjOBJ_SITE, self.physics.tcp_site_id, vel, 0)
+        return ArmState(
+            q=self._arm_q().copy(),
+            dq=d.qvel[self.physics.arm_dof_adr].copy(),
+            ee_position=pos.copy(),
+            ee_quaternion=np.roll(quat_wxyz, -1),
+            ee_velocity=np.concatenate([vel[3:], vel[:3]]),
+            wrench=self._contact_wrench(pos),
+            gripper=float(np.clip(d.qpos[self.physics.finger_qpos_adr[0]] / FINGER_TRAVEL_M, 0.0, 1.0)),
+            stamp=float(d.time),
+        )
+
+    def _contact_wrench(self, tcp: np.ndarray) -> np.ndarray:
+        """(6,) force (N) and torque about the TCP (N·m) that contacts exert on the hand, base frame."""
+        m, d = self.physics.model, self.physics.data
+        wrench = np.zeros(6)
+        local = np.empty(6)
+        for i in range(d.ncon):
+            con = d.contact[i]
+            b1, b2 = m.geom_bodyid[con.geom1], m.geom_bodyid[con.geom2]
+            on1, on2 = b1 in self.physics.hand_body_ids, b2 in self.physics.hand_body_ids
+            if on1 == on2:
+                continue
+            mujoco.mj_contactForce(m, d, i, local)
+            frame = con.frame.reshape(3, 3)  # rows: contact normal (geom1 -> geom2) and tangents
+            force = frame.T @ local[:3]  # force on geom2, base frame
+            if on1:
+                force = -force
+            wrench[:3] += force
+            wrench[3:] += np.cross(con.pos - tcp, force)
+        return wrench
+
+    def command(self, cmd: ArmCommand) -> ArmCommand:
+        """Servo the TCP towards ``cmd`` for one control period (``n_substeps`` physics steps).
+
+        The target position is clipped into the workspace box, the gripper opening into [0, 1].
+
+        Returns:
+            The command actually executed.
+        """
+        m, d = self.physics.model, self.physics.data
+        target = self.workspace.clip(cmd.ee_target_position)
+        sent = ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw),
+                          gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
+        target_rot = tool_down_rotation(sent.ee_target_yaw)
+        start_pos, start_rot = (x.copy() for x in self._tcp_pose(d))
+        # orientation ramp: slerp from the start to the target rotation
+        q_start, q_target, rot_vec = np.empty(4), np.empty(4), np.empty(3)
+        mujoco.mju_mat2Quat(q_start, start_rot.flatten())
+        mujoco.mju_mat2Quat(q_target, target_rot.flatten())
+        mujoco.mju_subQuat(rot_vec, q_target, q_start)  # tool frame: q_start * exp(rot_vec) = q_target
+        d.ctrl[self.physics.finger_actuator_id] = sent.gripper * FINGER_TRAVEL_M
+        sim_dt = m.opt.timestep
+        ramp_s = max(self.ik.ramp_fraction * self.n_substeps, self.ik_every) * sim_dt
+        ramp_twist = np.concatenate([(target - start_pos) / ramp_s, start_rot @ rot_vec / ramp_s])
+        ramp_rot, ramp_quat = np.empty(9), np.empty(4)
+        for k in range(1, self.n_substeps // self.ik_every + 1):
+            alpha = min(1.0, k * self.ik_every * sim_dt / ramp_s)  # ramp phase at the end of this interval
+            ramp_quat[:] = q_start
+            mujoco.mju_quatIntegrate(ramp_quat, rot_vec, alpha)
+            mujoco.mju_quat2Mat(ramp_rot, ramp_quat)
+            dq, dq_dot = self._ik_step(d, start_pos + alpha * (target - start_pos), ramp_rot.reshape(3, 3),
+                                       ramp_twist if alpha < 1.0 else None)
+            q_des = self._arm_q() + dq + self._servo_lead_s * dq_dot
+            d.ctrl[self.physics.arm_actuator_ids] = np.clip(q_des, self._q_low, self._q_high)
+            mujoco.mj_step(m, d, nstep=self.ik_every)
+        mujoco.mj_forward(m, d)  # positions, contacts and sensors of the final state
+        return sent
+
+    def home(self) -> None:
+        """Reset the whole simulation to time 0 with the arm at the home pose and the gripper open.
+
+        In simulation this teleports (a real arm drives there); the task places objects afterwards.
+        """
+        m, d = self.physics.model, self.physics.data
+        self.physics.reset()
+        d.qpos[self.physics.arm_qpos_adr] = self.home_q_rad
+        d.qpos[self.physics.finger_qpos_adr] = FINGER_TRAVEL_M
+        d.ctrl[self.physics.arm_actuator_ids] = self.home_q_rad
+        d.ctrl[self.physics.finger_actuator_id] = FINGER_TRAVEL_M
+        mujoco.mj_forward(m, d)
+
+    def stop(self) -> None:
+        """Hold the current joint positions (servo targets = measured angles)."""
+        self.physics.data.ctrl[self.physics.arm_actuator_ids] = self._arm_q()

@@ -1,0 +1,221 @@
+"""Manipulation tasks on the Panda table scene: pick-and-lift and push.
+
+Each task follows dm_control / MuJoCo Playground: ``default_config()`` returns a fresh config
+dataclass, dense reward terms are weighted by a named ``scales`` block and reported one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_rl.interfaces import Task, WorkspaceBox
+from robot_rl.sim_registration import PICK_LIFT_EPISODE_STEPS, PUSH_EPISODE_STEPS
+
+from .scene import PandaPhysics
+
+
+def _tanh_closeness(distance_m: float, length_m: float) -> float:
+    """1 at distance 0, falling smoothly to 0; 0.24 at ``length_m`` (dimensionless)."""
+    return float(1.0 - np.tanh(distance_m / length_m))
+
+
+def _quat_xyzw_canonical(quat_wxyz: np.ndarray) -> np.ndarray:
+    """(4,) quaternion reordered to xyzw with w >= 0 (one of the two equivalent signs)."""
+    q = np.roll(quat_wxyz, -1)
+    return -q if q[3] < 0 else q
+
+
+@dataclass
+class PickLiftScales:
+    """Weights of the dense pick-and-lift reward terms (each term is in [0, 1] before scaling)."""
+
+    reach: float = 0.25
+    """TCP close to the cube centre."""
+    grasp: float = 0.25
+    """both finger pads touch the cube."""
+    lift: float = 1.0
+    """cube height above rest, as a fraction of ``success_height_m``."""
+    success: float = 1.0
+    """the cube is lifted to ``success_height_m``."""
+
+
+@dataclass
+class PickLiftConfig:
+    """Pick up the cube and lift it."""
+
+    max_episode_steps: int = PICK_LIFT_EPISODE_STEPS
+    """episode length in control steps (5 s at 10 Hz), as registered with gymnasium."""
+    cube_xy_centre_m: tuple[float, float] = (0.5, 0.0)
+    """centre of the cube's start region, base frame."""
+    cube_xy_half_range_m: tuple[float, float] = (0.04, 0.04)
+    """the cube starts uniformly within this half extent around the centre."""
+    cube_yaw_half_range_rad: float = np.pi / 4
+    """cube yaw is uniform in +-this (a cube repeats every pi / 2, so pi / 4 covers all)."""
+    success_height_m: float = 0.05
+    """success when the cube centre is this far above its resting height."""
+    reach_length_m: float = 0.1
+    """distance at which the reach term has fallen to 0.24 of its maximum."""
+    workspace: WorkspaceBox = field(default_factory=lambda: WorkspaceBox((0.35, -0.2, 0.01), (0.65, 0.2, 0.3)))
+    """box (base frame, metres) the TCP target is clipped into."""
+    home_tcp_position_m: tuple[float, float, float] = (0.5, 0.0, 0.14)
+    """TCP position at the start of every episode (tool down, gripper open)."""
+    scales: PickLiftScales = field(default_factory=PickLiftScales)
+    """weights of the dense reward terms."""
+
+
+class PickLiftTask(Task):
+    """Grasp the cube with the fingers and lift it ``success_height_m`` above the table.
+
+    Privileged observation: ``cube_position`` (3,) metres and ``cube_quaternion`` (4,) xyzw, base frame.
+
+    Args:
+        physics: the scene (built without a target marker).
+        config: task settings; ``default_config()`` when None.
+    """
+
+    def __init__(self, physics: PandaPhysics, config: PickLiftConfig | None = None):
+        self.physics = physics
+        self.config = config if config is not None else self.default_config()
+        self.max_episode_steps = self.config.max_episode_steps
+        self.rest_height_m = physics.config.cube_half_size_m
+
+    @staticmethod
+    def default_config() -> PickLiftConfig:
+        """A fresh :class:`PickLiftConfig` with the default settings."""
+        return PickLiftConfig()
+
+    def initialize_episode(self, rng: np.random.Generator) -> None:
+        """Place the cube at rest at a random position and yaw within the configured ranges."""
+        c = self.config
+        xy = np.asarray(c.cube_xy_centre_m) + rng.uniform(-1.0, 1.0, 2) * np.asarray(c.cube_xy_half_range_m)
+        yaw = rng.uniform(-c.cube_yaw_half_range_rad, c.cube_yaw_half_range_rad)
+        self.physics.set_cube_pose(np.array([xy[0], xy[1], self.rest_height_m]), yaw)
+
+    def get_observation(self) -> dict[str, np.ndarray]:
+        """``cube_position`` (3,) float32 metres and ``cube_quaternion`` (4,) float32 xyzw, base frame."""
+        return {"cube_position": self.physics.cube_position().astype(np.float32),
+                "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32)}
+
+    def lift_height_m(self) -> float:
+        """Height of the cube centre above its resting height, metres."""
+        return float(self.physics.cube_position()[2] - self.rest_height_m)
+
+    def is_success(self) -> bool:
+        """The cube is at least ``success_height_m`` above its resting height."""
+        return self.lift_height_m() >= self.config.success_height_m
+
+    def get_reward_terms(self) -> dict[str, float]:
+        """Scaled ``reach``, ``grasp``, ``lift`` and ``success`` terms; their sum is the dense reward."""
+        c, s = self.config, self.config.scales
+        dist = float(np.linalg.norm(self.physics.tcp_position() - self.physics.cube_position()))
+        grasped = all(self.physics.pads_touching_cube())
+        return {
+            "reach": s.reach * _tanh_closeness(dist, c.reach_length_m),
+            "grasp": s.grasp * float(grasped),
+            "lift": s.lift * float(np.clip(self.lift_height_m() / c.success_height_m, 0.0, 1.0)),
+            "success": s.success * float(self.is_success()),
+        }
+
+
+@dataclass
+class PushScales:
+    """Weights of the dense push reward terms (each term is in [0, 1] before scaling)."""
+
+    reach: float = 0.25
+    """TCP close to the cube centre."""
+    push: float = 1.0
+    """cube close to the target centre."""
+    success: float = 1.0
+    """the cube is within ``success_radius_m`` of the target."""
+
+
+@dataclass
+class PushConfig:
+    """Push the cube onto the target disc."""
+
+    max_episode_steps: int = PUSH_EPISODE_STEPS
+    """episode length in control steps (10 s at 10 Hz), as registered with gymnasium."""
+    cube_xy_centre_m: tuple[float, float] = (0.45, 0.0)
+    """centre of the cube's start region, base frame."""
+    cube_xy_half_range_m: tuple[float, float] = (0.03, 0.05)
+    """the cube starts uniformly within this half extent around the centre."""
+    cube_yaw_half_range_rad: float = np.pi / 4
+    """cube yaw is uniform in +-this."""
+    target_xy_centre_m: tuple[float, float] = (0.58, 0.0)
+    """centre of the target's region, base frame."""
+    target_xy_half_range_m: tuple[float, float] = (0.02, 0.08)
+    """the target lies uniformly within this half extent around its centre."""
+    success_radius_m: float = 0.03
+    """success when the cube centre is within this horizontal distance of the target centre."""
+    reach_length_m: float = 0.1
+    """distance at which the reach term has fallen to 0.24 of its maximum."""
+    push_length_m: float = 0.1
+    """cube-to-target distance at which the push term has fallen to 0.24 of its maximum."""
+    workspace: WorkspaceBox = field(default_factory=lambda: WorkspaceBox((0.3, -0.2, 0.015), (0.7, 0.2, 0.3)))
+    """box (base frame, metres) the TCP target is clipped into."""
+    home_tcp_position_m: tuple[float, float, float] = (0.45, 0.0, 0.14)
+    """TCP position at the start of every episode (tool down, gripper open)."""
+    scales: PushScales = field(default_factory=PushScales)
+    """weights of the dense reward terms."""
+
+
+class PushTask(Task):
+    """Push the cube across the table until its centre lies on the target disc.
+
+    Privileged observation: ``cube_position`` (3,), ``cube_quaternion`` (4,) xyzw and
+    ``target_position`` (3,) metres, base frame.
+
+    Args:
+        physics: the scene, built with ``SceneConfig(with_target=True)``.
+        config: task settings; ``default_config()`` when None.
+
+    Raises:
+        ValueError: the scene has no target marker.
+    """
+
+    def __init__(self, physics: PandaPhysics, config: PushConfig | None = None):
+        physics.target_position()  # raises if the scene has no target
+        self.physics = physics
+        self.config = config if config is not None else self.default_config()
+        self.max_episode_steps = self.config.max_episode_steps
+
+    @staticmethod
+    def default_config() -> PushConfig:
+        """A fresh :class:`PushConfig` with the default settings."""
+        return PushConfig()
+
+    def initialize_episode(self, rng: np.random.Generator) -> None:
+        """Place the cube and the target at random positions (and the cube at a random yaw)."""
+        c = self.config
+        half = self.physics.config.cube_half_size_m
+        xy = np.asarray(c.cube_xy_centre_m) + rng.uniform(-1.0, 1.0, 2) * np.asarray(c.cube_xy_half_range_m)
+        yaw = rng.uniform(-c.cube_yaw_half_range_rad, c.cube_yaw_half_range_rad)
+        self.physics.set_cube_pose(np.array([xy[0], xy[1], half]), yaw)
+        target = np.asarray(c.target_xy_centre_m) + rng.uniform(-1.0, 1.0, 2) * np.asarray(c.target_xy_half_range_m)
+        self.physics.set_target_position(np.array([target[0], target[1], 0.0]))
+
+    def get_observation(self) -> dict[str, np.ndarray]:
+        """Cube position (3,), cube quaternion (4,) xyzw, target position (3,); float32, metres, base frame."""
+        return {"cube_position": self.physics.cube_position().astype(np.float32),
+                "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32),
+                "target_position": self.physics.target_position().astype(np.float32)}
+
+    def cube_to_target_m(self) -> float:
+        """Horizontal distance from the cube centre to the target centre, metres."""
+        return float(np.linalg.norm(self.physics.cube_position()[:2] - self.physics.target_position()[:2]))
+
+    def is_success(self) -> bool:
+        """The cube centre is within ``success_radius_m`` of the target centre."""
+        return self.cube_to_target_m() <= self.config.success_radius_m
+
+    def get_reward_terms(self) -> dict[str, float]:
+        """Scaled ``reach``, ``push`` and ``success`` terms; their sum is the dense reward."""
+        c, s = self.config, self.config.scales
+        dist = float(np.linalg.norm(self.physics.tcp_position() - self.physics.cube_position()))
+        return {
+            "reach": s.reach * _tanh_closeness(dist, c.reach_length_m),
+            "push": s.push * _tanh_closeness(self.cube_to_target_m(), c.push_length_m),
+            "success": s.success * float(self.is_success()),
+        }
