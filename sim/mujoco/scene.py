@@ -79,11 +79,11 @@ class SceneConfig:
     """add the flat, non-colliding target marker (push task)."""
     target_radius_m: float = 0.03
     """radius of the drawn target disc."""
-    front_camera_position_m: tuple[float, float, float] = (1.15, 0.0, 0.55)
+    front_camera_position_m: tuple[float, float, float] = (1.2, 0.0, 0.6)
     """front camera position, base frame."""
-    front_camera_lookat_m: tuple[float, float, float] = (0.5, 0.0, 0.02)
+    front_camera_lookat_m: tuple[float, float, float] = (0.45, 0.0, 0.1)
     """point the front camera looks at, base frame."""
-    front_camera_fovy_deg: float = 42.0
+    front_camera_fovy_deg: float = 45.0
     """vertical field of view of the front camera."""
     wrist_camera_fovy_deg: float = 70.0
     """vertical field of view of the wrist camera."""
