@@ -253,6 +253,10 @@ class PandaPhysics:
         """Reset the state to the model defaults (time 0, cube at its default pose)."""
         mujoco.mj_resetData(self.model, self.data)
 
+    def forward(self) -> None:
+        """Recompute positions, contacts and sensors after the state was set directly."""
+        mujoco.mj_forward(self.model, self.data)
+
     def tcp_position(self) -> np.ndarray:
         """(3,) float64 tool-centre-point position, metres, base frame (a copy)."""
         return self.data.site_xpos[self.tcp_site_id].copy()

@@ -92,6 +92,7 @@ class PickLiftTask(Task):
         xy = np.asarray(c.cube_xy_centre_m) + rng.uniform(-1.0, 1.0, 2) * np.asarray(c.cube_xy_half_range_m)
         yaw = rng.uniform(-c.cube_yaw_half_range_rad, c.cube_yaw_half_range_rad)
         self.physics.set_cube_pose(np.array([xy[0], xy[1], self.rest_height_m]), yaw)
+        self.physics.forward()
 
     def get_observation(self) -> dict[str, np.ndarray]:
         """``cube_position`` (3,) float32 metres and ``cube_quaternion`` (4,) float32 xyzw, base frame."""
@@ -195,6 +196,7 @@ class PushTask(Task):
         self.physics.set_cube_pose(np.array([xy[0], xy[1], half]), yaw)
         target = np.asarray(c.target_xy_centre_m) + rng.uniform(-1.0, 1.0, 2) * np.asarray(c.target_xy_half_range_m)
         self.physics.set_target_position(np.array([target[0], target[1], 0.0]))
+        self.physics.forward()
 
     def get_observation(self) -> dict[str, np.ndarray]:
         """Cube position (3,), cube quaternion (4,) xyzw, target position (3,); float32, metres, base frame."""
