@@ -249,3 +249,7 @@ class MujocoArm(Arm):
     def stop(self) -> None:
         """Hold the current joint positions (servo targets = measured angles)."""
         self.physics.data.ctrl[self.physics.arm_actuator_ids] = self._arm_q()
+
+    def close(self) -> None:
+        """Free the scene's renderers (GL contexts); the arm shares the scene with the cameras. Idempotent."""
+        self.physics.close()

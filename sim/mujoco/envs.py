@@ -12,6 +12,7 @@ import numpy as np
 
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
+from robot_rl.interfaces import Task, WorkspaceBox
 
 from .arm import MujocoArm
 from .camera import MujocoCamera
@@ -22,7 +23,7 @@ from .tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask
 RENDER_SIZE_PX = (256, 256)
 
 
-def _make_env(physics: PandaPhysics, task, workspace, home_tcp_position_m, *, cameras: Sequence[str],
+def _make_env(physics: PandaPhysics, task: Task, workspace: WorkspaceBox, home_tcp_position_m: Sequence[float], *, cameras: Sequence[str],
               image_size: int | tuple[int, int], control_hz: float, render_mode: str | None,
               **env_kwargs) -> RobotEnv:
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
