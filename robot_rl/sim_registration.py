@@ -23,7 +23,7 @@ import gymnasium as gym
 
 #: Episode lengths in control steps (10 Hz); the task configs default to the same numbers.
 PICK_LIFT_EPISODE_STEPS = 50
-PUSH_EPISODE_STEPS = 100
+PUSH_EPISODE_STEPS = 60
 
 _PIXELS = {"cameras": ("front", "wrist"), "image_size": 128, "privileged_state": False}
 
