@@ -32,3 +32,7 @@ class RunDirectoryExistsError(RobotRLError, FileExistsError):
 
 class DeviceUnavailableError(RobotRLError, RuntimeError):
     """A compute device (``cuda``, ``mps``) was requested but is not available."""
+
+
+class PretrainedWeightsError(RobotRLError, OSError):
+    """Pretrained encoder weights are missing, unreadable, of another architecture, or could not be downloaded."""
