@@ -52,10 +52,10 @@ def _camera_groups(image_shapes: dict[str, tuple[int, int, int]]) -> list[list[s
 
 
 def _stack_cameras(images: dict[str, torch.Tensor], names: list[str], memory_format: torch.memory_format) -> torch.Tensor:
-    """(B, H, W, 3) uint8 per camera -> (B*N, 3, H, W) float32 in [0, 1], batch-major (b0c0, b0c1, ...)."""
+    """(B, H, W, 3) uint8 per camera -> (B*N, 3, H, W) float32 in [0, 255], batch-major (b0c0, b0c1, ...)."""
     x = torch.stack([images[n] for n in names], dim=1).flatten(0, 1)  # (B*N, H, W, 3) uint8
     # permute gives a channels-last strided view; the float copy keeps or changes that layout.
-    return x.permute(0, 3, 1, 2).to(torch.float32, memory_format=memory_format).div_(255.0)
+    return x.permute(0, 3, 1, 2).to(torch.float32, memory_format=memory_format)
 
 
 class ImageEncoder(nn.Module):
@@ -103,15 +103,17 @@ class ImageEncoder(nn.Module):
                 layers += [nn.Conv2d(in_ch, channels, 3, stride=s), nn.ReLU(inplace=True)]
                 in_ch = channels
             self.backbone = nn.Sequential(*layers)
-            self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
-            self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
+            mean, std = (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)  # x / 255 - 0.5 (DrQ)
         elif backbone == "resnet18":
             self.backbone = frozen_resnet18(pretrained)
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
         else:
             raise ConfigError(f"unknown image encoder '{backbone}'; use 'drqv2' (trainable conv) or 'resnet18' (frozen)")
         self.backbone.to(memory_format=self.memory_format)
+        # (x / 255 - mean) / std as one in-place multiply-add on [0, 255] pixels
+        self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std).view(1, 3, 1, 1)), persistent=False)
+        self.register_buffer("offset", -torch.tensor(mean).view(1, 3, 1, 1) / torch.tensor(std).view(1, 3, 1, 1),
+                             persistent=False)
         feat_dim = 0
         with torch.no_grad():
             for names in self.groups:
@@ -135,7 +137,7 @@ class ImageEncoder(nn.Module):
     def _features(self, images: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
         """(B, N*F) backbone features of one camera group, flattened (h, w, C) per camera."""
         b = images[names[0]].shape[0]
-        x = (_stack_cameras(images, names, self.memory_format) - self.mean) / self.std
+        x = _stack_cameras(images, names, self.memory_format).mul_(self.scale).add_(self.offset)
         x = self.backbone(x)  # (B*N, C, h, w)
         # (h, w, C) order is a free view for channels-last output and fixes the Linear's layout.
         return x.permute(0, 2, 3, 1).reshape(b, -1)
