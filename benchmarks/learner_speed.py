@@ -9,11 +9,11 @@ over E separate critic networks (all E target critics evaluated, then a subset t
 encoded on its own, and the images encoded separately for the critic, the target and the actor
 passes (here 3 encoder passes; the actor pass without grad), default Adam and a per-parameter
 Polyak loop. It uses the same encoder architecture and DrQ shift, so the ratio measures the
-implementation, not the model. Variants run interleaved over ``--rounds`` rounds (median kept)
+implementation, not the model. Variants run interleaved over several rounds (median kept)
 because other processes on a small machine make single timings noisy.
 
     python benchmarks/learner_speed.py                      # ~4 minutes on 2 CPU cores
-    python benchmarks/learner_speed.py --pixel-steps 10 --rounds 3 --no-compile
+    python benchmarks/learner_speed.py --pixel-steps 10 --pixel-rounds 3 --no-compile
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ class Args:
     """timed steps per round, state setting."""
     pixel_steps: int = 3
     """timed steps per round, pixel setting."""
-    rounds: int = 2
-    """interleaved timing rounds (the median is reported)."""
+    state_rounds: int = 5
+    """interleaved timing rounds, state setting (the median is reported)."""
+    pixel_rounds: int = 2
+    """interleaved timing rounds, pixel setting (the median is reported)."""
     num_critics: int = 10
     """critic ensemble size E."""
     compile: bool = True
@@ -158,8 +160,8 @@ def time_steps(step: Callable[[], object], n: int, device: torch.device) -> floa
     return (time.perf_counter() - t) / n
 
 
-def run_setting(title: str, state_dim: int, cams: dict[str, tuple[int, int, int]], steps: int, args: Args,
-                device: torch.device) -> list[tuple[str, str, float, float, float]]:
+def run_setting(title: str, state_dim: int, cams: dict[str, tuple[int, int, int]], steps: int, rounds: int,
+                args: Args, device: torch.device) -> list[tuple[str, str, float, float, float]]:
     """Build every variant, warm each up, time them interleaved; rows (setting, variant, steps/s, ratio, warmup s)."""
     base = SACConfig(batch_size=256, utd_ratio=1, num_critics=args.num_critics)
     batch = make_batch(256, state_dim, 4, cams, device)
@@ -180,7 +182,7 @@ def run_setting(title: str, state_dim: int, cams: dict[str, tuple[int, int, int]
         warmup_s[name] = time_steps(step, 2, device) * 2
         print(f"  warmed up {name} ({warmup_s[name]:.1f} s for 2 steps)", flush=True)
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, step in variants.items():
             times[name].append(time_steps(step, steps, device))
     rate = {name: 1.0 / statistics.median(t) for name, t in times.items()}
@@ -197,10 +199,11 @@ def main(args: Args) -> None:
           f"{os.cpu_count()} CPUs, load average {load:.2f}; batch 256, UTD 1, E={args.num_critics}")
     rows = []
     print("state: 20-dim state, 4-dim action", flush=True)
-    rows += run_setting("state", 20, {}, args.state_steps, args, device)
+    rows += run_setting("state", 20, {}, args.state_steps, args.state_rounds, args, device)
     if args.pixels:
         print("pixels: 2 cameras 128x128 + 8-dim state, 4-dim action", flush=True)
-        rows += run_setting("pixels", 8, {"front": (128, 128, 3), "wrist": (128, 128, 3)}, args.pixel_steps, args, device)
+        rows += run_setting("pixels", 8, {"front": (128, 128, 3), "wrist": (128, 128, 3)}, args.pixel_steps,
+                            args.pixel_rounds, args, device)
     print(f"\n| setting | variant | steps/s | x baseline | first 2 steps (s) |\n|---|---|---:|---:|---:|")
     for setting, name, r, ratio, warm in rows:
         print(f"| {setting} | {name} | {r:.2f} | {ratio:.2f} | {warm:.1f} |")

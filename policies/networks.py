@@ -163,11 +163,10 @@ def frozen_resnet18(weights: str | Path | None) -> nn.Module:
     import torchvision
 
     net = torchvision.models.resnet18(weights=None)
-    net.fc = nn.Identity()
     if weights is not None:
-        net.load_state_dict(_resnet18_state_dict(weights), strict=False)
+        net.load_state_dict(_resnet18_state_dict(weights), strict=False)  # strict=False: no fc.* keys
     net.requires_grad_(False)
-    return nn.Sequential(*list(net.children())[:-1]).eval()  # drop fc (Identity): ends at avgpool
+    return nn.Sequential(*list(net.children())[:-1]).eval()  # drop fc: ends at global average pooling
 
 
 def _resnet18_state_dict(weights: str | Path) -> dict[str, torch.Tensor]:

@@ -184,6 +184,9 @@ class SACAgent(nn.Module):
             raise ConfigError(f"critic_subset_size={cfg.critic_subset_size} must be in [1, num_critics={cfg.num_critics}]")
         if cfg.utd_ratio < 1 or cfg.batch_size < 1 or cfg.actor_update_period < 1:
             raise ConfigError("utd_ratio, batch_size and actor_update_period must be >= 1")
+        if cfg.pretrained_weights is not None and cfg.encoder != "resnet18":
+            raise ConfigError(f"pretrained_weights is only used by encoder='resnet18' (got encoder='{cfg.encoder}'); "
+                              "set --agent.encoder resnet18 or drop the weights")
         if state_dim == 0 and not image_shapes:
             raise ConfigError("the agent needs a state vector, cameras, or both; got neither")
         self.cfg = cfg

@@ -244,3 +244,21 @@ def test_resolve_device():
             resolve_device("cuda")
         with pytest.raises(DeviceUnavailableError):
             resolve_device("cuda:1")
+
+
+def test_frozen_resnet18_agent_trains_only_the_projection(tmp_path):
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "resnet18.pt")
+    cfg = SACConfig(batch_size=4, utd_ratio=2, num_critics=2, hidden_dims=(8,), encoder="resnet18",
+                    pretrained_weights=str(tmp_path / "resnet18.pt"), encoder_latent_dim=6, image_shift_pad=2)
+    torch.manual_seed(0)
+    agent = SACAgent(3, {"front": (32, 32, 3)}, 2, cfg)
+    backbone = {k: v.clone() for k, v in agent.encoder.backbone.state_dict().items()}
+    projection = agent.encoder.projection[0].weight.clone()
+    agent.update(make_batch(8, 3, 2, {"front": (32, 32, 3)}))
+    for k, v in agent.encoder.backbone.state_dict().items():
+        assert torch.equal(v, backbone[k]), k  # weights and BatchNorm statistics unchanged
+    assert not torch.equal(agent.encoder.projection[0].weight, projection)
+    with pytest.raises(ConfigError, match="only used by encoder='resnet18'"):
+        SACAgent(3, {"front": (32, 32, 3)}, 2, SACConfig(pretrained_weights="x.pt"))
