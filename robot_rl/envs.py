@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -15,6 +16,21 @@ def robot_rl_env_ids() -> list[str]:
     import robot_rl  # noqa: F401 - registers the IDs
 
     return sorted(k for k in gym.registry if k.startswith("robot_rl/"))
+
+
+def parse_env_kwargs(raw: dict[str, str]) -> dict[str, Any]:
+    """Command-line env kwargs (strings) -> Python values: JSON where it parses, else the string.
+
+    ``{"image_size": "96", "reward_type": "dense", "cameras": '["front"]'}`` ->
+    ``{"image_size": 96, "reward_type": "dense", "cameras": ["front"]}``.
+    """
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def make_env(env_id: str, render: bool = False, **kwargs: Any) -> gym.Env:
@@ -35,6 +51,8 @@ def make_env(env_id: str, render: bool = False, **kwargs: Any) -> gym.Env:
         kwargs.setdefault("render_mode", "rgb_array")
     try:
         env = gym.make(env_id, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"bad keyword arguments for {env_id}: {e}. Check --env-kwargs names and values.") from e
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,
             gym.error.UnregisteredEnv, gym.error.DeprecatedEnv, ModuleNotFoundError) as e:
         raise ConfigError(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from robot_rl.demos import EpisodeWriter, episode_files
-from robot_rl.envs import make_env
+from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import ConfigError
 
 
@@ -20,6 +20,8 @@ class RecordDemosConfig:
 
     env: str = "robot_rl/PandaPickLift-v0"
     """gymnasium env ID (the pixel variants record images too)."""
+    env_kwargs: dict[str, str] = field(default_factory=dict)
+    """keyword arguments of the env, e.g. --env-kwargs reward_type dense (values parsed as JSON when they can be)."""
     num_episodes: int = 20
     """number of successful episodes to record."""
     out: Path = Path("demos/pick_lift")
@@ -53,13 +55,14 @@ def record_demos(cfg: RecordDemosConfig, progress: bool = True) -> list[Path]:
         raise ConfigError(f"{cfg.out} already holds {n} episodes; pass --append to add to it or choose another --out")
     from robot_rl.sim.scripted import scripted_policy_for
 
-    env = make_env(cfg.env)
+    env_kwargs = parse_env_kwargs(cfg.env_kwargs)
+    env = make_env(cfg.env, **env_kwargs)
     try:
         policy = scripted_policy_for(env)
     except (KeyError, ValueError, TypeError) as e:
         raise ConfigError(f"no scripted controller for {cfg.env}: {e}. Record demos for one of robot_rl's envs, "
                           "or train without demos (--num-demos 0).") from e
-    writer = EpisodeWriter(cfg.out, meta={"env_id": cfg.env, "source": f"teleop:{cfg.teleop}",
+    writer = EpisodeWriter(cfg.out, meta={"env_id": cfg.env, "env_kwargs": env_kwargs, "source": f"teleop:{cfg.teleop}",
                                           "action_noise": cfg.action_noise})
     rng = np.random.default_rng(cfg.seed)
     low, high = env.action_space.low, env.action_space.high

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from robot_rl.agent import SACAgent, SACConfig, resolve_device
 from robot_rl.batch import Obs
 from robot_rl.demos import Episode, EpisodeWriter, episode_files, load_episode
-from robot_rl.envs import make_env
+from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.replay import ReplayBuffer, sample_mixed
@@ -42,6 +42,8 @@ class TrainConfig:
 
     env: str = "robot_rl/PandaPickLift-v0"
     """gymnasium env ID; any env with a Box or Dict-of-Box observation and a Box action."""
+    env_kwargs: dict[str, str] = field(default_factory=dict)
+    """keyword arguments of the env, e.g. --env-kwargs reward_type dense image_size 96 (values parsed as JSON when they can be)."""
     seed: int = 1
     """seed of networks, replay sampling, env resets."""
     total_env_steps: int = 6_000
@@ -171,8 +173,8 @@ class Trainer:
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
-        self.env = make_env(cfg.env)
-        self.eval_env = make_env(cfg.env, render=cfg.final_video)
+        self.env = make_env(cfg.env, **parse_env_kwargs(cfg.env_kwargs))
+        self.eval_env = make_env(cfg.env, render=cfg.final_video, **parse_env_kwargs(cfg.env_kwargs))
         self.layout = ObsLayout.from_space(self.env.observation_space)
         self.scaler = ActionScaler.from_space(self.env.action_space)
         if self.resumed_from is None:
@@ -208,8 +210,8 @@ class Trainer:
             if not demo_dir.exists():
                 from robot_rl.record import RecordDemosConfig, record_demos
 
-                record_demos(RecordDemosConfig(env=cfg.env, num_episodes=cfg.num_demos, out=demo_dir, seed=10_000 + cfg.seed),
-                             progress=cfg.progress)
+                record_demos(RecordDemosConfig(env=cfg.env, env_kwargs=dict(cfg.env_kwargs), num_episodes=cfg.num_demos,
+                                               out=demo_dir, seed=10_000 + cfg.seed), progress=cfg.progress)
         if demo_dir is None:
             return None
         episodes = [load_episode(f) for f in episode_files(demo_dir)]

@@ -144,3 +144,20 @@ def test_bad_input_gives_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("robot-rl: error: unknown env ID") and "Traceback" not in err
     assert cli_main(["eval", "--run-dir", str(tmp_path / "missing")]) == 2
+
+
+def test_env_kwargs_reach_env_and_demos(tmp_path):
+    from robot_rl.envs import parse_env_kwargs
+
+    assert parse_env_kwargs({"image_size": "96", "reward_type": "dense", "cameras": '["front"]'}) == \
+        {"image_size": 96, "reward_type": "dense", "cameras": ["front"]}
+    t = Trainer(small_cfg(tmp_path, env="robot_rl/PandaPickLift-v0", num_demos=1, env_kwargs={"reward_type": "dense"}))
+    try:
+        assert t.env.unwrapped.reward_type == "dense" and t.eval_env.unwrapped.reward_type == "dense"
+        demo = load_episode(next((t.run_dir / "demos").glob("episode_*.npz")))
+        assert demo.meta["env_kwargs"] == {"reward_type": "dense"}
+        assert np.all(demo.rewards > 0) and not demo.terminated.any()  # dense terms, no termination on success
+    finally:
+        t.close()
+    with pytest.raises(ConfigError, match="bad keyword arguments"):
+        Trainer(small_cfg(tmp_path, env="robot_rl/PandaPickLift-v0", env_kwargs={"no_such_option": "1"}, run_dir=tmp_path / "r9"))
