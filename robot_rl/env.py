@@ -46,8 +46,9 @@ class RobotEnv(gym.Env):
 
     Action: ``Box(-1, 1, (4,) or (5,), float32)``: TCP displacement x, y, z (times
     ``max_ee_step_m`` metres per step, base frame), the yaw change (times ``max_yaw_step_rad``,
-    only with ``enable_yaw``), then the gripper: ``-1`` closes, ``+1`` opens (target opening
-    ``(a + 1) / 2``). The target is the measured TCP position plus the displacement, clipped into
+    only with ``enable_yaw``), then the gripper: with ``binary_gripper`` (default) ``a > 0`` opens
+    fully and ``a <= 0`` closes, as a real parallel gripper is usually commanded (open / grasp);
+    otherwise the target opening is ``(a + 1) / 2``. The target is the measured TCP position plus the displacement, clipped into
     the arm's workspace box; with yaw disabled the tool keeps its yaw at reset.
 
     Reward: ``"sparse"``: 1.0 on success, else 0.0, and the episode terminates on success;
@@ -60,6 +61,9 @@ class RobotEnv(gym.Env):
         task: reset distribution, success check and reward terms.
         reward_type: ``"sparse"`` or ``"dense"``.
         enable_yaw: add the yaw action (5-D actions instead of 4-D).
+        binary_gripper: gripper action thresholded at 0 into open / close (HIL-SERL treats the
+            gripper as discrete for the same reason: a Gaussian policy centred near 0 would hold
+            a continuous gripper half open and never grasp).
         privileged_state: append the task's observation entries (true object poses) to ``state``.
         max_ee_step_m: TCP displacement in metres of a full action (1.0) per step.
         max_yaw_step_rad: yaw change in radians of a full action per step.
@@ -76,7 +80,8 @@ class RobotEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, arm: Arm, cameras: Sequence[Camera], task: Task, *, reward_type: str = "sparse",
-                 enable_yaw: bool = False, privileged_state: bool = True, max_ee_step_m: float = 0.03,
+                 enable_yaw: bool = False, binary_gripper: bool = True, privileged_state: bool = True,
+                 max_ee_step_m: float = 0.03,
                  max_yaw_step_rad: float = 0.2, max_abs_yaw_rad: float = np.pi / 2,
                  render_mode: str | None = None, render_camera: Camera | None = None):
         if reward_type not in ("sparse", "dense"):
@@ -89,6 +94,7 @@ class RobotEnv(gym.Env):
         self.arm, self.task = arm, task
         self.cameras = {c.name: c for c in cameras}
         self.reward_type, self.enable_yaw, self.privileged_state = reward_type, enable_yaw, privileged_state
+        self.binary_gripper = binary_gripper
         self.max_ee_step_m, self.max_yaw_step_rad, self.max_abs_yaw_rad = max_ee_step_m, max_yaw_step_rad, max_abs_yaw_rad
         self.render_mode = render_mode
         self.render_camera = render_camera or self.cameras.get("front") or next(iter(self.cameras.values()), None)
@@ -165,8 +171,8 @@ class RobotEnv(gym.Env):
         else:
             yaw = self._home_yaw_rad
         yaw = float(np.clip(yaw, -self.max_abs_yaw_rad, self.max_abs_yaw_rad))
-        self.last_command = self.arm.command(ArmCommand(ee_target_position=target, ee_target_yaw=yaw,
-                                                        gripper=float((a[-1] + 1.0) / 2.0)))
+        gripper = float(a[-1] > 0.0) if self.binary_gripper else float((a[-1] + 1.0) / 2.0)
+        self.last_command = self.arm.command(ArmCommand(ee_target_position=target, ee_target_yaw=yaw, gripper=gripper))
         self.episode_step += 1
         info = self._info()
         success = info["is_success"]

@@ -167,3 +167,20 @@ def test_unknown_camera_and_reward_type_are_explained():
         gym.make("robot_rl/PandaPickLift-v0", cameras=("front", "top"))
     with pytest.raises(ConfigError, match="reward_type must be 'sparse' or 'dense'"):
         gym.make("robot_rl/PandaPickLift-v0", reward_type="shaped")
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_gripper_action_modes(binary):
+    """Binary (default): a > 0 opens fully, a <= 0 closes; continuous: opening (a + 1) / 2.
+    The fingers really follow the command."""
+    env = gym.make("robot_rl/PandaPickLift-v0", binary_gripper=binary)
+    env.reset(seed=0)
+    u = env.unwrapped
+    for a_grip, expect_binary in ((0.2, 1.0), (-0.2, 0.0), (0.9, 1.0)):
+        env.step(np.array([0, 0, 0, a_grip], np.float32))
+        expected = expect_binary if binary else (a_grip + 1) / 2
+        assert u.last_command.gripper == pytest.approx(expected)
+    env.step(np.array([0, 0, 0, -1], np.float32))
+    env.step(np.array([0, 0, 0, -1], np.float32))
+    assert u.arm.state().gripper < 0.1  # closed on empty air
+    env.close()

@@ -45,8 +45,8 @@ def _check_cameras(cameras: Sequence[str]) -> None:
 
 
 def make_pick_lift_env(*, cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
-                       reward_type: str = "sparse", enable_yaw: bool = False, privileged_state: bool = True,
-                       control_hz: float = 10.0, shadows: bool = False, task_config: PickLiftConfig | None = None,
+                       reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
+                       privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False, task_config: PickLiftConfig | None = None,
                        render_mode: str | None = None) -> RobotEnv:
     """The Panda pick-and-lift env.
 
@@ -55,6 +55,7 @@ def make_pick_lift_env(*, cameras: Sequence[str] = (), image_size: int | tuple[i
         image_size: image size in pixels, ``N`` for N x N or ``(height, width)``.
         reward_type: ``"sparse"`` (1 on success, terminates) or ``"dense"`` (named terms).
         enable_yaw: 5-D actions with a yaw change.
+        binary_gripper: gripper action > 0 opens, <= 0 closes; False: target opening (a + 1) / 2.
         privileged_state: append the true cube pose to ``obs["state"]``.
         control_hz: control rate; 500 / control_hz must be a whole number (2 ms physics steps).
         shadows: render shadows (about 5x slower image rendering).
@@ -70,12 +71,12 @@ def make_pick_lift_env(*, cameras: Sequence[str] = (), image_size: int | tuple[i
     task = PickLiftTask(physics, cfg)
     return _make_env(physics, task, cfg.workspace, cfg.home_tcp_position_m, cameras=cameras, image_size=image_size,
                      control_hz=control_hz, render_mode=render_mode, reward_type=reward_type,
-                     enable_yaw=enable_yaw, privileged_state=privileged_state)
+                     enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)
 
 
 def make_push_env(*, cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
-                  reward_type: str = "sparse", enable_yaw: bool = False, privileged_state: bool = True,
-                  control_hz: float = 10.0, shadows: bool = False, task_config: PushConfig | None = None,
+                  reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
+                  privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False, task_config: PushConfig | None = None,
                   render_mode: str | None = None) -> RobotEnv:
     """The Panda push env; arguments as :func:`make_pick_lift_env` (``task_config``: :class:`PushConfig`).
 
@@ -88,4 +89,4 @@ def make_push_env(*, cameras: Sequence[str] = (), image_size: int | tuple[int, i
     task = PushTask(physics, cfg)
     return _make_env(physics, task, cfg.workspace, cfg.home_tcp_position_m, cameras=cameras, image_size=image_size,
                      control_hz=control_hz, render_mode=render_mode, reward_type=reward_type,
-                     enable_yaw=enable_yaw, privileged_state=privileged_state)
+                     enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)
