@@ -52,7 +52,7 @@ def pi_by_hand(actor_params: dict[str, torch.Tensor], x: torch.Tensor, noise: to
 def test_target_and_losses_match_hand_computation():
     E, M, B, S, A, gamma, alpha0 = 4, 2, 6, 3, 2, 0.9, 0.5
     cfg = SACConfig(batch_size=B, utd_ratio=1, num_critics=E, critic_subset_size=M, hidden_dims=(5,), gamma=gamma,
-                    init_temperature=alpha0, tau=0.1)
+                    init_temperature=alpha0, tau=0.1, backup_entropy=True)
     torch.manual_seed(0)
     agent = SACAgent(S, {}, A, cfg)
     with torch.no_grad():  # LayerNorm affine away from 1/0 so it is checked too
