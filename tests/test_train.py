@@ -161,3 +161,24 @@ def test_env_kwargs_reach_env_and_demos(tmp_path):
         t.close()
     with pytest.raises(ConfigError, match="bad keyword arguments"):
         Trainer(small_cfg(tmp_path, env="robot_rl/PandaPickLift-v0", env_kwargs={"no_such_option": "1"}, run_dir=tmp_path / "r9"))
+
+
+def test_pixel_training_smoke(tmp_path):
+    """Pixel pick-and-lift end to end (32x32 images to keep CI fast): demos with images, uint8
+    replay, encoder updates, checkpoint and resume-ready run directory."""
+    cfg = small_cfg(tmp_path, env="robot_rl/PandaPickLiftPixels-v0", env_kwargs={"image_size": "32"}, num_demos=1,
+                    total_env_steps=60, eval_every_steps=0, checkpoint_every_steps=0, final_video=True,
+                    agent=SACConfig(batch_size=8, utd_ratio=1, num_critics=2, hidden_dims=(16,), encoder_channels=8))
+    t = Trainer(cfg)
+    try:
+        assert t.layout.image_shapes == {"front": (32, 32, 3), "wrist": (32, 32, 3)}
+        before = {k: v.clone() for k, v in t.agent.encoder.state_dict().items()}
+        summary = t.run()
+    finally:
+        t.close()
+    assert summary["env_steps"] == 60 and Path(summary["video"]).is_file()
+    after = t.agent.encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the critic trained the encoder
+    assert t.online.images["front"].dtype == np.uint8
+    ep = load_episode(next((Path(summary["run_dir"]) / "demos").glob("episode_*.npz")))
+    assert ep.observations["images"]["wrist"].shape[1:] == (32, 32, 3)
