@@ -58,6 +58,39 @@ def _stack_cameras(images: dict[str, torch.Tensor], names: list[str], memory_for
     return x.permute(0, 3, 1, 2).to(torch.float32, memory_format=memory_format)
 
 
+class StateNormalizer(nn.Module):
+    """Fixed affine normalisation of the state vector: ``clip((x - mean) / std, -clip, clip)``.
+
+    The statistics are set once (from the demos, :meth:`fit`) and then frozen, so a checkpoint
+    holds them and a resumed or deployed policy sees exactly the inputs it was trained on.
+    Identity until fitted.
+
+    Args:
+        state_dim: S.
+        min_std: floor of each std (constant entries, such as the yaw cosine when yaw is off,
+            would otherwise divide by zero), in the state's own units.
+        clip: bound of the normalised values.
+    """
+
+    def __init__(self, state_dim: int, min_std: float = 1e-2, clip: float = 10.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(state_dim))
+        self.register_buffer("std", torch.ones(state_dim))
+        self.min_std, self.clip = min_std, clip
+
+    @torch.no_grad()
+    def fit(self, states: torch.Tensor) -> None:
+        """Set mean and std from (N, S) float32 states (N >= 2)."""
+        if states.ndim != 2 or states.shape[1] != self.mean.shape[0] or states.shape[0] < 2:
+            raise ValueError(f"fit() needs (N >= 2, {self.mean.shape[0]}) states, got {tuple(states.shape)}")
+        self.mean.copy_(states.mean(0))
+        self.std.copy_(states.std(0).clamp_min(self.min_std))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, S) float32 -> (B, S) float32 normalised."""
+        return ((state - self.mean) / self.std).clamp(-self.clip, self.clip)
+
+
 class ImageEncoder(nn.Module):
     """Camera dict -> (B, L) latent: per-camera conv features, concatenated, Linear -> LayerNorm -> tanh.
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from robot_rl.batch import Batch, Obs
 from robot_rl.errors import CheckpointError, ConfigError, DeviceUnavailableError
-from robot_rl.policies.networks import Actor, CriticEnsemble, ImageEncoder
+from robot_rl.policies.networks import Actor, CriticEnsemble, ImageEncoder, StateNormalizer
 
 
 @dataclass
@@ -81,6 +81,9 @@ class SACConfig:
     """DrQ random-shift augmentation: max shift in pixels (edges replicated); 0 disables."""
     channels_last: bool = True
     """run the image encoder in torch.channels_last memory format (faster on CPU and GPU)."""
+    normalize_state: bool = True
+    """normalise the state vector with mean / std of the demo states, fixed before training (identity
+    without demos). Positions of ~0.5 m that matter to a centimetre train slowly unnormalised."""
     compile: bool = False
     """torch.compile the networks (slow first updates; see benchmarks/learner_speed.py)."""
 
@@ -199,6 +202,7 @@ class SACAgent(nn.Module):
             self.encoder = ImageEncoder(image_shapes, cfg.encoder_latent_dim, cfg.encoder, cfg.encoder_strides,
                                         cfg.encoder_channels, cfg.pretrained_weights, cfg.channels_last)
         feature_dim = state_dim + (cfg.encoder_latent_dim if image_shapes else 0)
+        self.state_norm = StateNormalizer(state_dim)
         self.actor = Actor(feature_dim, action_dim, cfg.hidden_dims)
         self.critic = CriticEnsemble(feature_dim + action_dim, cfg.hidden_dims, cfg.num_critics, cfg.critic_layer_norm)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -218,10 +222,11 @@ class SACAgent(nn.Module):
 
     def features(self, obs: Obs, augment: bool = False) -> torch.Tensor:
         """(B, S + L) float32: state, then the image latent (DrQ-shifted images if ``augment``)."""
+        state = self.state_norm(obs.state)
         if self.encoder is None:
-            return obs.state
+            return state
         pad = self.cfg.image_shift_pad if augment else 0
-        return torch.cat([obs.state, self.encoder({k: random_shift(v, pad) for k, v in obs.images.items()})], dim=1)
+        return torch.cat([state, self.encoder({k: random_shift(v, pad) for k, v in obs.images.items()})], dim=1)
 
     @torch.no_grad()
     def act(self, obs: Obs, deterministic: bool = False) -> torch.Tensor:
@@ -320,12 +325,12 @@ class SACAgent(nn.Module):
     def policy_state_dict(self) -> dict[str, torch.Tensor]:
         """What an actor process needs: ``actor.*`` and ``encoder.*`` parameters and buffers as a flat
         dict of contiguous copies on the agent's device (``safetensors.torch.save_file`` takes it as is)."""
-        modules = {"actor": self.actor, "encoder": self.encoder}
+        modules = {"actor": self.actor, "encoder": self.encoder, "state_norm": self.state_norm}
         return {f"{prefix}.{k}": v.detach().clone(memory_format=torch.contiguous_format)
                 for prefix, module in modules.items() if module is not None for k, v in module.state_dict().items()}
 
     def load_policy_state_dict(self, params: dict[str, torch.Tensor]) -> None:
         """Load :meth:`policy_state_dict` output into the actor and encoder (for actor processes)."""
-        for prefix, module in (("actor", self.actor), ("encoder", self.encoder)):
+        for prefix, module in (("actor", self.actor), ("encoder", self.encoder), ("state_norm", self.state_norm)):
             if module is not None:
                 module.load_state_dict({k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")})

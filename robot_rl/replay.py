@@ -120,6 +120,10 @@ class ReplayBuffer:
         """Number of transitions currently stored."""
         return int(self.valid.sum())
 
+    def stored_states(self) -> np.ndarray:
+        """(N, S) float32 view of the state of every stored row (observations, final ones included)."""
+        return self.state[: self._rows]
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the storage arrays."""

@@ -187,6 +187,8 @@ class Trainer:
         self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.scaler.dim, cfg.agent, self.device)
         self.online = ReplayBuffer(self.layout, self.scaler.dim, cfg.online_capacity)
         self.demo_buffer = self._load_demos()
+        if cfg.agent.normalize_state and self.demo_buffer is not None and self.layout.state_dim:
+            self.agent.state_norm.fit(torch.from_numpy(self.demo_buffer.stored_states()).to(self.device))
         self.writer = EpisodeWriter(self.run_dir / "episodes", meta={"env_id": cfg.env, "source": "policy"})
         self.env_steps = self.episodes = self.updates = 0
         self.next_eval = cfg.eval_every_steps or cfg.total_env_steps

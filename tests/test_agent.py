@@ -212,8 +212,9 @@ def test_policy_state_dict_round_trips_through_safetensors(tmp_path):
     cfg = SACConfig(batch_size=4, utd_ratio=1, num_critics=2, hidden_dims=(8,), **SMALL_PIXELS)
     torch.manual_seed(0)
     learner = SACAgent(3, CAMS, 2, cfg)
+    learner.state_norm.fit(torch.randn(10, 3) * 2 + 1)  # the actor side must get these statistics too
     params = learner.policy_state_dict()
-    assert all(k.split(".")[0] in ("actor", "encoder") for k in params)
+    assert all(k.split(".")[0] in ("actor", "encoder", "state_norm") for k in params)
     save_file(params, str(tmp_path / "policy.safetensors"))
     torch.manual_seed(1)
     actor_side = SACAgent(3, CAMS, 2, cfg)
@@ -262,3 +263,17 @@ def test_frozen_resnet18_agent_trains_only_the_projection(tmp_path):
     assert not torch.equal(agent.encoder.projection[0].weight, projection)
     with pytest.raises(ConfigError, match="only used by encoder='resnet18'"):
         SACAgent(3, {"front": (32, 32, 3)}, 2, SACConfig(pretrained_weights="x.pt"))
+
+
+def test_state_normalizer_fits_demo_statistics_and_floors_constant_entries():
+    from robot_rl.policies.networks import StateNormalizer
+
+    norm = StateNormalizer(3, min_std=0.01)
+    x = torch.tensor([[0.5, 1.0, 2.0], [0.52, 1.0, 4.0], [0.54, 1.0, 6.0]])
+    norm.fit(x)
+    torch.testing.assert_close(norm.mean, torch.tensor([0.52, 1.0, 4.0]))
+    torch.testing.assert_close(norm.std, torch.tensor([0.02, 0.01, 2.0]))  # constant column floored
+    torch.testing.assert_close(norm(x)[:, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert norm(torch.tensor([[100.0, 1.0, 4.0]]))[0, 0] == norm.clip
+    with pytest.raises(ValueError, match="fit"):
+        norm.fit(torch.zeros(1, 3))

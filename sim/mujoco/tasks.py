@@ -95,9 +95,14 @@ class PickLiftTask(Task):
         self.physics.forward()
 
     def get_observation(self) -> dict[str, np.ndarray]:
-        """``cube_position`` (3,) float32 metres and ``cube_quaternion`` (4,) float32 xyzw, base frame."""
-        return {"cube_position": self.physics.cube_position().astype(np.float32),
-                "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32)}
+        """``cube_position`` (3,) metres, ``cube_quaternion`` (4,) xyzw, and ``cube_minus_tcp`` (3,)
+        metres (cube centre relative to the tool centre point: the quantity the grasp depends on,
+        given directly so the networks need not resolve centimetres from two ~0.5 m inputs);
+        float32, base frame."""
+        cube = self.physics.cube_position()
+        return {"cube_position": cube.astype(np.float32),
+                "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32),
+                "cube_minus_tcp": (cube - self.physics.tcp_position()).astype(np.float32)}
 
     def lift_height_m(self) -> float:
         """Height of the cube centre above its resting height, metres."""
@@ -199,10 +204,14 @@ class PushTask(Task):
         self.physics.forward()
 
     def get_observation(self) -> dict[str, np.ndarray]:
-        """Cube position (3,), cube quaternion (4,) xyzw, target position (3,); float32, metres, base frame."""
-        return {"cube_position": self.physics.cube_position().astype(np.float32),
+        """Cube position (3,), cube quaternion (4,) xyzw, target position (3,), cube minus TCP (3,)
+        and target minus cube (3,); float32, metres, base frame."""
+        cube, target = self.physics.cube_position(), self.physics.target_position()
+        return {"cube_position": cube.astype(np.float32),
                 "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32),
-                "target_position": self.physics.target_position().astype(np.float32)}
+                "target_position": target.astype(np.float32),
+                "cube_minus_tcp": (cube - self.physics.tcp_position()).astype(np.float32),
+                "target_minus_cube": (target - cube).astype(np.float32)}
 
     def cube_to_target_m(self) -> float:
         """Horizontal distance from the cube centre to the target centre, metres."""
