@@ -45,8 +45,9 @@ class SACConfig:
     utd_ratio: int = 2
     """critic updates per env step (each on its own minibatch); RLPD uses 20 from state. Compute grows
     linearly with it; 2 keeps CPU training fast, raise it on a GPU for sample efficiency."""
-    num_critics: int = 10
-    """critic ensemble size E (RLPD: 10)."""
+    num_critics: int = 2
+    """critic ensemble size E. SERL / HIL-SERL use 2 (the default: 2.5x faster on CPU and enough at this
+    UTD ratio); RLPD uses 10, which pays off with its UTD of 20."""
     critic_subset_size: int = 2
     """target = min over this many randomly chosen target critics (RLPD/REDQ: 2)."""
     init_temperature: float = 0.01

@@ -46,7 +46,7 @@ class TrainConfig:
     """keyword arguments of the env, e.g. --env-kwargs reward_type dense image_size 96 (values parsed as JSON when they can be)."""
     seed: int = 1
     """seed of networks, replay sampling, env resets."""
-    total_env_steps: int = 6_000
+    total_env_steps: int = 5_000
     """stop after this many env steps (on --resume: the larger of this and the saved value)."""
     num_demos: int = 20
     """scripted demos to record into the run when --demos is not given (0: train without demos)."""
@@ -60,7 +60,7 @@ class TrainConfig:
     """env steps before the first gradient update (with demos updates can start at once)."""
     online_capacity: int = 100_000
     """online replay capacity in transitions."""
-    eval_every_steps: int = 1_000
+    eval_every_steps: int = 500
     """evaluate (deterministic policy) at the first episode end after every N env steps; 0: only at the end."""
     eval_episodes: int = 10
     """episodes per evaluation."""

@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end: set up .venv, record 20 scripted demos, train SAC/RLPD on simulated
-# Panda pick-and-lift from state (dense reward), evaluate the final policy (success rate, mp4, learning curve).
+# Panda pick-and-lift from state (sparse reward), evaluate the final policy (success rate, mp4, learning curve).
 # Extra arguments go to `robot-rl train` (e.g. --env robot_rl/PandaPickLiftPixels-v0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 run_dir="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
-# The configuration that learned best on this CPU so far (README, Benchmarks): dense reward,
-# 2 critics, 10k env steps (about 10 minutes on 2 cores).
-.venv/bin/robot-rl train --run-dir "$run_dir" --env-kwargs reward_type dense --agent.num-critics 2 \
-  --total-env-steps 10000 --eval-every-steps 1000 "$@"
+.venv/bin/robot-rl train --run-dir "$run_dir" "$@"
 .venv/bin/robot-rl eval --run-dir "$run_dir" --episodes 20
 echo "TensorBoard: .venv/bin/tensorboard --logdir runs"
