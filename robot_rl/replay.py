@@ -107,11 +107,9 @@ class ReplayBuffer:
             actions: (T, A) float32 in [-1, 1]; rewards: (T,); terminated: (T,) bool;
             intervention: optional (T,) bool.
         """
-        T = len(actions)
-        take = lambda t: _index_tree(observations, t)  # noqa: E731
-        self.start_episode(take(0))
-        for t in range(T):
-            self.add(actions[t], float(rewards[t]), take(t + 1), bool(terminated[t]),
+        self.start_episode(_index_tree(observations, 0))
+        for t in range(len(actions)):
+            self.add(actions[t], float(rewards[t]), _index_tree(observations, t + 1), bool(terminated[t]),
                      bool(intervention[t]) if intervention is not None else False)
         self.end_episode()
 
@@ -145,7 +143,13 @@ class ReplayBuffer:
         return out[:n]
 
     def gather(self, idx: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Numpy arrays for rows ``idx``: state, images, action, reward, next_state, next_images, terminated."""
+        """Copies of rows ``idx`` (N,) and of their next rows, as numpy arrays.
+
+        Returns:
+            ``(state (N, S) float32, images {name: (N, H, W, 3) uint8}, action (N, A) float32,
+            reward (N,) float32, next_state (N, S) float32, next_images {name: (N, H, W, 3) uint8},
+            terminated (N,) bool)``.
+        """
         nxt = (idx + 1) % self.capacity
         return (self.state[idx], {k: v[idx] for k, v in self.images.items()}, self.action[idx], self.reward[idx],
                 self.state[nxt], {k: v[nxt] for k, v in self.images.items()}, self.terminated[idx])

@@ -142,7 +142,7 @@ class PushConfig:
     """Push the cube onto the target disc."""
 
     max_episode_steps: int = PUSH_EPISODE_STEPS
-    """episode length in control steps (10 s at 10 Hz), as registered with gymnasium."""
+    """episode length in control steps (6 s at 10 Hz), as registered with gymnasium."""
     cube_xy_centre_m: tuple[float, float] = (0.45, 0.0)
     """centre of the cube's start region, base frame."""
     cube_xy_half_range_m: tuple[float, float] = (0.03, 0.05)
