@@ -183,6 +183,58 @@ class RobotEnv(gym.Env):
             reward, terminated = float(sum(terms)), bool(self.task.get_termination() and not success)
         return self._observation(self.arm.state()), reward, terminated, False, info
 
+    def action_from_twist(self, twist: np.ndarray, gripper: float | None, previous_action: np.ndarray | None = None
+                          ) -> np.ndarray:
+        """Convert a teleop command (EE twist + gripper opening) into this env's action.
+
+        The linear part is integrated over one control period (``twist * dt`` metres) and
+        divided by ``max_ee_step_m``; the yaw rate (``twist[5]``, rad/s about the base z axis)
+        likewise by ``max_yaw_step_rad`` when ``enable_yaw``. Roll and pitch rates are ignored
+        (the tool stays pointing down). Both are clipped to [-1, 1]: a twist faster than one
+        full action per step saturates.
+
+        Args:
+            twist: (6,) float, linear m/s then angular rad/s, robot base frame.
+            gripper: desired opening in [0, 1] (1 = open); None keeps the gripper action of
+                ``previous_action`` (open when there is none).
+            previous_action: (A,) the last action sent, for ``gripper=None``.
+
+        Returns:
+            (A,) float32 action in [-1, 1]; the binary gripper gets +1 (open) or -1 (close).
+
+        Raises:
+            ValueError: ``twist`` is not 6 numbers.
+        """
+        tw = np.asarray(twist, dtype=np.float64).reshape(-1)
+        if tw.shape != (6,):
+            raise ValueError(f"twist must have 6 entries (vx, vy, vz m/s, wx, wy, wz rad/s), got shape {np.shape(twist)}")
+        dt = 1.0 / self.control_hz
+        parts = list(np.clip(tw[:3] * dt / self.max_ee_step_m, -1.0, 1.0))
+        if self.enable_yaw:
+            parts.append(float(np.clip(tw[5] * dt / self.max_yaw_step_rad, -1.0, 1.0)))
+        if gripper is None:
+            g = float(previous_action[-1]) if previous_action is not None else 1.0
+        elif self.binary_gripper:
+            g = 1.0 if gripper > 0.5 else -1.0
+        else:
+            g = float(np.clip(2.0 * gripper - 1.0, -1.0, 1.0))
+        parts.append(g)
+        return np.asarray(parts, dtype=np.float32)
+
+    def twist_from_action(self, action: np.ndarray) -> tuple[np.ndarray, float]:
+        """Inverse of :meth:`action_from_twist`: ``(twist (6,) float64 m/s and rad/s, gripper opening 0..1)``.
+
+        Lets scripted controllers, which produce actions, stand in for a human behind the
+        :class:`~robot_rl.interfaces.Teleop` interface.
+        """
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        twist = np.zeros(6)
+        twist[:3] = a[:3] * self.max_ee_step_m * self.control_hz
+        if self.enable_yaw:
+            twist[5] = a[3] * self.max_yaw_step_rad * self.control_hz
+        gripper = float(a[-1] > 0.0) if self.binary_gripper else float((a[-1] + 1.0) / 2.0)
+        return twist, gripper
+
     def render(self) -> np.ndarray | None:
         """(H, W, 3) uint8 frame of the render camera when ``render_mode="rgb_array"``, else None."""
         if self.render_mode != "rgb_array":
