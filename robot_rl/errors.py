@@ -36,3 +36,18 @@ class DeviceUnavailableError(RobotRLError, RuntimeError):
 
 class PretrainedWeightsError(RobotRLError, OSError):
     """Pretrained encoder weights are missing, unreadable, of another architecture, or could not be downloaded."""
+
+
+class WireError(RobotRLError, ValueError):
+    """A ZeroMQ message between actor and learner is malformed, oversized, truncated or of
+    another schema version. ``reason`` names the category (``"malformed"``, ``"oversized"``,
+    ``"truncated"``, ``"version"``, ``"layout"``) so receivers can count rejections."""
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TransportError(RobotRLError, ConnectionError):
+    """The actor-learner link cannot do what was asked: nobody answers, CURVE keys are missing
+    or refused, an address is unusable, or the other side speaks another schema version."""

@@ -94,6 +94,55 @@ class ReplayBuffer:
         self._rows = min(self._rows + 1, self.capacity)
         self.num_transitions_added += 1
 
+    def start_episode_split(self, state: np.ndarray, images: dict[str, np.ndarray]) -> None:
+        """:meth:`start_episode` for an observation already split by the layout.
+
+        Args:
+            state: (S,) float32. images: camera -> (H, W, 3) uint8.
+        """
+        row = (self._ptr + 1) % self.capacity if self._rows else 0
+        self.state[row] = state
+        for k, img in images.items():
+            self.images[k][row] = img
+        self.valid[row] = False
+        self._ptr = row
+        self._rows = min(self._rows + 1, self.capacity)
+        self._open = True
+
+    def add_steps(self, next_state: np.ndarray, next_images: dict[str, np.ndarray], action: np.ndarray,
+                  reward: np.ndarray, terminated: np.ndarray, intervention: np.ndarray) -> None:
+        """Vectorised :meth:`add` of ``n`` consecutive steps from the current observation.
+
+        Args:
+            next_state: (n, S) float32 observations s_{t+1} .. s_{t+n}, split by the layout.
+            next_images: camera -> (n, H, W, 3) uint8.
+            action: (n, A) float32 in [-1, 1]. reward: (n,). terminated, intervention: (n,) bool.
+
+        Raises:
+            RuntimeError: no episode is open. ValueError: ``n`` >= capacity.
+        """
+        if not self._open:
+            raise RuntimeError("ReplayBuffer.add_steps() before start_episode(): call start_episode(first_obs) after each reset")
+        n = len(action)
+        if n >= self.capacity:
+            raise ValueError(f"cannot add {n} steps at once to a buffer of {self.capacity} rows")
+        if n == 0:
+            return
+        rows = (self._ptr + np.arange(n)) % self.capacity
+        nxt = (rows + 1) % self.capacity
+        self.valid[nxt] = False  # the rows receiving s_{t+1} stop being old transitions
+        self.state[nxt] = next_state
+        for k, img in next_images.items():
+            self.images[k][nxt] = img
+        self.action[rows] = action
+        self.reward[rows] = reward
+        self.terminated[rows] = terminated
+        self.intervention[rows] = intervention
+        self.valid[rows] = True
+        self._ptr = int(nxt[-1])
+        self._rows = min(self._rows + n, self.capacity)
+        self.num_transitions_added += n
+
     def end_episode(self) -> None:
         """Close the current episode (its last observation stays a non-transition row)."""
         self._open = False
