@@ -134,3 +134,17 @@ class InterventionWrapper(gym.Wrapper):
             self.teleop.close()
         finally:
             self.env.close()
+
+
+def intervention_segments(intervention: np.ndarray) -> list[tuple[int, int]]:
+    """Step ranges ``[start, stop)`` of the contiguous runs of True in a (T,) bool array.
+
+    Each run is one take-over; the learner stores it in the demo buffer as one segment.
+
+    Example:
+        >>> intervention_segments(np.array([0, 1, 1, 0, 0, 1], bool))
+        [(1, 3), (5, 6)]
+    """
+    flags = np.concatenate([[False], np.asarray(intervention, np.bool_), [False]])
+    edges = np.flatnonzero(flags[1:] != flags[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]

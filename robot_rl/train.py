@@ -7,6 +7,15 @@ then ``agent.update`` on one batch of ``utd_ratio * batch_size`` transitions dra
 ``eval_every_steps`` and checkpoint every ``checkpoint_every_steps``. A checkpoint taken at an
 episode boundary captures everything (networks, optimisers, temperature, counters, every RNG,
 the online data via the episode files), so ``--resume`` continues exactly as if never stopped.
+
+With ``--intervention scripted`` the training env is wrapped in
+:class:`~robot_rl.intervention.InterventionWrapper` with the scripted corrector
+(:class:`robot_rl.sim.corrector.ScriptedCorrector`) as the teleop: the executed action
+(``info["action"]``, the corrector's while it steers) is what is stored, and intervention
+transitions go to both the online and the demo buffer, tagged (HIL-SERL, Luo et al. 2024,
+arXiv:2410.21845). Each contiguous run of intervention steps becomes one demo-buffer segment;
+``--resume`` rebuilds those segments from the episode files' ``intervention`` flags in the same
+order, so resuming stays exact. Evaluation never intervenes.
 """
 
 from __future__ import annotations
@@ -30,10 +39,19 @@ from robot_rl.batch import Obs
 from robot_rl.demos import Episode, EpisodeWriter, episode_files, load_episode
 from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import CheckpointError, ConfigError
+from robot_rl.interfaces import Teleop
+from robot_rl.intervention import InterventionWrapper, intervention_segments
 from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.replay import ReplayBuffer, sample_mixed
 from robot_rl.runs import (latest_checkpoint, load_checkpoint, load_config, make_run_dir, save_checkpoint,
                            save_config, to_jsonable)
+from robot_rl.sim.corrector import CorrectorConfig
+
+#: Who may take over during training (``TrainConfig.intervention``); human devices arrive with
+#: the teleop registry.
+INTERVENTIONS = ("none", "scripted")
+#: Offset of the scripted corrector's seed from ``TrainConfig.seed`` (its own RNG stream).
+CORRECTOR_SEED_OFFSET = 20_000
 
 
 @dataclass
@@ -60,6 +78,14 @@ class TrainConfig:
     """env steps before the first gradient update (with demos updates can start at once)."""
     online_capacity: int = 100_000
     """online replay capacity in transitions."""
+    intervention: str = "none"
+    """who may take over during training: 'none', or 'scripted' (the scripted corrector, simulated tasks only); evaluation never intervenes."""
+    corrector: CorrectorConfig = field(default_factory=CorrectorConfig)
+    """scripted-corrector settings (with --intervention scripted)."""
+    rlif_reward: bool = False
+    """replace the task reward by RLIF's intervention reward: -1 at each take-over, else 0 (Luo et al. 2023, arXiv:2311.12996)."""
+    intervention_capacity: int = 50_000
+    """demo-buffer rows added for intervention transitions (one per transition plus one per take-over); when full the oldest rows, demos first, are overwritten."""
     eval_every_steps: int = 500
     """evaluate (deterministic policy) at the first episode end after every N env steps; 0: only at the end."""
     eval_episodes: int = 10
@@ -135,6 +161,37 @@ def _episodes_to_buffer(buf: ReplayBuffer, episodes: list[Episode], scaler: Acti
         buf.add_episode(ep.observations, scaler.from_env(ep.actions), ep.rewards, ep.terminated, ep.intervention)
 
 
+def _interventions_to_buffer(buf: ReplayBuffer, episodes: list[Episode], scaler: ActionScaler) -> None:
+    """Add each intervention segment of ``episodes`` to ``buf`` as the training loop did online."""
+    for ep in episodes:
+        for start, stop in intervention_segments(ep.intervention):
+            buf.start_episode(_index_tree(ep.observations, start))
+            for t in range(start, stop):
+                buf.add(scaler.from_env(ep.actions[t]), float(ep.rewards[t]), _index_tree(ep.observations, t + 1),
+                        bool(ep.terminated[t]), True)
+            buf.end_episode()
+
+
+def _index_tree(tree: Any, t: int) -> Any:
+    if isinstance(tree, dict):
+        return {k: _index_tree(v, t) for k, v in tree.items()}
+    return tree[t]
+
+
+def make_teleop(cfg: TrainConfig, env) -> Teleop:
+    """The teleop of ``cfg.intervention`` for the training ``env``.
+
+    Raises:
+        ConfigError: an unknown name, or a scripted corrector for an env without a scripted controller.
+    """
+    if cfg.intervention == "scripted":
+        from robot_rl.sim.corrector import ScriptedCorrector
+
+        return ScriptedCorrector(env=env, config=cfg.corrector, seed=cfg.seed + CORRECTOR_SEED_OFFSET)
+    raise ConfigError(f"--intervention {cfg.intervention!r} is not available; choose one of {', '.join(INTERVENTIONS)} "
+                      "(human teleop devices plug in through the teleop registry)")
+
+
 def _rng_states(env, eval_env, rng: np.random.Generator) -> dict[str, Any]:
     return {"numpy": rng.bit_generator.state, "python": _jsonable_random_state(random.getstate()),
             "env": env.unwrapped.np_random.bit_generator.state,
@@ -170,10 +227,18 @@ class Trainer:
         self.cfg = cfg
         if not 0.0 <= cfg.demo_fraction <= 1.0:
             raise ConfigError(f"--demo-fraction must be in [0, 1], got {cfg.demo_fraction}")
+        if cfg.intervention != "none" and cfg.intervention_capacity < 2:
+            raise ConfigError(f"--intervention-capacity must be >= 2 rows, got {cfg.intervention_capacity}")
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
+        if cfg.rlif_reward and cfg.intervention == "none":
+            raise ConfigError("--rlif-reward rewards take-overs, so it needs --intervention (e.g. --intervention scripted)")
         self.env = make_env(cfg.env, **parse_env_kwargs(cfg.env_kwargs))
+        self.teleop: Teleop | None = None
+        if cfg.intervention != "none":
+            self.teleop = make_teleop(cfg, self.env)
+            self.env = InterventionWrapper(self.env, self.teleop, rlif_reward=cfg.rlif_reward)
         self.eval_env = make_env(cfg.env, render=cfg.final_video, **parse_env_kwargs(cfg.env_kwargs))
         self.layout = ObsLayout.from_space(self.env.observation_space)
         self.scaler = ActionScaler.from_space(self.env.action_space)
@@ -187,7 +252,8 @@ class Trainer:
         self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.scaler.dim, cfg.agent, self.device)
         self.online = ReplayBuffer(self.layout, self.scaler.dim, cfg.online_capacity)
         self.demo_buffer = self._load_demos()
-        if cfg.agent.normalize_state and self.demo_buffer is not None and self.layout.state_dim:
+        if (cfg.agent.normalize_state and self.demo_buffer is not None and self.layout.state_dim
+                and len(self.demo_buffer.stored_states()) >= 2):  # not fitted on interventions (they come later)
             self.agent.state_norm.fit(torch.from_numpy(self.demo_buffer.stored_states()).to(self.device))
         self.writer = EpisodeWriter(self.run_dir / "episodes", meta={"env_id": cfg.env, "source": "policy"})
         self.env_steps = self.episodes = self.updates = 0
@@ -195,6 +261,9 @@ class Trainer:
         self.next_checkpoint = cfg.checkpoint_every_steps or cfg.total_env_steps
         self.recent_success: deque[float] = deque(maxlen=20)
         self.recent_return: deque[float] = deque(maxlen=20)
+        self.recent_intervention: deque[float] = deque(maxlen=20)  # per-episode intervention rates
+        self.intervention_steps = self.takeovers = 0  # totals over training
+        self._demo_segment_open = False  # an intervention segment is being added to the demo buffer
         if self.resumed_from is not None:
             self._restore(self.resumed_from)
         from torch.utils.tensorboard import SummaryWriter
@@ -214,10 +283,11 @@ class Trainer:
 
                 record_demos(RecordDemosConfig(env=cfg.env, env_kwargs=dict(cfg.env_kwargs), num_episodes=cfg.num_demos,
                                                out=demo_dir, seed=10_000 + cfg.seed), progress=cfg.progress)
+        extra = cfg.intervention_capacity if cfg.intervention != "none" else 0
         if demo_dir is None:
-            return None
+            return ReplayBuffer(self.layout, self.scaler.dim, extra) if extra else None
         episodes = [load_episode(f) for f in episode_files(demo_dir)]
-        buf = ReplayBuffer(self.layout, self.scaler.dim, sum(len(e) + 1 for e in episodes) + 1)
+        buf = ReplayBuffer(self.layout, self.scaler.dim, sum(len(e) + 1 for e in episodes) + 1 + extra)
         try:
             _episodes_to_buffer(buf, episodes, self.scaler)
         except (KeyError, ValueError) as e:
@@ -234,7 +304,11 @@ class Trainer:
         state = {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
                  "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
                  "recent_success": list(self.recent_success), "recent_return": list(self.recent_return),
+                 "recent_intervention": list(self.recent_intervention),
+                 "intervention_steps": self.intervention_steps, "takeovers": self.takeovers,
                  "rng": _rng_states(self.env, self.eval_env, self.rng)}
+        if self.teleop is not None and hasattr(self.teleop, "state_dict"):
+            state["teleop"] = self.teleop.state_dict()
         return save_checkpoint(self.run_dir, self.env_steps, tensors, state)
 
     def _restore(self, ckpt: Path) -> None:
@@ -247,6 +321,10 @@ class Trainer:
             setattr(self, k, int(state[k]))
         self.recent_success.extend(state["recent_success"])
         self.recent_return.extend(state["recent_return"])
+        self.recent_intervention.extend(state.get("recent_intervention", []))
+        self.intervention_steps, self.takeovers = int(state.get("intervention_steps", 0)), int(state.get("takeovers", 0))
+        if "teleop" in state and self.teleop is not None and hasattr(self.teleop, "load_state_dict"):
+            self.teleop.load_state_dict(state["teleop"])
         rng = state["rng"]
         self.rng.bit_generator.state = rng["numpy"]
         random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
@@ -264,8 +342,12 @@ class Trainer:
             aside.mkdir()
             for f in later:
                 shutil.move(str(f), aside / f.name)
-        _episodes_to_buffer(self.online, [load_episode(f) for f in files[: self.episodes]], self.scaler)
+        episodes = [load_episode(f) for f in files[: self.episodes]]
+        _episodes_to_buffer(self.online, episodes, self.scaler)
+        if self.teleop is not None:
+            _interventions_to_buffer(self.demo_buffer, episodes, self.scaler)
         self.writer.next_index = self.episodes
+        self._trim_episode_log()
 
     # ------------------------------------------------------------------- loop
     def _update(self) -> dict[str, float] | None:
@@ -283,11 +365,58 @@ class Trainer:
         with open(path, "a", newline="") as f:
             w = csv.writer(f)
             if new:
-                w.writerow(["env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length"])
+                w.writerow(["env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length",
+                            "intervention_steps"])
             w.writerow([self.env_steps, self.episodes, self.updates, round(time.perf_counter() - self.t_start, 2),
-                        result["success_rate"], result["mean_return"], result["mean_length"]])
+                        result["success_rate"], result["mean_return"], result["mean_length"], self.intervention_steps])
         for k, v in result.items():
             self.tb.add_scalar(f"eval/{k}", v, self.env_steps)
+
+    def _add_intervention(self, obs: Any, action: np.ndarray, reward: float, next_obs: Any, terminated: bool) -> None:
+        """Add an intervention step (action in [-1, 1]) to the demo buffer (HIL-SERL), one segment per take-over."""
+        if not self._demo_segment_open:
+            self.demo_buffer.start_episode(obs)
+            self._demo_segment_open = True
+        self.demo_buffer.add(action, reward, next_obs, terminated, True)
+
+    def _close_demo_segment(self) -> None:
+        if self._demo_segment_open:
+            self.demo_buffer.end_episode()
+            self._demo_segment_open = False
+
+    _EPISODE_COLUMNS = ("episode", "env_steps", "return", "length", "success", "intervention_steps",
+                        "intervention_takeovers", "intervention_rate")
+
+    def _log_episode(self, ep_return: float, ep_len: int, ep_success: bool, info: dict[str, Any]) -> None:
+        """One row of ``episodes.csv`` and the episode's TensorBoard charts (intervention ones when wrapped)."""
+        steps, takeovers = int(info.get("intervention_steps", 0)), int(info.get("intervention_takeovers", 0))
+        rate = steps / max(ep_len, 1)
+        self.intervention_steps += steps
+        self.takeovers += takeovers
+        path = self.run_dir / "episodes.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(self._EPISODE_COLUMNS)
+            w.writerow([self.episodes, self.env_steps, round(ep_return, 4), ep_len, int(ep_success), steps, takeovers,
+                        round(rate, 4)])
+        if self.teleop is not None:
+            self.recent_intervention.append(rate)
+            for tag, v in (("charts/intervention_rate", rate), ("charts/intervention_steps", steps),
+                           ("charts/intervention_takeovers", takeovers),
+                           ("charts/intervention_steps_total", self.intervention_steps)):
+                self.tb.add_scalar(tag, v, self.env_steps)
+
+    def _trim_episode_log(self) -> None:
+        """On resume: drop ``episodes.csv`` rows of episodes after the checkpoint (they are re-run)."""
+        path = self.run_dir / "episodes.csv"
+        if not path.exists():
+            return
+        rows = list(csv.reader(open(path)))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) < self.episodes]
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
 
     def run(self) -> dict[str, Any]:
         """Train until ``total_env_steps``; returns the final evaluation and where things are."""
@@ -307,11 +436,19 @@ class Trainer:
             else:
                 action = self.agent.act(_obs_tensor(self.layout, obs, self.device), deterministic=False)[0].cpu().numpy()
             env_action = self.scaler.to_env(action)
-            action = self.scaler.from_env(env_action)  # what the buffer holds equals what a resume rebuilds
+            prev_obs = obs
             obs, reward, terminated, truncated, info = self.env.step(env_action)
+            intervention = False
+            if self.teleop is not None:  # store what was executed: the human's action while engaged
+                env_action, intervention = np.asarray(info["action"], np.float32), bool(info["intervention"])
+            action = self.scaler.from_env(env_action)  # what the buffer holds equals what a resume rebuilds
             success = bool(info.get("is_success", False))
-            self.online.add(action, float(reward), obs, terminated)
-            self.writer.step(env_action, float(reward), obs, terminated, truncated, False, success)
+            self.online.add(action, float(reward), obs, terminated, intervention)
+            self.writer.step(env_action, float(reward), obs, terminated, truncated, intervention, success)
+            if intervention:
+                self._add_intervention(prev_obs, action, float(reward), obs, terminated)
+            else:
+                self._close_demo_segment()
             self.env_steps += 1
             ep_return += float(reward)
             ep_len += 1
@@ -325,7 +462,9 @@ class Trainer:
                 continue
             # ---------------------------------------------------------- episode end
             self.online.end_episode()
+            self._close_demo_segment()
             self.writer.finish(episode=self.episodes, success=ep_success)
+            self._log_episode(ep_return, ep_len, ep_success, info)
             self.episodes += 1
             self.recent_success.append(float(ep_success))
             self.recent_return.append(ep_return)
@@ -338,6 +477,9 @@ class Trainer:
                            ("charts/env_steps_per_s", sps), ("charts/updates_per_s", ups)):
                 self.tb.add_scalar(tag, v, self.env_steps)
             postfix = {"ep": self.episodes, "succ20": f"{np.mean(self.recent_success):.2f}", "upd/s": f"{ups:.0f}"}
+            if self.teleop is not None:
+                postfix.update({"interv20": f"{np.mean(self.recent_intervention):.2f}", "interv_steps": self.intervention_steps,
+                                "takeovers": self.takeovers})
             if self.env_steps >= self.next_eval and self.env_steps < cfg.total_env_steps:
                 last_eval = evaluate(self.agent, self.eval_env, self.layout, self.scaler, cfg.eval_episodes, self.device)
                 self._log_eval(last_eval)
@@ -372,6 +514,8 @@ class Trainer:
         summary: dict[str, Any] = {"run_dir": str(self.run_dir), "checkpoint": str(ckpt), "env_steps": self.env_steps,
                                    "updates": self.updates, "wall_s": round(time.perf_counter() - self.t_start, 1),
                                    **{f"eval_{k}": v for k, v in result.items()}}
+        if self.teleop is not None:
+            summary.update(intervention_steps=self.intervention_steps, intervention_takeovers=self.takeovers)
         if frames:
             summary["video"] = str(write_video(frames, self.run_dir / "eval" / "final_episode.mp4"))
         summary["learning_curve"] = str(write_learning_curve(self.run_dir / "evals.csv", self.run_dir / "eval" / "learning_curve.png",
