@@ -53,7 +53,10 @@ setup(
         "safetensors>=0.4",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.2"],
+        "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1"],
+        # teleop devices: gamepad (pygame) and 3Dconnexion SpaceMouse (pyspacemouse; needs the
+        # hidapi library: Debian libhidapi-hidraw0, macOS brew install hidapi)
+        "teleop": ["pygame>=2.5", "pyspacemouse>=1.1"],
     },
     entry_points={
         "console_scripts": [

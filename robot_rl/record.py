@@ -1,4 +1,4 @@
-"""Recording demonstrations with a scripted (privileged) controller."""
+"""Recording demonstrations: a scripted (privileged) controller, or a human with a teleop device."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from robot_rl.demos import EpisodeWriter, episode_files
+from robot_rl.drivers.teleop import make_teleop, teleop_names
 from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import ConfigError
+from robot_rl.interfaces import Teleop
 
 
 @dataclass
@@ -27,36 +30,56 @@ class RecordDemosConfig:
     out: Path = Path("demos/pick_lift")
     """dataset directory; it must be empty or new unless --append is given."""
     teleop: str = "scripted"
-    """who acts: 'scripted' (privileged scripted controller). Human devices come with the teleop issue."""
+    """who acts: 'scripted' (privileged scripted controller, as fast as the sim runs), or a human in real time
+    at the env's control rate with 'keyboard' (this terminal, also over SSH), 'gamepad' or 'spacemouse'."""
+    teleop_linear_speed_mps: float = 0.15
+    """human teleop: TCP speed of a held key or a full stick / puck deflection, m/s (base frame)."""
+    teleop_yaw_rate_rps: float = 0.5
+    """human teleop: yaw rate of a held key or a full deflection, rad/s (envs with enable_yaw)."""
     seed: int = 0
     """seed of the first episode (episode i uses seed + i)."""
     action_noise: float = 0.0
-    """std of Gaussian noise added to the scripted action (in [-1, 1] action units) for diversity."""
+    """scripted teleop: std of Gaussian noise added to the scripted action (in [-1, 1] action units) for diversity."""
     keep_failures: bool = False
     """also write failed episodes (they do not count towards --num-episodes)."""
     append: bool = False
     """allow adding episodes to a directory that already holds some."""
     max_attempts_factor: float = 3.0
-    """give up after num_episodes * this many attempts."""
+    """scripted teleop: give up after num_episodes * this many attempts (a human stops with Ctrl-C)."""
 
 
 def record_demos(cfg: RecordDemosConfig, progress: bool = True) -> list[Path]:
-    """Run the scripted controller and write successful episodes; returns the written paths.
+    """Record demonstrations and write the successful episodes; returns the written paths.
+
+    ``--teleop scripted`` runs the privileged scripted controller; any other teleop name is a
+    human device, see :func:`_record_human`.
 
     Raises:
-        ConfigError: unknown teleop, no scripted controller for the env, an existing dataset
-            without ``--append``, or too many failed attempts.
+        ConfigError: unknown teleop, no scripted controller for the env, an env a human device
+            cannot drive, an existing dataset without ``--append``, or too many failed attempts.
+        DeviceUnavailableError: the teleop device or its SDK is missing.
     """
-    if cfg.teleop != "scripted":
-        raise ConfigError(f"--teleop {cfg.teleop!r} is not available yet; use --teleop scripted "
-                          "(keyboard, gamepad and SpaceMouse teleop arrive with the human-in-the-loop issue)")
+    if cfg.teleop not in teleop_names():
+        raise ConfigError(f"unknown --teleop {cfg.teleop!r}; choose one of: {', '.join(teleop_names())}")
+    if cfg.teleop != "scripted" and cfg.action_noise > 0:
+        raise ConfigError("--action-noise applies to --teleop scripted only")
     if cfg.out.exists() and any(cfg.out.glob("episode_*.npz")) and not cfg.append:
         n = len(episode_files(cfg.out))
         raise ConfigError(f"{cfg.out} already holds {n} episodes; pass --append to add to it or choose another --out")
-    from robot_rl.sim.scripted import scripted_policy_for
-
     env_kwargs = parse_env_kwargs(cfg.env_kwargs)
     env = make_env(cfg.env, **env_kwargs)
+    if cfg.teleop == "scripted":
+        return _record_scripted(cfg, env, env_kwargs, progress)
+    try:
+        return _record_human(cfg, env, env_kwargs, progress)
+    finally:
+        env.close()
+
+
+def _record_scripted(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progress: bool) -> list[Path]:
+    """Run the scripted controller and write successful episodes; returns the written paths."""
+    from robot_rl.sim.scripted import scripted_policy_for
+
     try:
         policy = scripted_policy_for(env)
     except (KeyError, ValueError, TypeError) as e:
@@ -95,6 +118,97 @@ def record_demos(cfg: RecordDemosConfig, progress: bool = True) -> list[Path]:
                 bar.update(1)
     bar.close()
     env.close()
+    if progress:
+        dt = time.perf_counter() - t0
+        print(f"recorded {len(written)} successful episodes of {attempts} attempts "
+              f"({len(written) / attempts:.0%} success) into {cfg.out} in {dt:.1f} s")
+    return written
+
+
+def _record_human(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progress: bool) -> list[Path]:
+    """A human drives the env in real time with a teleop device; returns the written successful episodes.
+
+    Each control period (``1 / env.unwrapped.control_hz`` seconds) the device is read and its
+    :class:`~robot_rl.interfaces.TeleopCommand` becomes the action through
+    ``env.unwrapped.action_from_twist(cmd.twist, cmd.gripper, previous_action)``; every step is
+    tagged ``intervention=True`` (a human chose it). An episode ends when the env terminates or
+    truncates, or on the device's buttons: success (the step becomes terminal, ``is_success``,
+    reward 1.0 under the sparse reward, as :class:`robot_rl.intervention.InterventionWrapper`
+    does), failure or reset (truncated). Successful episodes are written (all with
+    ``--keep-failures``) until ``--num-episodes`` successes; Ctrl-C stops, keeping the finished
+    episodes. Status lines end in ``\\r\\n`` because the keyboard teleop holds the terminal in
+    cbreak mode.
+    """
+    base = env.unwrapped
+    if not callable(getattr(base, "action_from_twist", None)):
+        raise ConfigError(f"--teleop {cfg.teleop} needs a robot_rl env whose actions come from EE twists "
+                          f"(RobotEnv.action_from_twist); {cfg.env} is a {type(base).__name__}. Record on one of robot_rl's envs.")
+
+    def say(text: str) -> None:
+        if progress:  # "\r\n": the keyboard teleop's cbreak mode may leave no newline translation
+            print(text.replace("\n", "\r\n"), end="\r\n", flush=True)
+
+    period_s = 1.0 / float(base.control_hz)
+    sparse = getattr(base, "reward_type", None) == "sparse"
+    writer = EpisodeWriter(cfg.out, meta={"env_id": cfg.env, "env_kwargs": env_kwargs, "source": f"teleop:{cfg.teleop}",
+                                          "control_hz": float(base.control_hz),
+                                          "teleop_linear_speed_mps": cfg.teleop_linear_speed_mps,
+                                          "teleop_yaw_rate_rps": cfg.teleop_yaw_rate_rps})
+    teleop: Teleop = make_teleop(cfg.teleop, linear_speed_mps=cfg.teleop_linear_speed_mps,
+                                 yaw_rate_rps=cfg.teleop_yaw_rate_rps)
+    written: list[Path] = []
+    attempts = 0
+    t0 = time.perf_counter()
+    try:
+        say(getattr(teleop, "help_text", "") or f"{cfg.teleop} teleop")
+        say(f"recording {cfg.num_episodes} successful episode(s) of {cfg.env} at {base.control_hz:g} Hz into {cfg.out}")
+        while len(written) < cfg.num_episodes:
+            seed = cfg.seed + attempts
+            attempts += 1
+            obs, _ = env.reset(seed=seed)
+            writer.start(obs)
+            previous: np.ndarray | None = None
+            sync = getattr(teleop, "sync_gripper", None)
+            if sync is not None:
+                sync(1.0)  # action_from_twist opens the gripper while there is no previous action
+            teleop.read()  # drop button presses made before this episode began
+            say(f"episode {attempts} (seed {seed}): go")
+            success, ended_by, steps = False, "env", 0
+            next_tick = time.monotonic()
+            while True:
+                cmd = teleop.read()
+                action = np.asarray(base.action_from_twist(cmd.twist, cmd.gripper, previous), np.float32)
+                obs, reward, terminated, truncated, info = env.step(action)
+                step_success = bool(info.get("is_success", False))
+                if cmd.success:
+                    terminated, step_success, ended_by = True, True, "success_button"
+                    reward = 1.0 if sparse else reward
+                elif cmd.failure or cmd.reset:
+                    truncated, ended_by = True, "failure_button" if cmd.failure else "reset_button"
+                writer.step(action, float(reward), obs, terminated, truncated, True, step_success)
+                success = success or step_success
+                previous = action
+                steps += 1
+                if terminated or truncated:
+                    break
+                next_tick += period_s
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:  # running late (a slow step): do not catch up with a burst of steps
+                    next_tick = time.monotonic()
+            kept = ""
+            if success or cfg.keep_failures:
+                path = writer.finish(seed=seed, success=success, ended_by=ended_by)
+                kept = f", written to {path.name}"
+                if success:
+                    written.append(path)
+            outcome = "success" if success else {"failure_button": "failure", "reset_button": "reset"}.get(
+                ended_by, "failure (time limit)" if truncated else "failure")
+            say(f"episode {attempts}: {outcome} after {steps} steps ({steps * period_s:.1f} s){kept}; "
+                f"{len(written)}/{cfg.num_episodes} successful recorded")
+    finally:
+        teleop.close()
     if progress:
         dt = time.perf_counter() - t0
         print(f"recorded {len(written)} successful episodes of {attempts} attempts "
