@@ -1,4 +1,4 @@
-"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | envs``).
+"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs``).
 
 Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
 robot_rl's own errors print as one line that says what to do, with exit status 2.
@@ -36,8 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.record import RecordDemosConfig, record_demos
     from robot_rl.train import TrainConfig, train
 
+    from robot_rl.actor import ActorConfig, run_actor
+    from robot_rl.learner import LearnerConfig, run_learner
+    from robot_rl.transport.keys import KeysConfig, create_keys
+
     cfg = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "envs": EnvsConfig},
+        {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
+         "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig},
         args=argv, prog="robot-rl",
     )
     try:
@@ -47,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary("evaluation", run_eval(cfg))
         elif isinstance(cfg, RecordDemosConfig):
             record_demos(cfg)
+        elif isinstance(cfg, LearnerConfig):
+            _print_summary("learner stopped", run_learner(cfg))
+        elif isinstance(cfg, ActorConfig):
+            _print_summary("actor stopped", run_actor(cfg))
+        elif isinstance(cfg, KeysConfig):
+            files = create_keys(cfg)
+            print(f"wrote {len(files)} files to {cfg.out}:")
+            for f in files:
+                print(f"  {f}")
+            print(f"learner: robot-rl learner --curve-keys {cfg.out} ...  (needs learner.key_secret, authorized_actors/)\n"
+                  f"actors:  copy {cfg.out}/learner.key and {cfg.out}/<actor>.key_secret to each robot PC, then\n"
+                  f"         robot-rl actor --curve-keys <that dir> --actor-id <actor> ...")
         elif isinstance(cfg, EnvsConfig):
             from robot_rl.envs import make_env, robot_rl_env_ids
 

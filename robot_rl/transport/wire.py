@@ -149,8 +149,7 @@ def decode(frames: Sequence[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
     if views[0].nbytes > MAX_HEADER_BYTES:
         raise WireError(f"header of {views[0].nbytes} bytes exceeds {MAX_HEADER_BYTES}", "oversized")
     try:
-        header = msgpack.unpackb(views[0], raw=False, use_list=True, strict_map_key=True, ext_hook=_refuse_ext,
-                                 max_buffer_size=MAX_HEADER_BYTES)
+        header = msgpack.unpackb(views[0], raw=False, use_list=True, strict_map_key=True, ext_hook=_refuse_ext)
     except WireError:
         raise
     except Exception as e:  # noqa: BLE001 - msgpack raises several types for garbage
