@@ -212,5 +212,5 @@ def _record_human(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progre
     if progress:
         dt = time.perf_counter() - t0
         print(f"recorded {len(written)} successful episodes of {attempts} attempts "
-              f"({len(written) / attempts:.0%} success) into {cfg.out} in {dt:.1f} s")
+              f"({len(written) / max(attempts, 1):.0%} success) into {cfg.out} in {dt:.1f} s")
     return written

@@ -70,6 +70,32 @@ def test_register_teleop_adds_a_backend():
         del _REGISTRY["still_test"]
 
 
+def test_scripted_teleop_is_registered_lazily():
+    pytest.importorskip("robot_rl.sim.corrector", reason="the scripted corrector is not in this checkout")
+    from robot_rl.envs import make_env
+
+    env = make_env("robot_rl/PandaPickLift-v0")
+    try:
+        teleop = make_teleop("scripted", env=env)
+        assert type(teleop).__name__ == "ScriptedCorrector"
+        env.reset(seed=0)
+        assert teleop.read().twist.shape == (6,)
+        teleop.close()
+    finally:
+        env.close()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import robot_rl.drivers.teleop
+    import robot_rl.drivers.teleop._common
+
+    for module in (robot_rl.drivers.teleop, robot_rl.drivers.teleop._common):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
 def test_deadzone_and_gripper_toggle_helpers():
     assert apply_deadzone(0.1, 0.1) == 0.0 and apply_deadzone(-0.1, 0.1) == 0.0
     assert apply_deadzone(1.0, 0.1) == 1.0 and apply_deadzone(-1.0, 0.1) == -1.0
@@ -389,11 +415,21 @@ def test_record_demos_bad_teleop_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("robot-rl: error: unknown --teleop 'nope'; choose one of: gamepad, keyboard, scripted, spacemouse")
+    assert cli_main(["record-demos", "--teleop", "keyboard", "--action-noise", "0.1", "--out", str(tmp_path / "d")]) == 2
+    assert "--action-noise applies to --teleop scripted only" in capsys.readouterr().err
     pytest.importorskip("pygame")
     assert cli_main(["record-demos", "--teleop", "gamepad", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no gamepad" in err
     assert not list((tmp_path / "d").glob("episode_*.npz"))
+
+
+def test_record_demos_scripted_path_still_records(tmp_path):
+    from robot_rl.record import RecordDemosConfig, record_demos
+
+    paths = record_demos(RecordDemosConfig(num_episodes=1, out=tmp_path / "d"), progress=False)
+    ep = load_episode(paths[0])
+    assert ep.is_success and not ep.intervention.any() and ep.meta["source"] == "teleop:scripted"
 
 
 # ---------------------------------------------------------------------------------------- end to end

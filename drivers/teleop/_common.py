@@ -15,7 +15,7 @@ def apply_deadzone(value: float, deadzone: float) -> float:
     A stick at the edge of the deadzone gives 0 and one at full deflection gives +-1, so there is
     no jump at the deadzone's edge. Inputs beyond +-1 are clipped.
 
-    >>> apply_deadzone(0.05, 0.1), apply_deadzone(0.55, 0.1), apply_deadzone(-1.2, 0.1)
+    >>> apply_deadzone(0.05, 0.1), round(apply_deadzone(0.55, 0.1), 6), apply_deadzone(-1.2, 0.1)
     (0.0, 0.5, -1.0)
     """
     v = max(-1.0, min(1.0, float(value)))

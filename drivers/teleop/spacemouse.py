@@ -150,7 +150,7 @@ SPACEMOUSE_HELP = """SpaceMouse teleop (robot base frame: x forward, y left, z u
   twist counter-clockwise / clockwise    yaw + / -
   left button                            toggle the gripper (open <-> closed)
   right button                           success: end the episode
-  touching the puck                      takes over from the policy (until 0.5 s after letting go)
+  touching the puck                      takes over from the policy (until {release_after_s:g} s after letting go)
   Ctrl-C                                 quit"""
 
 
@@ -176,13 +176,12 @@ class SpaceMouseTeleop(DeviceTeleop):
         ConfigError: bad speeds, deadzone or release time.
     """
 
-    help_text = SPACEMOUSE_HELP
-
     def __init__(self, *, mapping: SpaceMouseMapping | None = None, linear_speed_mps: float = 0.1,
                  yaw_rate_rps: float = 0.5, release_after_s: float = 0.5, operator_yaw_rad: float = 0.0,
                  device: str | None = None, poll_interval_s: float = 0.002) -> None:
         self._device = None
         self.mapper = SpaceMouseMapper(mapping, linear_speed_mps, yaw_rate_rps, release_after_s, operator_yaw_rad)
+        self.help_text = SPACEMOUSE_HELP.format(release_after_s=release_after_s)
         hint = ("pip install 'pyspacemouse>=1.1' (or 'robot_rl[teleop]') and the HID library "
                 "(Debian/Ubuntu: apt-get install libhidapi-hidraw0; macOS: brew install hidapi)")
         try:
