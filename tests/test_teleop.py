@@ -319,6 +319,16 @@ def _lflag(fd: int) -> int:
     return termios.tcgetattr(fd)[3]
 
 
+def _read_until(teleop, predicate, timeout_s: float = 2.0):
+    """Poll ``teleop.read()`` until ``predicate(cmd)`` (the reader thread may lag on a loaded machine)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        cmd = teleop.read()
+        if predicate(cmd) or time.monotonic() > end:
+            return cmd
+        time.sleep(0.005)
+
+
 def test_keyboard_teleop_through_a_pseudo_terminal():
     master, slave = os.openpty()
     try:
@@ -331,21 +341,18 @@ def test_keyboard_teleop_through_a_pseudo_terminal():
             assert not kb.read().twist.any()
             assert time.perf_counter() - t < 0.05  # never blocks
             os.write(master, b"w")
-            time.sleep(0.05)
-            np.testing.assert_allclose(kb.read().twist, [V, 0, 0, 0, 0, 0])
+            np.testing.assert_allclose(_read_until(kb, lambda c: c.twist.any()).twist, [V, 0, 0, 0, 0, 0])
             os.write(master, b"\x1b[D r")  # left arrow = a (+y), space toggles the gripper, r: +z
-            time.sleep(0.05)
-            cmd = kb.read()
+            cmd = _read_until(kb, lambda c: c.gripper is not None)
             np.testing.assert_allclose(cmd.twist, [V, V, V, 0, 0, 0])
             assert cmd.gripper == 0.0
-            time.sleep(0.3)
-            assert not kb.read().twist.any()  # all released after hold_s
+            t = time.monotonic()
+            cmd = _read_until(kb, lambda c: not c.twist.any())
+            assert not cmd.twist.any() and 0.2 < time.monotonic() - t < 1.0  # all released after hold_s
             os.write(master, b"\r")
-            time.sleep(0.05)
-            assert kb.read().success and not kb.read().success
+            assert _read_until(kb, lambda c: c.success).success and not kb.read().success
             os.write(master, b"\x1b")
-            time.sleep(0.1)
-            assert kb.read().reset
+            assert _read_until(kb, lambda c: c.reset).reset
         assert termios.tcgetattr(slave) == before  # restored on close
         kb.close()  # idempotent
         with pytest.raises(DeviceUnavailableError, match="closed"):
@@ -364,9 +371,11 @@ def test_keyboard_teleop_hang_up_and_no_terminal():
     master, slave = os.openpty()
     kb = KeyboardTeleop(slave)
     os.close(master)  # the terminal goes away (ssh connection dropped)
-    time.sleep(0.1)
+    end = time.monotonic() + 2.0
     with pytest.raises(DeviceUnavailableError, match="terminal was closed"):
-        kb.read()
+        while time.monotonic() < end:
+            kb.read()
+            time.sleep(0.01)
     kb.close()
     os.close(slave)
     r, w = os.pipe()
@@ -510,12 +519,12 @@ def test_record_demos_keyboard_end_to_end_through_a_terminal(tmp_path):
     for f, moved, still in [(files[0], 0, 1), (files[1], 1, 0)]:  # 'w' moves +x, 'a' moves +y
         ep = load_episode(f)
         ee = ep.observations["state"][:, :3]  # PROPRIO_LAYOUT: ee_position first, metres, base frame
-        assert 0.05 < ee[-1, moved] - ee[0, moved] < 0.15, (f.name, ee[0], ee[-1])
+        assert 0.04 < ee[-1, moved] - ee[0, moved] < 0.15, (f.name, ee[0], ee[-1])
         assert abs(ee[-1, still] - ee[0, still]) < 0.01, (f.name, ee[0], ee[-1])
         assert ep.intervention.all() and not ep.success.any()
         assert ep.truncated[-1] and not ep.terminated.any()
         # paced in real time at 10 Hz: ~2 s of keys gave ~20 steps, well short of the 50-step limit
-        assert 12 <= len(ep) < 50, len(ep)
+        assert 10 <= len(ep) < 50, len(ep)
         assert ep.meta["source"] == "teleop:keyboard" and ep.meta["ended_by"] == "failure_button"
         assert ep.meta["success"] is False and ep.meta["control_hz"] == 10.0
         np.testing.assert_array_equal(ep.actions[:, 3], 1.0)  # gripper stayed open
