@@ -247,11 +247,16 @@ class KeyboardTeleop(DeviceTeleop):
                 raise DeviceUnavailableError("keyboard teleop runs in the background of its terminal and cannot read "
                                              "keys: run it in the foreground (no trailing '&'; `fg` to resume)")
         self._fd = fd
-        self._saved = termios.tcgetattr(fd)
-        mode = termios.tcgetattr(fd)
-        mode[3] = (mode[3] & ~(termios.ECHO | termios.ICANON)) | termios.ISIG  # lflag: cbreak, signals stay on
-        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
-        termios.tcsetattr(fd, termios.TCSAFLUSH, mode)  # TCSAFLUSH drops keys typed before we listened
+        try:
+            self._saved = termios.tcgetattr(fd)
+            mode = termios.tcgetattr(fd)
+            mode[3] = (mode[3] & ~(termios.ECHO | termios.ICANON)) | termios.ISIG  # lflag: cbreak, signals stay on
+            mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+            termios.tcsetattr(fd, termios.TCSAFLUSH, mode)  # TCSAFLUSH drops keys typed before we listened
+        except termios.error as e:
+            if self._own_fd:
+                os.close(fd)
+            raise DeviceUnavailableError(f"keyboard teleop cannot set up the terminal {path}: {e}") from e
         self._closed = False
         atexit.register(self.close)
         self._lock = threading.Lock()

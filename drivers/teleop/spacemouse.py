@@ -135,10 +135,10 @@ class SpaceMouseMapper:
         """The command at ``now_s`` (seconds, clock of :meth:`update`); consumes button events."""
         x, y, z, roll, pitch, yaw = self._deflection(self._sample)
         vx, vy = operator_to_base(x, y, self.operator_yaw_rad)
+        wx, wy = operator_to_base(roll, pitch, self.operator_yaw_rad)
         s, w = self.linear_speed_mps, self.yaw_rate_rps
         engaged = self._last_active_s is not None and now_s - self._last_active_s <= self.release_after_s
-        cmd = TeleopCommand(twist=make_twist(vx * s, vy * s, z * s, *operator_to_base(roll * w, pitch * w,
-                                                                                      self.operator_yaw_rad), yaw * w),
+        cmd = TeleopCommand(twist=make_twist(vx * s, vy * s, z * s, wx * w, wy * w, yaw * w),
                             gripper=self.gripper.take(), engaged=engaged,
                             success=self._success, failure=self._failure, reset=self._reset)
         self._success = self._failure = self._reset = False
