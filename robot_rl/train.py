@@ -535,3 +535,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         return trainer.run()
     finally:
         trainer.close()
+
+
+if __name__ == "__main__":  # `python -m robot_rl.train ...`: the same flags as `robot-rl train`
+    import tyro
+
+    for key, value in train(tyro.cli(TrainConfig)).items():
+        print(f"{key}: {value}")

@@ -51,10 +51,14 @@ def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.agent.state_dict().items()}
 
 
-@pytest.mark.parametrize("env_id,steps,every", [("Pendulum-v1", 400, 200), ("robot_rl/PandaPickLift-v0", 0, 0)])
-def test_resume_continues_exactly(tmp_path, env_id, steps, every):
+@pytest.mark.parametrize("env_id,steps,every,intervention", [("Pendulum-v1", 400, 200, "none"),
+                                                               ("robot_rl/PandaPickLift-v0", 0, 0, "none"),
+                                                               ("robot_rl/PandaPickLift-v0", 0, 0, "scripted")])
+def test_resume_continues_exactly(tmp_path, env_id, steps, every, intervention):
     """Run A trains straight through; run B is A's directory cut back to A's mid-run checkpoint
-    and resumed. Their final networks, optimiser states and recorded actions must be identical."""
+    and resumed. Their final networks, optimiser states and recorded actions must be identical;
+    with the scripted corrector (an imperfect one, so its RNG matters) also the demo buffers,
+    which hold the intervention transitions."""
     extra = {}
     if env_id.startswith("robot_rl/"):
         from robot_rl.envs import make_env
@@ -64,6 +68,12 @@ def test_resume_continues_exactly(tmp_path, env_id, steps, every):
         env.close()
         steps, every = 3 * horizon, horizon  # checkpoints only happen at episode ends
         extra = dict(num_demos=2)
+    if intervention != "none":
+        from robot_rl.sim.corrector import CorrectorConfig
+
+        extra.update(intervention=intervention, rlif_reward=True, intervention_capacity=500,
+                     corrector=CorrectorConfig(takeover_probability=0.7, max_takeover_steps=6))
+        steps, every = 150, 50  # corrected episodes end early, at varying lengths
     cfg = small_cfg(tmp_path, env=env_id, total_env_steps=steps, checkpoint_every_steps=every,
                     eval_every_steps=every, **extra)
     a = Trainer(cfg)
@@ -80,6 +90,11 @@ def test_resume_continues_exactly(tmp_path, env_id, steps, every):
     b.run()
     b.close()
     final_b = _params(b)
+    if intervention != "none":
+        assert a.demo_buffer.intervention.sum() > 0  # interventions happened
+        for name in ("state", "action", "reward", "terminated", "intervention", "valid"):
+            np.testing.assert_array_equal(getattr(a.demo_buffer, name), getattr(b.demo_buffer, name), err_msg=name)
+        assert a.takeovers == b.takeovers > 0
     assert final_a.keys() == final_b.keys()
     for k in final_a:
         assert torch.equal(final_a[k], final_b[k]), k
