@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robot-rl: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("robot-rl: interrupted; finished episodes and the last checkpoint are on disk "
-              "(continue with `robot-rl train --resume <run_dir>`)", file=sys.stderr)
+        hint = {TrainConfig: " (continue with `robot-rl train --resume <run_dir>`)",
+                RecordDemosConfig: " (add more with `robot-rl record-demos --append`)"}.get(type(cfg), "")
+        print(f"robot-rl: interrupted; finished episodes and checkpoints are on disk{hint}", file=sys.stderr)
         return 130
     return 0
 

@@ -31,7 +31,8 @@ class RunDirectoryExistsError(RobotRLError, FileExistsError):
 
 
 class DeviceUnavailableError(RobotRLError, RuntimeError):
-    """A compute device (``cuda``, ``mps``) was requested but is not available."""
+    """A device is not available: a compute device (``cuda``, ``mps``), or a camera, arm or teleop
+    device that is not connected or whose SDK is not installed."""
 
 
 class PretrainedWeightsError(RobotRLError, OSError):
