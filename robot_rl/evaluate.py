@@ -18,7 +18,7 @@ class EvalConfig:
     """Evaluate the latest checkpoint of a training run."""
 
     run_dir: Path
-    """run directory printed by `robot-rl train` (holds config.json and checkpoints/)."""
+    """run directory printed by `robot-rl train` or `robot-rl learner` (holds config.json and checkpoints/)."""
     episodes: int = 20
     """number of evaluation episodes (deterministic policy)."""
     seed: int = 12345
@@ -73,6 +73,41 @@ def write_learning_curve(evals_csv: Path, path: Path, title: str = "") -> Path:
     return path
 
 
+def write_episode_curve(episodes_csv: Path, path: Path, title: str = "", window: int = 20) -> Path | None:
+    """Plot the training episodes' success and intervention rates (rolling means over ``window``
+    episodes) against env steps, from ``episodes.csv`` (written by `robot-rl train` and by
+    `robot-rl learner`); the HIL-SERL progress plot: the intervention rate should fall while the
+    success rate rises. Returns the PNG path, or None without episodes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(episodes_csv))) if episodes_csv.is_file() else []
+    if not rows:
+        return None
+    steps = np.array([float(r["env_steps"]) for r in rows])
+    success = np.array([1.0 if str(r.get("success", "")).strip() in ("1", "True", "true") else 0.0 for r in rows])
+    rate = np.array([float(r.get("intervention_rate") or 0.0) for r in rows])
+    kernel = np.ones(min(window, len(rows))) / min(window, len(rows))
+    smooth = lambda x: np.convolve(x, kernel, mode="valid")  # noqa: E731
+    x = steps[len(kernel) - 1:]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, smooth(success), color="tab:blue", label=f"success (last {len(kernel)} episodes)")
+    ax.plot(x, smooth(rate), color="tab:red", label="intervention rate")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("rate")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    ax.set_title(title or "training episodes")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     """Load the run's config and latest checkpoint, evaluate, write video/curve/results.json.
 
@@ -87,7 +122,13 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
     if not Path(cfg.run_dir).exists():
         raise CheckpointError(f"run directory {cfg.run_dir} does not exist; pass the directory `robot-rl train` printed")
-    train_cfg = load_config(cfg.run_dir, TrainConfig)
+    raw = json.loads((Path(cfg.run_dir) / "config.json").read_text()) if (Path(cfg.run_dir) / "config.json").is_file() else {}
+    if "host" in raw:  # a `robot-rl learner` run
+        from robot_rl.learner import LearnerConfig
+
+        train_cfg = load_config(cfg.run_dir, LearnerConfig)
+    else:
+        train_cfg = load_config(cfg.run_dir, TrainConfig)
     ckpt = latest_checkpoint(cfg.run_dir)
     device = resolve_device(cfg.device)
     env = make_env(train_cfg.env, render=cfg.video)
@@ -102,10 +143,14 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out or Path(cfg.run_dir) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": train_cfg.env,
-                               "trained_env_steps": state["env_steps"], "episodes": cfg.episodes, **result}
+                               "trained_env_steps": state.get("env_steps", state.get("received")), "episodes": cfg.episodes, **result}
     if frames:
-        summary["video"] = str(write_video(frames, out / f"eval_step_{state['env_steps']}.mp4"))
+        summary["video"] = str(write_video(frames, out / f"eval_step_{summary['trained_env_steps']}.mp4"))
     summary["learning_curve"] = str(write_learning_curve(Path(cfg.run_dir) / "evals.csv", out / "learning_curve.png",
                                                          title=train_cfg.env))
+    episode_curve = write_episode_curve(Path(cfg.run_dir) / "episodes.csv", out / "training_episodes.png",
+                                        title=train_cfg.env)
+    if episode_curve is not None:
+        summary["training_episodes_curve"] = str(episode_curve)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary

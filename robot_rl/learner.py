@@ -346,7 +346,7 @@ class Learner:
             if new:
                 w.writerow(fields)
             w.writerow([round(time.time(), 3), actor, episode, self.received, self.updates,
-                        *(stats.get(k, "") for k in fields[5:])])
+                        *(int(v) if isinstance(v := stats.get(k, ""), bool) else v for k in fields[5:])])
         for k in ("return", "length", "success", "intervention_rate"):
             if isinstance(stats.get(k), (int, float, bool)):
                 self.tb.add_scalar(f"charts/episode_{k}", float(stats[k]), self.received)
