@@ -144,15 +144,20 @@ def test_actor_and_learner_train_together(tmp_path):
     assert _assert_exactly_once(tmp_path) == 150
     episodes = (tmp_path / "run" / "episodes.csv").read_text().splitlines()
     assert len(episodes) - 1 == int(summary["episodes"]) >= 2
-    # the learner's checkpoint resumes the networks and the buffers
-    assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
+    # robot-rl eval reads a learner run like a train run
+    out = subprocess.run([*CLI, "eval", "--run-dir", str(tmp_path / "run"), "--episodes", "2", "--no-video"],
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "success_rate" in out.stdout, out.stderr
+    assert (tmp_path / "run" / "eval" / "training_episodes.png").is_file()
 
 
 def test_sigkill_learner_then_resume_keeps_every_transition_once(tmp_path):
     port = _free_port_pair()
     run = tmp_path / "run"
-    learner = _learner(tmp_path, port, "--num-demos", "0", "--checkpoint-every-updates", "10")
-    actor = _actor(tmp_path, port, 600, "--chunk-steps", "5", "--ack-timeout-s", "1")
+    pixels = ["--env", "robot_rl/PandaPickLiftPixels-v0", "--env-kwargs", "image_size", "32"]  # images through the log
+    learner = _learner(tmp_path, port, *pixels, "--num-demos", "0", "--checkpoint-every-updates", "4",
+                       "--update-ratio", "0.05")
+    actor = _actor(tmp_path, port, 600, *pixels, "--chunk-steps", "5", "--ack-timeout-s", "1")
     try:
         _wait(lambda: _status(run).get("received_transitions", 0) >= 100, 120, "100 transitions", learner)
         learner.send_signal(signal.SIGKILL)
@@ -163,6 +168,7 @@ def test_sigkill_learner_then_resume_keeps_every_transition_once(tmp_path):
         spooled = list((tmp_path / "spool").glob("chunk_*.rrl"))
         assert spooled, "nothing was spooled while the learner was dead"
         learner = _learner(tmp_path, port, resume=True, name="learner2")
+        assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
         assert actor.wait(240) == 0, _output(actor)
         _wait(lambda: _status(run).get("received_transitions") == 600, 60, "all 600 transitions", learner)
         assert _stop(learner) == 0, _output(learner)
