@@ -60,6 +60,8 @@ class ActorConfig:
     """where unacknowledged chunks wait on disk; default spool/<actor_id>."""
     teleop: str = "none"
     """who may take over: none, keyboard, gamepad, spacemouse or scripted (the scripted corrector)."""
+    teleop_kwargs: dict[str, str] = field(default_factory=dict)
+    """settings of the teleop backend, e.g. --teleop-kwargs linear_speed_mps 0.1 (values parsed as JSON when they can be)."""
     rlif_reward: bool = False
     """replace the task reward with RLIF's intervention reward (-1 at each take-over)."""
     chunk_steps: int = 10
@@ -239,7 +241,10 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         from robot_rl.drivers.teleop import make_teleop
         from robot_rl.intervention import InterventionWrapper
 
-        teleop = make_teleop(cfg.teleop, env=env) if cfg.teleop == "scripted" else make_teleop(cfg.teleop)
+        kwargs = parse_env_kwargs(cfg.teleop_kwargs)
+        if cfg.teleop == "scripted":  # the corrector needs the env (privileged state) and a seed
+            kwargs = {"env": env, "seed": cfg.seed, **kwargs}
+        teleop = make_teleop(cfg.teleop, **kwargs)
         env = InterventionWrapper(env, teleop, rlif_reward=cfg.rlif_reward)
     ctx = zmq.Context()
     sender = ChunkSender(ctx, tcp_address(cfg.learner, cfg.port), cfg.actor_id, spool_dir, curve, cfg.window,

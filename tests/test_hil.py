@@ -101,11 +101,13 @@ def _stop(proc: subprocess.Popen, timeout: float = 60) -> int:
     return proc.wait(timeout)
 
 
-def _logged_step_ids(run: Path) -> list[int]:
+def _logged_step_ids(run: Path, actor: str = "actor0") -> list[int]:
     ids: list[int] = []
     log = SegmentLog(run / "replay")
     for frames in log:
-        ids.extend(int(i) for i in decode(frames).arrays["step_id"])
+        msg = decode(frames)
+        if msg.sender == actor:
+            ids.extend(int(i) for i in msg.arrays["step_id"])
     log.close()
     return ids
 
@@ -116,20 +118,20 @@ def _actor_summary(tmp: Path, name: str = "actor") -> dict[str, str]:
     return dict(line.split(None, 1) for line in lines[start + 1:] if line.strip())
 
 
-def _assert_exactly_once(tmp: Path) -> int:
-    produced = int(json.loads((tmp / "spool" / "state.json").read_text())["next_step_id"])
-    ids = _logged_step_ids(tmp / "run")
+def _assert_exactly_once(tmp: Path, actor: str = "actor0", spool: str = "spool") -> int:
+    produced = int(json.loads((tmp / spool / "state.json").read_text())["next_step_id"])
+    ids = _logged_step_ids(tmp / "run", actor)
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} transitions logged twice"
     assert sorted(ids) == list(range(produced)), f"logged {len(ids)} of {produced} transitions"
-    assert not list((tmp / "spool").glob("chunk_*.rrl")), "the spool still holds unacknowledged chunks"
+    assert not list((tmp / spool).glob("chunk_*.rrl")), "the spool still holds unacknowledged chunks"
     return produced
 
 
 def test_actor_and_learner_train_together(tmp_path):
     port = _free_port_pair()
     learner = _learner(tmp_path, port, "--num-demos", "2", "--publish-every-updates", "4")
-    try:
-        actor = _actor(tmp_path, port, 150)
+    try:  # the scripted corrector takes over from the untrained policy: interventions reach the demo buffer
+        actor = _actor(tmp_path, port, 150, "--teleop", "scripted")
         assert actor.wait(240) == 0, _output(actor)
         _wait(lambda: _status(tmp_path / "run").get("received_transitions") == 150, 30, "all transitions", learner)
         assert _stop(learner) == 0, _output(learner)
@@ -138,6 +140,8 @@ def test_actor_and_learner_train_together(tmp_path):
     status = _status(tmp_path / "run")
     assert status["updates"] > 0 and status["transport"].get("rejected", 0) == 0
     assert status["online_transitions"] == 150 and status["demo_transitions_from_files"] > 0
+    assert status["interventions"] > 0
+    assert status["demo_transitions"] == status["demo_transitions_from_files"] + status["interventions"]
     summary = _actor_summary(tmp_path)
     assert int(summary["params_version"]) > 0, "the actor never received trained parameters"
     assert int(summary["params_received"]) >= 2
@@ -149,6 +153,28 @@ def test_actor_and_learner_train_together(tmp_path):
                          env=ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "success_rate" in out.stdout, out.stderr
     assert (tmp_path / "run" / "eval" / "training_episodes.png").is_file()
+
+
+def test_two_actors_feed_one_learner(tmp_path):
+    port = _free_port_pair()
+    run = tmp_path / "run"
+    learner = _learner(tmp_path, port, "--num-demos", "0", "--update-ratio", "0.2")
+    actors = [_spawn(["actor", "--port", str(port), "--total-env-steps", "120", "--no-progress", "--actor-id", name,
+                      "--seed", str(i), "--chunk-steps", "7", "--spool-dir", str(tmp_path / f"spool_{name}")],
+                     tmp_path / f"{name}.log") for i, name in enumerate(("left", "right"))]
+    try:
+        for a in actors:
+            assert a.wait(240) == 0, _output(a)
+        _wait(lambda: _status(run).get("received_transitions") == 240, 60, "both actors' transitions", learner)
+        assert _stop(learner) == 0
+    finally:
+        for p in (*actors, learner):
+            p.kill()
+    status = _status(run)
+    assert status["last_seq"].keys() == {"left", "right"} and status["online_transitions"] == 240
+    assert status["inserter"].get("orphan_chunks", 0) == 0
+    for name in ("left", "right"):
+        assert _assert_exactly_once(tmp_path, name, f"spool_{name}") == 120
 
 
 def test_sigkill_learner_then_resume_keeps_every_transition_once(tmp_path):
