@@ -128,8 +128,13 @@ class ReplayBuffer:
             raise ValueError(f"cannot add {n} steps at once to a buffer of {self.capacity} rows")
         if n == 0:
             return
-        rows = (self._ptr + np.arange(n)) % self.capacity
-        nxt = (rows + 1) % self.capacity
+        if self._ptr + n < self.capacity:  # no wrap: slices copy with memcpy, faster than index arrays
+            rows, nxt = slice(self._ptr, self._ptr + n), slice(self._ptr + 1, self._ptr + n + 1)
+            last = self._ptr + n
+        else:
+            rows = (self._ptr + np.arange(n)) % self.capacity
+            nxt = (rows + 1) % self.capacity
+            last = int(nxt[-1])
         self.valid[nxt] = False  # the rows receiving s_{t+1} stop being old transitions
         self.state[nxt] = next_state
         for k, img in next_images.items():
@@ -139,7 +144,7 @@ class ReplayBuffer:
         self.terminated[rows] = terminated
         self.intervention[rows] = intervention
         self.valid[rows] = True
-        self._ptr = int(nxt[-1])
+        self._ptr = last
         self._rows = min(self._rows + n, self.capacity)
         self.num_transitions_added += n
 

@@ -187,3 +187,28 @@ def test_interleaved_actors_give_the_same_transitions_as_one_actor():
     # a chunk whose episode start never arrived is skipped, not mis-stitched
     ins.insert(_chunk("c", 5, episode=3, t0=10, n=2, first=False))
     assert ins.stats["orphan_chunks"] == 1 and len(mix_online) == 12
+
+
+@pytest.mark.parametrize("capacity", [7, 13, 50])
+def test_add_steps_equals_add_one_by_one_including_wraparound(capacity):
+    layout = _layout()
+    rng = np.random.default_rng(capacity)
+    a, b = ReplayBuffer(layout, ACTION_DIM, capacity), ReplayBuffer(layout, ACTION_DIM, capacity)
+    for _ in range(9):
+        T = int(rng.integers(1, 6))
+        obs = [{"state": rng.random(STATE_DIM).astype(np.float32),
+                "images": {"front": rng.integers(0, 255, CAMS["front"], dtype=np.uint8)}} for _ in range(T + 1)]
+        act, rew = rng.random((T, ACTION_DIM)).astype(np.float32), rng.random(T).astype(np.float32)
+        term, iv = np.arange(T) == T - 1, rng.random(T) > 0.5
+        a.start_episode(obs[0])
+        for t in range(T):
+            a.add(act[t], rew[t], obs[t + 1], term[t], iv[t])
+        a.end_episode()
+        b.start_episode_split(obs[0]["state"], obs[0]["images"])
+        b.add_steps(np.stack([o["state"] for o in obs[1:]]), {"front": np.stack([o["images"]["front"] for o in obs[1:]])},
+                    act, rew, term, iv)
+        b.end_episode()
+        for name in ("state", "action", "reward", "terminated", "intervention", "valid"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        np.testing.assert_array_equal(a.images["front"], b.images["front"])
+        assert len(a) == len(b)
