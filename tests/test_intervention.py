@@ -156,13 +156,43 @@ def test_corrector_takes_over_from_a_bad_policy_and_stays_quiet_with_a_good_one(
                 np.testing.assert_allclose(info["action"], np.clip(corrector.scripted_action, -1, 1), atol=1e-6)
             done = terminated or truncated
         patience = corrector.config.patience_steps
-        assert flags[:patience] == [False] * (patience - 1) + [True]  # takes over at the 3rd straying step
-        assert terminated and info["is_success"]  # and finishes the task
+        assert flags[:patience + 1] == [False] * patience + [True]  # takes over after 5 steps without progress
+        assert terminated and info["is_success"]  # and, handing back and taking over again, the task is done
     # a (noisy) scripted policy is left alone almost always
     quiet = [_episode(env, scripted_policy_for(env, 0.1, np.random.default_rng(seed)), seed) for seed in range(4)]
     assert all(success for _, success in quiet)
     steps = sum(len(infos) for infos, _ in quiet)
     assert sum(i["intervention"] for infos, _ in quiet for i in infos) <= 0.05 * steps
+    env.close()
+
+
+def test_corrector_reacts_at_once_to_a_dropped_cube():
+    """A policy that lifts the cube and then opens the gripper: the corrector takes over right after the drop."""
+    base = gym.make(ENV_ID)
+    u = base.unwrapped
+    env = InterventionWrapper(base, ScriptedCorrector(env=base))
+    script = scripted_policy_for(base)
+
+    def dropper(obs):
+        a = script(obs)
+        if u.task.lift_height_m() > 0.02:
+            a[-1] = 1.0  # open: the cube falls
+        return a
+
+    infos, success = _episode(env, dropper, seed=0)
+    grip = [i["action"][-1] for i in infos]  # executed gripper actions: +1 open, -1 close
+    opened = next(t for t in range(1, len(grip)) if grip[t] > 0 > grip[t - 1])  # the policy lets go
+    first = next(t for t, i in enumerate(infos) if i["intervention"])
+    assert first - opened <= 2  # within two control steps (0.2 s)
+    assert success  # the corrector regrasps and lifts
+    env.close()
+
+
+def test_optional_action_disagreement_trigger():
+    base = gym.make(ENV_ID)
+    env = InterventionWrapper(base, ScriptedCorrector(env=base, max_deviation_m=0.015, patience_steps=3))
+    infos, _ = _episode(env, lambda _obs: UP, seed=0)
+    assert [i["intervention"] for i in infos[:4]] == [False, False, False, True]  # 3 straying steps judged: 1, 2, 3
     env.close()
 
 
