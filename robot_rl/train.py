@@ -47,9 +47,6 @@ from robot_rl.runs import (latest_checkpoint, load_checkpoint, load_config, make
                            save_config, to_jsonable)
 from robot_rl.sim.corrector import CorrectorConfig
 
-#: Who may take over during training (``TrainConfig.intervention``); human devices arrive with
-#: the teleop registry.
-INTERVENTIONS = ("none", "scripted")
 #: Offset of the scripted corrector's seed from ``TrainConfig.seed`` (its own RNG stream).
 CORRECTOR_SEED_OFFSET = 20_000
 
@@ -79,7 +76,7 @@ class TrainConfig:
     online_capacity: int = 100_000
     """online replay capacity in transitions."""
     intervention: str = "none"
-    """who may take over during training: 'none', or 'scripted' (the scripted corrector, simulated tasks only); evaluation never intervenes."""
+    """who may take over during training: 'none', 'scripted' (the scripted corrector, simulated tasks only) or a teleop device (keyboard, gamepad, spacemouse); evaluation never intervenes."""
     corrector: CorrectorConfig = field(default_factory=CorrectorConfig)
     """scripted-corrector settings (with --intervention scripted)."""
     rlif_reward: bool = False
@@ -179,17 +176,20 @@ def _index_tree(tree: Any, t: int) -> Any:
 
 
 def make_teleop(cfg: TrainConfig, env) -> Teleop:
-    """The teleop of ``cfg.intervention`` for the training ``env``.
+    """The teleop of ``cfg.intervention`` for the training ``env``: the scripted corrector with
+    ``cfg.corrector``, or a human device from the teleop registry (:mod:`robot_rl.drivers.teleop`).
 
     Raises:
         ConfigError: an unknown name, or a scripted corrector for an env without a scripted controller.
+        DeviceUnavailableError: a human device's SDK or hardware is missing.
     """
     if cfg.intervention == "scripted":
         from robot_rl.sim.corrector import ScriptedCorrector
 
         return ScriptedCorrector(env=env, config=cfg.corrector, seed=cfg.seed + CORRECTOR_SEED_OFFSET)
-    raise ConfigError(f"--intervention {cfg.intervention!r} is not available; choose one of {', '.join(INTERVENTIONS)} "
-                      "(human teleop devices plug in through the teleop registry)")
+    from robot_rl.drivers.teleop import make_teleop as make_device
+
+    return make_device(cfg.intervention)
 
 
 def _rng_states(env, eval_env, rng: np.random.Generator) -> dict[str, Any]:

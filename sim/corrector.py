@@ -3,8 +3,9 @@
 :class:`ScriptedCorrector` is a :class:`~robot_rl.interfaces.Teleop` that watches the policy
 and steps in the way a HIL-SERL operator does (Luo et al. 2024, arXiv:2410.21845): when the
 robot stalls or undoes its progress it takes over with the task's privileged scripted
-controller (:mod:`robot_rl.sim.scripted`), steers it past the sticking point, and hands back. Wrapped by :class:`robot_rl.intervention.InterventionWrapper`,
-it turns any simulated task into an intervention experiment with no human present.
+controller (:mod:`robot_rl.sim.scripted`), steers it past the sticking point, and hands back.
+Wrapped by :class:`robot_rl.intervention.InterventionWrapper`, it turns any simulated task into
+an intervention experiment with no human present.
 
 Registered as teleop ``"scripted"``: the teleop registry builds it lazily with
 ``ScriptedCorrector(env=env, **kwargs)``, ``kwargs`` being fields of :class:`CorrectorConfig`.
@@ -37,7 +38,7 @@ class CorrectorConfig:
     patience_steps: int = 5
     """take over after this many consecutive policy steps without progress (0.5 s at 10 Hz; the script itself pauses 3 steps to close the gripper)."""
     min_progress: float = 0.01
-    """a step makes progress when the potential exceeds its best value since the policy last got control by more than this (dense-reward units; ~1 cm closer to the cube at 10 cm distance)."""
+    """a step makes progress when the potential exceeds its value at the last progress step (or at the hand-over) by more than this (dense-reward units; ~1 cm closer to the cube at 10 cm distance)."""
     max_regress: float = 0.1
     """take over at once when the potential falls this far below that best (a dropped cube, a lost grasp: a person reacts at once)."""
     max_deviation_m: float | None = None
@@ -63,8 +64,9 @@ class ScriptedCorrector(Teleop):
     descend, close, lift ...) follows the state, whoever moved the arm. Per step, exactly once,
     with the task potential ``phi`` (see :class:`CorrectorConfig`):
 
-    * policy in control: ``best`` is the highest ``phi`` since the policy got control; a step
-      with ``phi > best + min_progress`` makes progress. Take over after ``patience_steps``
+    * policy in control: a step with ``phi > best + min_progress`` makes progress and sets
+      ``best = phi`` (``best`` starts at ``phi`` when the policy gets control, so slow steady
+      progress adds up). Take over after ``patience_steps``
       steps without progress, or at once when ``phi < best - max_regress``; optionally also
       after ``patience_steps`` proposals straying from the script (``max_deviation_m``). Each
       trigger is subject to ``max_takeovers_per_episode`` and ``takeover_probability``;
