@@ -51,6 +51,9 @@ setup(
         "imageio-ffmpeg>=0.4.9",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        "pyzmq>=25",
+        "msgpack>=1.0",
+        "crc32c>=2.3",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1"],

@@ -3,7 +3,7 @@
 A record stores the frames of one wire message (:mod:`robot_rl.transport.wire`) verbatim::
 
     magic b"RRL1" | uint32 n_frames | uint64 payload_bytes | n_frames x uint64 frame length
-    | frame bytes ... | uint32 CRC-32 of everything before it (zlib.crc32)
+    | frame bytes ... | uint32 CRC-32C (Castagnoli) of everything before it
 
 all little-endian. A record is written with one ``write`` of its prefix, the frames and its CRC;
 a process killed in the middle leaves a torn last record, which the reader detects (short read,
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from crc32c import crc32c  # hardware CRC-32C (SSE4.2 / ARMv8): ~20 GB/s, 10x zlib.crc32
 
 MAGIC = b"RRL1"
 _PREFIX = struct.Struct("<4sIQ")
@@ -41,9 +42,9 @@ def record_bytes_prefix(frames: Sequence[Any]) -> tuple[bytes, list[memoryview],
     """Prefix, frame views and CRC trailer of one record (written in this order)."""
     views = [_as_view(f) for f in frames]
     prefix = _PREFIX.pack(MAGIC, len(views), sum(v.nbytes for v in views)) + b"".join(_LEN.pack(v.nbytes) for v in views)
-    crc = zlib.crc32(prefix)
+    crc = crc32c(prefix)
     for v in views:
-        crc = zlib.crc32(v, crc)
+        crc = crc32c(v, crc)
     return prefix, views, _CRC.pack(crc)
 
 
@@ -92,8 +93,8 @@ def read_records(path: Path) -> Iterator[tuple[list[memoryview], int]]:
             body = f.read(payload + _CRC.size)
             if len(body) < payload + _CRC.size:
                 return
-            crc = zlib.crc32(head + lens_raw)
-            crc = zlib.crc32(memoryview(body)[:payload], crc)
+            crc = crc32c(head + lens_raw)
+            crc = crc32c(memoryview(body)[:payload], crc)
             if _CRC.unpack_from(body, payload)[0] != crc:
                 return
             view = memoryview(body)
