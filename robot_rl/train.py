@@ -16,6 +16,11 @@ transitions go to both the online and the demo buffer, tagged (HIL-SERL, Luo et 
 arXiv:2410.21845). Each contiguous run of intervention steps becomes one demo-buffer segment;
 ``--resume`` rebuilds those segments from the episode files' ``intervention`` flags in the same
 order, so resuming stays exact. Evaluation never intervenes.
+
+Besides ``evals.csv`` (whose ``intervention_steps`` column counts the intervention steps of the
+finished training episodes so far), the run directory gets ``episodes.csv``: one row per
+finished training episode with its return, length, success and intervention steps, take-overs
+and rate; TensorBoard gets ``charts/intervention_rate`` per episode.
 """
 
 from __future__ import annotations
