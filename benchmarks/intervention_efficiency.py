@@ -3,14 +3,14 @@
 Each (variant, seed) is a real training process (``python -m robot_rl.train``, the flags of
 ``robot-rl train``) with the same seed, the same few scripted demos and the same settings; the
 only difference is ``--intervention scripted`` (the scripted corrector,
-:mod:`robot_rl.sim.corrector`, takes over from a straying policy; its transitions go to the
+:mod:`robot_rl.sim.corrector`, takes over from a stalling policy; its transitions go to the
 online and the demo buffer, HIL-SERL style). Evaluation never intervenes: the deterministic
 policy must solve the task alone. Env steps count every step, the corrector's included; the
 table also gives the intervention steps spent up to the threshold (the "human" effort).
 
     python benchmarks/intervention_efficiency.py                     # state pick-and-lift, 5 demos
     python benchmarks/intervention_efficiency.py --pixels            # front + wrist 128x128 (GPU)
-    python benchmarks/intervention_efficiency.py --seeds 1 2 3 --jobs 2 --budget 1 --rlif
+    python benchmarks/intervention_efficiency.py --seeds 1 2 3 --jobs 2 --budget none 2 --rlif
 
 Extra arguments after ``--`` go to every training run (e.g. ``-- --corrector.max-takeover-steps 8``).
 """
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel")
-    p.add_argument("--budget", type=int, nargs="*", default=[], help="also run the corrector with at most N take-overs per episode, per N")
+    p.add_argument("--budget", nargs="*", default=[], help="also run the corrector with at most N take-overs per episode, per N ('none': no limit)")
     p.add_argument("--rlif", action="store_true", help="also run the corrector with the RLIF reward instead of the task reward")
     p.add_argument("--out", type=Path, default=Path("runs/bench_intervention_efficiency"))
     args = p.parse_args(argv)
@@ -89,7 +89,8 @@ def main() -> None:
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     variants = dict(VARIANTS)
     for n in args.budget:
-        variants[f"corrector_budget{n}"] = ["--intervention", "scripted", "--corrector.max-takeovers-per-episode", str(n)]
+        value = "None" if n.lower() == "none" else str(int(n))
+        variants[f"corrector_budget_{n.lower()}"] = ["--intervention", "scripted", "--corrector.max-takeovers-per-episode", value]
     if args.rlif:
         variants[RLIF_VARIANT[0]] = RLIF_VARIANT[1]
     # seed-major order: the variants of one seed train side by side under the same machine load

@@ -144,7 +144,7 @@ def _episode(env: gym.Env, policy, seed: int) -> tuple[list[dict], bool]:
 
 def test_corrector_takes_over_from_a_bad_policy_and_stays_quiet_with_a_good_one():
     base = gym.make(ENV_ID)
-    corrector = ScriptedCorrector(env=base, seed=0)
+    corrector = ScriptedCorrector(env=base, seed=0, max_takeovers_per_episode=None)
     env = InterventionWrapper(base, corrector)
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
@@ -199,6 +199,7 @@ def test_optional_action_disagreement_trigger():
 def test_corrector_budget_and_takeover_probability():
     def takeovers(**settings) -> list[int]:
         base = gym.make(ENV_ID)
+        settings = {"max_takeovers_per_episode": None, **settings}
         env = InterventionWrapper(base, ScriptedCorrector(env=base, min_takeover_steps=3, max_takeover_steps=3,
                                                           **settings))
         out = [_episode(env, lambda _obs: UP, seed)[0][-1]["intervention_takeovers"] for seed in range(3)]
