@@ -104,21 +104,21 @@ def main() -> None:
           f"every {args.eval_every} steps, no intervention during evaluation), {args.demos} scripted demos, budget "
           f"{steps} steps, seeds {args.seeds}, {args.jobs} in parallel, {threads} torch thread(s) each, "
           f"{time.perf_counter() - t0:.0f} s in all; extra args: {' '.join(extra) or '-'}")
-    print(f"{'variant':<20}{'seed':>6}{'steps':>8}{'interv.':>9}{'wall s':>8}{'best':>6}"
+    print(f"{'variant':<24}{'seed':>6}{'steps':>8}{'interv.':>9}{'wall s':>8}{'best':>6}"
           f"{'run steps':>11}{'run interv.':>13}{'takeovers':>11}")
     medians = {}
     for variant in variants:
         rs = [r for r in results if r["variant"] == variant]
         for r in rs:
             interv = "-" if r["interventions"] is None else str(r["interventions"])
-            print(f"{variant:<20}{r['seed']:>6}{_fmt(r['steps'], steps):>8}{interv:>9}{_fmt(r['wall_s'], 0) if r['wall_s'] else '-':>8}"
+            print(f"{variant:<24}{r['seed']:>6}{_fmt(r['steps'], steps):>8}{interv:>9}{_fmt(r['wall_s'], 0) if r['wall_s'] else '-':>8}"
                   f"{r['best']:>6.2f}{r['total_steps']:>11}{r['total_interventions']:>13}{r['takeovers']:>11}"
                   + ("" if r["ok"] else "   (train failed: see log)"))
         reached = [r["steps"] if r["steps"] else float("inf") for r in rs]
         walls = [r["wall_s"] if r["wall_s"] else float("inf") for r in rs]
         medians[variant] = (statistics.median(reached), statistics.median(walls))
         m_wall = medians[variant][1]
-        print(f"{variant:<20}{'median':>6}{_fmt(medians[variant][0], steps):>8}{'':>9}"
+        print(f"{variant:<24}{'median':>6}{_fmt(medians[variant][0], steps):>8}{'':>9}"
               f"{'-' if m_wall == float('inf') else f'{m_wall:.0f}':>8}")
     base = medians["no_intervention"][0]
     for variant in variants:
