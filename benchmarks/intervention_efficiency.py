@@ -13,6 +13,22 @@ table also gives the intervention steps spent up to the threshold (the "human" e
     python benchmarks/intervention_efficiency.py --seeds 1 2 3 --jobs 2 --budget none 2 --rlif
 
 Extra arguments after ``--`` go to every training run (e.g. ``-- --corrector.max-takeover-steps 8``).
+
+Measured on 2 CPU cores, no GPU (``--seeds 1 2 3 --jobs 2 --budget none``, 534 s in all):
+env steps to 90%, seeds 1 / 2 / 3 (intervention steps spent up to then in brackets):
+
+==========================================  =========================================  ======
+variant                                     env steps (intervention steps)             median
+==========================================  =========================================  ======
+no intervention                             2,256 / 2,533 / 2,264                      2,264
+scripted corrector (default: 1 take-over)   1,785 (266) / 1,753 (191) / 1,258 (184)     1,753
+scripted corrector, no take-over limit      3,263 (1,227) / 1,500 (648) / 2,750 (1,127)  2,750
+==========================================  =========================================  ======
+
+Ratio without / with the default corrector: 1.3x (1.4x in an earlier run of the same command,
+whose baseline took 2,531 / 3,000 / 1,750). Separate processes with the same seed differ by
+floating-point details of the CPU kernels, so single seeds move by a few hundred steps between
+runs; evaluation uses 10 episodes (a 90% reading has a standard error of about 0.1).
 """
 
 from __future__ import annotations
