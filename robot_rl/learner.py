@@ -41,10 +41,10 @@ import torch
 from tqdm import tqdm
 
 from robot_rl.agent import SACAgent, SACConfig, resolve_device
-from robot_rl.demos import episode_files, load_episode
 from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import ConfigError, WireError
 from robot_rl.layout import ActionScaler, ObsLayout
+from robot_rl.record import load_demo_buffer
 from robot_rl.replay import ReplayBuffer, sample_mixed
 from robot_rl.runs import (latest_checkpoint, load_checkpoint, load_config, make_run_dir, save_checkpoint,
                            save_config, to_jsonable)
@@ -194,26 +194,6 @@ class ChunkInserter:
             self.demo_owner = None
 
 
-def _demo_buffer(cfg: LearnerConfig, run_dir: Path, layout: ObsLayout, scaler: ActionScaler) -> ReplayBuffer:
-    demo_dir = cfg.demos
-    if demo_dir is None and cfg.num_demos > 0:
-        demo_dir = run_dir / "demos"
-        if not demo_dir.exists():
-            from robot_rl.record import RecordDemosConfig, record_demos
-
-            record_demos(RecordDemosConfig(env=cfg.env, env_kwargs=dict(cfg.env_kwargs), num_episodes=cfg.num_demos,
-                                           out=demo_dir, seed=10_000 + cfg.seed), progress=cfg.progress)
-    episodes = [load_episode(f) for f in episode_files(demo_dir)] if demo_dir is not None else []
-    buf = ReplayBuffer(layout, scaler.dim, sum(len(e) + 1 for e in episodes) + cfg.intervention_capacity + 2)
-    for ep in episodes:
-        try:
-            buf.add_episode(ep.observations, scaler.from_env(ep.actions), ep.rewards, ep.terminated, ep.intervention)
-        except (KeyError, ValueError) as e:
-            raise ConfigError(f"demos in {demo_dir} do not match the observations of {cfg.env} ({e}); "
-                              "record demos with the same env ID and settings") from e
-    return buf
-
-
 class Learner:
     """The learner server (see the module docstring).
 
@@ -253,7 +233,10 @@ class Learner:
         self.rng = np.random.default_rng(cfg.seed)
         self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.scaler.dim, cfg.agent, self.device)
         self.online = ReplayBuffer(self.layout, self.scaler.dim, cfg.online_capacity)
-        self.demo_buffer = _demo_buffer(cfg, self.run_dir, self.layout, self.scaler)
+        self.demo_buffer = load_demo_buffer(cfg.env, cfg.env_kwargs, cfg.demos, cfg.num_demos, self.run_dir, cfg.seed,
+                                            self.layout, self.scaler, cfg.intervention_capacity, cfg.progress)
+        if self.demo_buffer is None:  # no demos and no room for interventions: an empty one keeps the code simple
+            self.demo_buffer = ReplayBuffer(self.layout, self.scaler.dim, 2)
         self.num_demo_transitions = len(self.demo_buffer)
         if cfg.agent.normalize_state and len(self.demo_buffer) and self.layout.state_dim:
             self.agent.state_norm.fit(torch.from_numpy(self.demo_buffer.stored_states()).to(self.device))

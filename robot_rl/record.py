@@ -214,3 +214,45 @@ def _record_human(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progre
         print(f"recorded {len(written)} successful episodes of {attempts} attempts "
               f"({len(written) / max(attempts, 1):.0%} success) into {cfg.out} in {dt:.1f} s")
     return written
+
+
+def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None, num_demos: int, run_dir: Path,
+                     seed: int, layout, scaler, extra_capacity: int = 0, progress: bool = True):
+    """The demo replay buffer of a training run (``robot-rl train`` and ``robot-rl learner``).
+
+    Demos come from ``demos`` (a dataset directory); without it, ``num_demos`` scripted demos are
+    recorded once into ``run_dir/demos`` (seed ``10_000 + seed``) and reused on ``--resume``.
+
+    Args:
+        layout / scaler: the run's :class:`~robot_rl.layout.ObsLayout` and
+            :class:`~robot_rl.layout.ActionScaler` (demo actions are stored in [-1, 1]).
+        extra_capacity: rows reserved for intervention transitions added during training.
+
+    Returns:
+        A :class:`~robot_rl.replay.ReplayBuffer` holding every demo transition (plus room for
+        ``extra_capacity``), or None when there are no demos and no room is asked for.
+
+    Raises:
+        ConfigError: the demos' observations do not match the env's (another env or settings).
+        DemoFormatError: a demo file is unreadable.
+    """
+    from robot_rl.demos import load_episode
+    from robot_rl.replay import ReplayBuffer
+
+    demo_dir = demos
+    if demo_dir is None and num_demos > 0:
+        demo_dir = run_dir / "demos"
+        if not demo_dir.exists():
+            record_demos(RecordDemosConfig(env=env_id, env_kwargs=dict(env_kwargs), num_episodes=num_demos,
+                                           out=demo_dir, seed=10_000 + seed), progress=progress)
+    episodes = [load_episode(f) for f in episode_files(demo_dir)] if demo_dir is not None else []
+    if not episodes and not extra_capacity:
+        return None
+    buf = ReplayBuffer(layout, scaler.dim, sum(len(e) + 1 for e in episodes) + 1 + max(extra_capacity, 1))
+    for ep in episodes:
+        try:
+            buf.add_episode(ep.observations, scaler.from_env(ep.actions), ep.rewards, ep.terminated, ep.intervention)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"demos in {demo_dir} do not match the observations of {env_id} ({e}); record demos "
+                              "with the same env ID and settings (pixel variants need pixel demos)") from e
+    return buf

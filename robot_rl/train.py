@@ -279,26 +279,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _load_demos(self) -> ReplayBuffer | None:
-        cfg = self.cfg
-        demo_dir = cfg.demos
-        if demo_dir is None and cfg.num_demos > 0:
-            demo_dir = self.run_dir / "demos"
-            if not demo_dir.exists():
-                from robot_rl.record import RecordDemosConfig, record_demos
+        from robot_rl.record import load_demo_buffer
 
-                record_demos(RecordDemosConfig(env=cfg.env, env_kwargs=dict(cfg.env_kwargs), num_episodes=cfg.num_demos,
-                                               out=demo_dir, seed=10_000 + cfg.seed), progress=cfg.progress)
-        extra = cfg.intervention_capacity if cfg.intervention != "none" else 0
-        if demo_dir is None:
-            return ReplayBuffer(self.layout, self.scaler.dim, extra) if extra else None
-        episodes = [load_episode(f) for f in episode_files(demo_dir)]
-        buf = ReplayBuffer(self.layout, self.scaler.dim, sum(len(e) + 1 for e in episodes) + 1 + extra)
-        try:
-            _episodes_to_buffer(buf, episodes, self.scaler)
-        except (KeyError, ValueError) as e:
-            raise ConfigError(f"demos in {demo_dir} do not match the observations of {cfg.env} ({e}); "
-                              "record demos with the same env ID (pixel variants need pixel demos)") from e
-        return buf
+        cfg = self.cfg
+        return load_demo_buffer(cfg.env, cfg.env_kwargs, cfg.demos, cfg.num_demos, self.run_dir, cfg.seed, self.layout,
+                                self.scaler, cfg.intervention_capacity if cfg.intervention != "none" else 0, cfg.progress)
 
     # ------------------------------------------------------------ checkpoints
     def save(self) -> Path:
