@@ -84,9 +84,18 @@ class InterventionWrapper(gym.Wrapper):
         self._steps = self._intervention_steps = self._takeovers = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict[str, Any]]:
-        """Reset the env and the episode's intervention counters; returns ``(obs, info)``."""
+        """Reset the env and the episode's intervention counters; returns ``(obs, info)``.
+
+        A teleop with ``sync_gripper(opening)`` (the human devices) is told the gripper's opening
+        after the reset, so that its next gripper toggle flips from the real state.
+        """
         self._start_episode()
-        return self.env.reset(seed=seed, options=options)
+        out = self.env.reset(seed=seed, options=options)
+        sync = getattr(self.teleop, "sync_gripper", None)
+        arm = getattr(self.env.unwrapped, "arm", None)
+        if callable(sync) and arm is not None:
+            sync(float(arm.state().gripper))
+        return out
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Step with the policy's ``action`` ((A,) env units) unless the human overrides it.

@@ -276,3 +276,24 @@ def test_bad_intervention_settings_are_explained(tmp_path):
         Trainer(TrainConfig(intervention="nosuchdevice", **base))
     with pytest.raises(ConfigError, match="RobotEnv"):
         Trainer(TrainConfig(intervention="scripted", **{**base, "env": "Pendulum-v1"}))
+
+
+def test_reset_tells_a_human_device_the_gripper_opening():
+    class SyncingTeleop(PlannedTeleop):
+        def __init__(self, env):
+            super().__init__(env, {})
+            self.synced: list[float] = []
+
+        def sync_gripper(self, opening: float) -> None:
+            self.synced.append(opening)
+
+    base = gym.make(ENV_ID)
+    teleop = SyncingTeleop(base)
+    env = InterventionWrapper(base, teleop)
+    env.reset(seed=0)
+    for _ in range(5):  # close the gripper, then reset: the device hears "open" again
+        env.step(np.array([0, 0, 0, -1], np.float32))
+    assert base.unwrapped.arm.state().gripper < 0.5
+    env.reset(seed=1)
+    assert len(teleop.synced) == 2 and teleop.synced[0] > 0.9 and teleop.synced[1] > 0.9
+    env.close()
