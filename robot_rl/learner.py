@@ -284,7 +284,8 @@ class Learner:
         """Checkpoint networks, optimisers, temperature, counters and RNG states (atomically)."""
         tensors = {"agent": self.agent.checkpoint_state(), "torch_rng": torch.get_rng_state()}
         state = {"updates": self.updates, "update_calls": self.update_calls, "received": self.received,
-                 "rng": {"numpy": self.rng.bit_generator.state}, "last_seq": dict(self.last_seq)}
+                 "rng": {"numpy": self.rng.bit_generator.state},
+                 "last_seq": self.receiver.snapshot()[2] if hasattr(self, "receiver") else dict(self.last_seq)}
         self._last_checkpoint = (self.updates, time.monotonic())
         return save_checkpoint(self.run_dir, self.updates, tensors, state)
 
@@ -335,11 +336,12 @@ class Learner:
                 self.tb.add_scalar(f"charts/episode_{k}", float(stats[k]), self.received)
 
     def _write_status(self, t_start: float) -> None:
+        stats, last_errors, last_seq = self.receiver.snapshot()
         status = {"run_dir": str(self.run_dir), "received_transitions": self.received, "updates": self.updates,
                   "online_transitions": len(self.online), "demo_transitions": len(self.demo_buffer),
                   "demo_transitions_from_files": self.num_demo_transitions,
-                  "interventions": self.inserter.stats["interventions"], "last_seq": dict(self.last_seq),
-                  "transport": dict(self.receiver.stats), "last_errors": dict(self.receiver.last_error),
+                  "interventions": self.inserter.stats["interventions"], "last_seq": last_seq,
+                  "transport": stats, "last_errors": last_errors,
                   "inserter": dict(self.inserter.stats), "params_published": self.publisher.published,
                   "wall_s": round(time.monotonic() - t_start, 2), "pid": os.getpid()}
         tmp = self.run_dir / "status.json.tmp"
@@ -428,7 +430,7 @@ class Learner:
                     t_rate, n_rate, last_status = now, self.received, now
                     recent = [float(bool(s.get("success"))) for s in self.episode_stats]
                     bar.set_postfix(updates=self.updates, success=f"{np.mean(recent):.2f}" if recent else "-",
-                                    refused=self.receiver.stats["rejected"], refresh=False)
+                                    refused=self.receiver.snapshot()[0].get("rejected", 0), refresh=False)
         finally:
             bar.close()
             self.receiver.stop()
@@ -445,9 +447,10 @@ class Learner:
             ctx.destroy(linger=0)
             self.log.close()
             self.tb.close()
+        stats = self.receiver.snapshot()[0]
         return {"run_dir": str(self.run_dir), "received_transitions": self.received, "updates": self.updates,
-                "checkpoint": str(ckpt), "refused_messages": self.receiver.stats["rejected"],
-                "duplicates": self.receiver.stats["duplicates"]}
+                "checkpoint": str(ckpt), "refused_messages": stats.get("rejected", 0),
+                "duplicates": stats.get("duplicates", 0)}
 
 
 def run_learner(cfg: LearnerConfig) -> dict[str, Any]:

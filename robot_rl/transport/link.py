@@ -98,10 +98,20 @@ class ChunkReceiver(threading.Thread):
         self.chunks: queue.Queue[TransitionChunk] = queue.Queue(maxsize=queue_size)
         self.stats: Counter[str] = Counter()
         self.last_error: dict[str, str] = {}
+        self._lock = threading.Lock()  # stats, last_error and last_seq are read by the training thread
         self._stop_event = threading.Event()
         self._ready = threading.Event()
         self._bind_error: Exception | None = None
         self._last_error_reply: dict[bytes, float] = {}
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[key] += n
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, str], dict[str, int]]:
+        """Consistent copies of ``(stats, last_error, last_seq)``, safe from any thread."""
+        with self._lock:
+            return dict(self.stats), dict(self.last_error), dict(self.last_seq)
 
     def start_and_wait(self, timeout_s: float = 10.0) -> None:
         """Start the thread and wait until the socket is bound.
@@ -156,9 +166,9 @@ class ChunkReceiver(threading.Thread):
                 if monitor in events:
                     ev = recv_monitor_message(monitor)
                     if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                        self.stats["handshakes"] += 1
+                        self._count("handshakes")
                     else:
-                        self.stats["handshake_failures"] += 1
+                        self._count("handshake_failures")
                 if sock in events:
                     for _ in range(64):
                         try:
@@ -179,14 +189,15 @@ class ChunkReceiver(threading.Thread):
 
     def _handle(self, sock: zmq.Socket, frames: list[zmq.Frame]) -> None:
         identity, body = frames[0], frames[1:]
-        self.stats["messages"] += 1
+        self._count("messages")
         try:
             msg = decode(body, self.max_message_bytes)
             chunk = TransitionChunk.from_message(msg, *self.layout)
         except WireError as e:
-            self.stats[e.reason] += 1
-            self.stats["rejected"] += 1
-            self.last_error[e.reason] = str(e)
+            self._count(e.reason)
+            self._count("rejected")
+            with self._lock:
+                self.last_error[e.reason] = str(e)
             now = time.monotonic()
             key = bytes(identity.bytes)
             if now - self._last_error_reply.get(key, 0.0) > 1.0 and len(self._last_error_reply) < 10_000:
@@ -197,17 +208,18 @@ class ChunkReceiver(threading.Thread):
         last = self.last_seq.get(chunk.actor, 0)
         resend = False
         if chunk.seq <= last:
-            self.stats["duplicates"] += 1
+            self._count("duplicates")
         elif chunk.seq > last + 1:
-            self.stats["out_of_order"] += 1
+            self._count("out_of_order")
             resend = True  # a chunk before this one was lost in transit: ask for everything after `last`
         else:
             self.log.append(body)  # on disk (in the OS) before it is acknowledged
-            self.last_seq[chunk.actor] = chunk.seq
+            with self._lock:
+                self.last_seq[chunk.actor] = chunk.seq
             last = chunk.seq
-            self.stats["chunks"] += 1
-            self.stats["transitions"] += len(chunk)
-            self.stats["bytes"] += msg.nbytes
+            self._count("chunks")
+            self._count("transitions", len(chunk))
+            self._count("bytes", msg.nbytes)
             while True:  # blocks while the trainer lags: back-pressure to the actors (they spool)
                 try:
                     self.chunks.put(chunk, timeout=0.1)
