@@ -251,10 +251,15 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                          cfg.ack_timeout_s, cfg.fsync)
     params = ParamsSubscriber(ctx, tcp_address(cfg.learner, cfg.port + 1), curve, int(cfg.max_message_mb * 2**20))
     policy = PolicyHolder(layout, scaler.dim, device, spool_dir)
+    def on_signal(*_: Any) -> None:  # first: finish cleanly (drain the spool); second: leave at once
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            previous[sig] = signal.signal(sig, on_signal)
     steps = episodes = 0
     t_start = time.monotonic()
     bar = None
@@ -334,6 +339,9 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         if len(builder):  # a partial episode: send its steps too (the episode continues as cut)
             sender.put(builder.take())
         sender.save_state(next_episode=episode + 1 if ep_len else episode)
+        if sender.unacked:
+            tqdm.write(f"actor {cfg.actor_id}: waiting up to {cfg.drain_timeout_s:.0f} s for the learner to acknowledge "
+                       f"{sender.unacked} chunks (Ctrl-C again leaves them in {spool_dir} for the next start)")
         drained = sender.flush(cfg.drain_timeout_s)
         if not drained:
             tqdm.write(f"actor {cfg.actor_id}: {sender.unacked} chunks not acknowledged yet; they stay in {spool_dir} "

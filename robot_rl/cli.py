@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         hint = {TrainConfig: " (continue with `robot-rl train --resume <run_dir>`)",
-                RecordDemosConfig: " (add more with `robot-rl record-demos --append`)"}.get(type(cfg), "")
+                RecordDemosConfig: " (add more with `robot-rl record-demos --append`)",
+                ActorConfig: "; unacknowledged chunks stay in the actor's spool and are sent at its next start",
+                LearnerConfig: " (continue with `robot-rl learner --resume <run_dir>`)"}.get(type(cfg), "")
         print(f"robot-rl: interrupted; finished episodes and checkpoints are on disk{hint}", file=sys.stderr)
         return 130
     return 0
