@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from cyclonedds.idl import IdlStruct, make_idl_struct
 from cyclonedds.idl import types as idl
+from cyclonedds.idl._machinery import PlainCdrV2SequenceOfPrimitiveMachine
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.base import Nodetype
 
@@ -132,18 +133,14 @@ def _field(node: tuple) -> tuple[Any, Callable[[Any], Any], Callable[[Any], Any]
         dtype = _numpy_dtype(primitive)
         if primitive in _ONE_BYTE:
             # array[uint8, N] -> ByteArrayMachine, unbounded sequence -> BytesMachine: raw bytes.
+            # Sequences are declared sequence<uint8> (what XTypes type discovery needs) and get
+            # an _OctetSequenceMachine after the class is built (see get_message_class).
             if is_array:
                 idl_type = idl.array[idl.uint8, length]
-            elif length:
-                idl_type = idl.sequence[idl.uint8, length]
             else:
-                idl_type = bytes
-            if idl_type is bytes or is_array:
-                to = lambda v: np.ascontiguousarray(v, dtype=dtype).tobytes()  # noqa: E731
-                back = lambda v: np.frombuffer(bytes(v), dtype=dtype)  # noqa: E731
-            else:
-                to = lambda v: np.asarray(v, dtype=dtype).view(np.uint8).tolist()  # noqa: E731
-                back = lambda v: np.asarray(v, dtype=np.uint8).view(dtype)  # noqa: E731
+                idl_type = idl.sequence[idl.uint8, length] if length else idl.sequence[idl.uint8]
+            to = lambda v: np.ascontiguousarray(v, dtype=dtype).tobytes()  # noqa: E731
+            back = lambda v: np.frombuffer(v, dtype=dtype)  # noqa: E731
             return idl_type, to, back
         base = _PRIMITIVES[primitive]
         idl_type = idl.array[base, length] if is_array else (idl.sequence[base, length] if length else idl.sequence[base])
@@ -151,6 +148,27 @@ def _field(node: tuple) -> tuple[Any, Callable[[Any], Any], Callable[[Any], Any]
     sub_type, sub_to, sub_back = _field((sub_kind, sub_detail))
     idl_type = idl.array[sub_type, length] if is_array else (idl.sequence[sub_type, length] if length else idl.sequence[sub_type])
     return idl_type, (lambda v: [sub_to(x) for x in v]), (lambda v: [sub_back(x) for x in v])
+
+
+class _OctetSequenceMachine(PlainCdrV2SequenceOfPrimitiveMachine):
+    """``sequence<uint8>`` (de)serialized from and to ``bytes`` in one copy instead of one int per byte."""
+
+    def __init__(self, max_length: int | None = None) -> None:
+        super().__init__(idl.uint8, max_length)
+
+    def serialize(self, buffer: Any, value: bytes, *args: Any, **kwargs: Any) -> None:
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ConfigError(f"sequence of {len(value)} bytes is longer than its bound of {self.max_length}.")
+        buffer.align(4)
+        buffer.write("I", 4, len(value))
+        buffer.write_bytes(value)
+
+    def deserialize(self, buffer: Any, *args: Any, **kwargs: Any) -> bytes:
+        buffer.align(4)
+        return buffer.read_bytes(buffer.read("I", 4))
+
+    def default_initialize(self) -> bytes:
+        return b""
 
 
 def get_message_class(typename: str) -> type[IdlStruct]:
@@ -183,8 +201,12 @@ def get_message_class(typename: str) -> type[IdlStruct]:
         idl_type, to, back = _field(node)
         fields[name] = idl_type
         converters.append((name, to, back))
-    # IdlMeta joins the module path with '::'; a bare typename keeps it exactly as given.
     cls = make_idl_struct(dds_name.rsplit("::", 1)[1], dds_name, fields)
+    cls.__idl__.populate()
+    for machine in (cls.__idl__.v1_machine, cls.__idl__.v2_machine):
+        for name, member in machine.members_machines.items():
+            if isinstance(member, PlainCdrV2SequenceOfPrimitiveMachine) and member.code == "B":
+                machine.members_machines[name] = _OctetSequenceMachine(member.max_length)
     _CLASSES[typename] = cls
     _CONVERTERS[typename] = converters
     return cls
