@@ -54,6 +54,8 @@ setup(
         "pyzmq>=25",
         "msgpack>=1.0",
         "crc32c>=2.3",
+        "cyclonedds>=0.10",
+        "rosbags>=0.10",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1"],

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import string
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -215,3 +218,43 @@ def test_best_effort_writer_does_not_match_reliable_reader(participant) -> None:
     assert len(writer.get_matched_subscriptions()) == 1
     assert len(best_effort_reader.get_matched_publications()) == 1
     assert reliable_reader.get_matched_publications() == []
+
+
+def test_image_crosses_processes_on_loopback(participant) -> None:
+    """Another process publishes a 640x480 RGB image (fragmented over UDP); this one receives it intact."""
+    from cyclonedds.sub import DataReader
+    from cyclonedds.topic import Topic
+
+    typename = "sensor_msgs/msg/Image"
+    topic = Topic(participant, qos.ros_topic_to_dds("/test/image_remote"), get_message_class(typename))
+    reader = DataReader(participant, topic, qos.default_qos(typename=typename))
+    publisher = textwrap.dedent(f"""
+        import time
+        import numpy as np
+        from cyclonedds.domain import DomainParticipant
+        from cyclonedds.pub import DataWriter
+        from cyclonedds.topic import Topic
+        from robot_rl.ros import qos
+        from robot_rl.ros.messages import TYPESTORE, get_message_class, to_dds
+        T = TYPESTORE.types
+        header = T["std_msgs/msg/Header"](T["builtin_interfaces/msg/Time"](12, 345), "front_color_optical_frame")
+        data = np.arange(480 * 640 * 3, dtype=np.uint64).astype(np.uint8)
+        msg = T["{typename}"](header, 480, 640, "rgb8", 0, 640 * 3, data)
+        dp = DomainParticipant({participant.domain_id})
+        topic = Topic(dp, "rt/test/image_remote", get_message_class("{typename}"))
+        writer = DataWriter(dp, topic, qos.default_qos(typename="{typename}"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            writer.write(to_dds(msg))
+            time.sleep(0.05)
+    """)
+    env = dict(os.environ, CYCLONEDDS_URI=qos.localhost_config_xml())
+    process = subprocess.Popen([sys.executable, "-c", publisher], env=env)
+    try:
+        received = from_dds(_take_one(reader, timeout_s=10.0), typename)
+    finally:
+        process.kill()
+        process.wait()
+    assert (received.height, received.width, received.encoding) == (480, 640, "rgb8")
+    assert received.header.frame_id == "front_color_optical_frame" and received.header.stamp.nanosec == 345
+    np.testing.assert_array_equal(received.data, np.arange(480 * 640 * 3, dtype=np.uint64).astype(np.uint8))
