@@ -12,7 +12,8 @@ ID                                 observation
 ``robot_rl/PandaPushPixels-v0``    state: proprioception; images: front + wrist, 128 x 128
 =================================  ==========================================================
 
-Every ID takes the keyword arguments of :func:`robot_rl.sim.mujoco.envs.make_pick_lift_env`
+Every ID takes ``backend`` (``"mujoco"``, the default, or ``"pybullet"``: same observation and
+action spaces), the keyword arguments of :func:`robot_rl.sim.mujoco.envs.make_pick_lift_env`
 (``cameras``, ``image_size``, ``reward_type``, ``enable_yaw``, ``control_hz``, ...) and
 gymnasium's ``max_episode_steps``.
 """
@@ -29,10 +30,10 @@ _PIXELS = {"cameras": ("front", "wrist"), "image_size": 128, "privileged_state":
 
 #: (ID, entry point, episode length in control steps, default kwargs)
 SIM_ENVS = (
-    ("robot_rl/PandaPickLift-v0", "robot_rl.sim.mujoco.envs:make_pick_lift_env", PICK_LIFT_EPISODE_STEPS, {}),
-    ("robot_rl/PandaPickLiftPixels-v0", "robot_rl.sim.mujoco.envs:make_pick_lift_env", PICK_LIFT_EPISODE_STEPS, _PIXELS),
-    ("robot_rl/PandaPush-v0", "robot_rl.sim.mujoco.envs:make_push_env", PUSH_EPISODE_STEPS, {}),
-    ("robot_rl/PandaPushPixels-v0", "robot_rl.sim.mujoco.envs:make_push_env", PUSH_EPISODE_STEPS, _PIXELS),
+    ("robot_rl/PandaPickLift-v0", "robot_rl.sim.envs:make_pick_lift_env", PICK_LIFT_EPISODE_STEPS, {}),
+    ("robot_rl/PandaPickLiftPixels-v0", "robot_rl.sim.envs:make_pick_lift_env", PICK_LIFT_EPISODE_STEPS, _PIXELS),
+    ("robot_rl/PandaPush-v0", "robot_rl.sim.envs:make_push_env", PUSH_EPISODE_STEPS, {}),
+    ("robot_rl/PandaPushPixels-v0", "robot_rl.sim.envs:make_push_env", PUSH_EPISODE_STEPS, _PIXELS),
 )
 
 

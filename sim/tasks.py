@@ -1,4 +1,8 @@
-"""Manipulation tasks on the Panda table scene: pick-and-lift and push.
+"""Manipulation tasks on the Panda table scene: pick-and-lift and push, for every sim backend.
+
+The tasks read and set the scene only through :class:`TableScene` (cube and target poses, the TCP
+position, finger-pad contacts), which the MuJoCo and the PyBullet scenes both implement, so reset
+distributions, success checks and reward terms are the same code in both backends.
 
 Each task follows dm_control / MuJoCo Playground: ``default_config()`` returns a fresh config
 dataclass, dense reward terms are weighted by a named ``scales`` block and reported one by one.
@@ -7,13 +11,44 @@ dataclass, dense reward terms are weighted by a named ``scales`` block and repor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from robot_rl.interfaces import Task, WorkspaceBox
 from robot_rl.sim_registration import PICK_LIFT_EPISODE_STEPS, PUSH_EPISODE_STEPS
 
-from .scene import PandaPhysics
+
+
+class TableScene(Protocol):
+    """What a task needs of a simulated Panda table scene (positions in metres, base frame)."""
+
+    config: object
+    """the scene config; tasks read ``config.cube_half_size_m`` (metres)."""
+
+    def forward(self) -> None:
+        """Recompute derived quantities after the state was set directly."""
+
+    def tcp_position(self) -> np.ndarray:
+        """(3,) tool-centre-point position."""
+
+    def cube_position(self) -> np.ndarray:
+        """(3,) cube centre."""
+
+    def cube_quaternion_wxyz(self) -> np.ndarray:
+        """(4,) cube orientation, quaternion wxyz."""
+
+    def set_cube_pose(self, position: np.ndarray, yaw_rad: float) -> None:
+        """Place the cube at rest at a (3,) centre with a yaw about z in radians."""
+
+    def target_position(self) -> np.ndarray:
+        """(3,) target centre; raises ``ValueError`` when the scene has no target."""
+
+    def set_target_position(self, position: np.ndarray) -> None:
+        """Move the target marker to a (3,) position."""
+
+    def pads_touching_cube(self) -> tuple[bool, bool]:
+        """Whether the (left, right) finger pad touches the cube now."""
 
 
 def _tanh_closeness(distance_m: float, length_m: float) -> float:
@@ -75,7 +110,7 @@ class PickLiftTask(Task):
         config: task settings; ``default_config()`` when None.
     """
 
-    def __init__(self, physics: PandaPhysics, config: PickLiftConfig | None = None):
+    def __init__(self, physics: TableScene, config: PickLiftConfig | None = None):
         self.physics = physics
         self.config = config if config is not None else self.default_config()
         self.max_episode_steps = self.config.max_episode_steps
@@ -181,7 +216,7 @@ class PushTask(Task):
         ValueError: the scene has no target marker.
     """
 
-    def __init__(self, physics: PandaPhysics, config: PushConfig | None = None):
+    def __init__(self, physics: TableScene, config: PushConfig | None = None):
         physics.target_position()  # raises if the scene has no target
         self.physics = physics
         self.config = config if config is not None else self.default_config()

@@ -1,0 +1,215 @@
+"""The PyBullet Panda as an :class:`~robot_rl.interfaces.Arm`: the same differential-IK TCP control as MuJoCo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet
+from scipy.spatial.transform import Rotation
+
+from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
+
+from ..mujoco.arm import READY_Q_RAD, DiffIKConfig, tool_down_rotation
+from .scene import FINGER_TRAVEL_M, PandaPhysics
+
+# Position-servo settings of PyBullet's POSITION_CONTROL motors (a velocity constraint per joint:
+# target joint velocity = position_gain * (q_des - q) / dt + velocity_gain * (dq_des - dq)).
+_ARM_POSITION_GAIN = 0.2
+_ARM_VELOCITY_GAIN = 1.0
+_ARM_TORQUE_LIMIT_NM = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # URDF efforts
+_FINGER_POSITION_GAIN = 0.05
+_FINGER_FORCE_LIMIT_N = 40.0
+"""per finger; the URDF says 20 N, doubled so PyBullet's softer contacts hold the cube."""
+
+
+class PybulletArm(Arm):
+    """The Panda of a PyBullet :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
+
+    Mirrors :class:`robot_rl.sim.mujoco.MujocoArm`: ``command`` runs
+    ``n_substeps = round(1 / (control_hz * sim_dt_s))`` physics steps; every ``1 / ik_hz`` the
+    damped-least-squares IK (with the null-space pull to the ready posture) sets joint position
+    targets for PyBullet's position motors along a ramp to the commanded pose.
+
+    Args:
+        physics: the scene this arm lives in (shared with cameras and the task).
+        workspace: box (base frame, metres) the commanded TCP target is clipped into.
+        home_position_m: (3,) TCP position of the home pose, base frame; must be inside ``workspace``.
+        home_yaw_rad: tool yaw of the home pose about the base z axis.
+        control_hz: command rate; ``1 / control_hz`` must be a whole multiple of the physics step.
+        ik: differential-IK gains (``DiffIKConfig()`` when None).
+
+    Raises:
+        ValueError: the control period is not a multiple of the physics step, or the home pose
+            is outside the workspace or unreachable.
+    """
+
+    def __init__(self, physics: PandaPhysics, workspace: WorkspaceBox, home_position_m: np.ndarray,
+                 home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None):
+        self.physics = physics
+        self.workspace = workspace
+        self.control_hz = float(control_hz)
+        self.ik = ik if ik is not None else DiffIKConfig()
+        sim_dt = physics.config.sim_dt_s
+        control_dt = 1.0 / self.control_hz
+        self.n_substeps = int(round(control_dt / sim_dt))
+        if self.n_substeps < 1 or abs(self.n_substeps * sim_dt - control_dt) > 1e-9:
+            raise ValueError(f"control period {control_dt} s is not a whole multiple of the physics step "
+                             f"{sim_dt} s; choose control_hz so that 1 / (control_hz * {sim_dt}) is an integer")
+        self.home_position_m = np.asarray(home_position_m, dtype=np.float64)
+        if not workspace.contains(self.home_position_m):
+            raise ValueError(f"home position {self.home_position_m} m is outside the workspace {workspace}")
+        self.home_yaw_rad = float(home_yaw_rad)
+        p, robot = physics.client, physics.robot
+        info = [p.getJointInfo(robot, j) for j in physics.arm_joint_ids]
+        self._q_low, self._q_high = np.array([i[8] for i in info]), np.array([i[9] for i in info])
+        self._arm_cols = [physics.movable_joint_ids.index(j) for j in physics.arm_joint_ids]
+        self._damping_eye = self.ik.damping * np.eye(6)
+        self._eye7 = np.eye(7)
+        self.ik_every = int(round(1.0 / (self.ik.ik_hz * sim_dt)))
+        if self.ik_every < 1 or self.n_substeps % self.ik_every:
+            raise ValueError(f"ik_hz={self.ik.ik_hz} must divide the physics rate {1 / sim_dt} Hz and be a "
+                             f"multiple of control_hz={self.control_hz}")
+        self.home_q_rad = self._solve_home()
+
+    # ------------------------------------------------------------------ kinematics
+    def _joint_states(self) -> tuple[np.ndarray, np.ndarray]:
+        """(9,) positions and velocities of the movable joints (7 arm + 2 fingers)."""
+        states = self.physics.client.getJointStates(self.physics.robot, self.physics.movable_joint_ids)
+        return np.array([s[0] for s in states]), np.array([s[1] for s in states])
+
+    def _tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        ls = self.physics.client.getLinkState(self.physics.robot, self.physics.tcp_link, computeForwardKinematics=1)
+        return np.array(ls[4]), Rotation.from_quat(ls[5]).as_matrix()
+
+    def _ik_step(self, target_pos: np.ndarray, target_rot: np.ndarray,
+                 twist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One damped-least-squares step towards a TCP pose; as ``MujocoArm._ik_step``.
+
+        Returns:
+            ``(dq, dq_dot)``: (7,) joint increment in radians towards the target (with the
+            null-space posture term) and (7,) joint velocity in rad/s realising ``twist``.
+        """
+        pos, rot = self._tcp_pose()
+        q_all, _ = self._joint_states()
+        rhs = np.zeros((6, 9))
+        rhs[:3, 0] = target_pos - pos
+        rhs[3:, 0] = Rotation.from_matrix(target_rot @ rot.T).as_rotvec()
+        rhs[:, 1] = 0.0 if twist is None else twist
+        zeros = [0.0] * len(q_all)
+        lin, ang = self.physics.client.calculateJacobian(self.physics.robot, self.physics.tcp_link, [0.0, 0.0, 0.0],
+                                                         q_all.tolist(), zeros, zeros)
+        jac = np.vstack([np.array(lin), np.array(ang)])[:, self._arm_cols]
+        rhs[:, 2:] = jac
+        sol = jac.T @ np.linalg.solve(jac @ jac.T + self._damping_eye, rhs)
+        q = q_all[self._arm_cols]
+        dq = sol[:, 0] + (self._eye7 - sol[:, 2:]) @ (self.ik.nullspace_gain * (READY_Q_RAD - q))
+        return dq, sol[:, 1]
+
+    def _set_arm_q(self, q: np.ndarray) -> None:
+        for j, v in zip(self.physics.arm_joint_ids, q):
+            self.physics.client.resetJointState(self.physics.robot, j, float(v), 0.0)
+
+    def _solve_home(self) -> np.ndarray:
+        """(7,) joint angles (rad) that put the TCP at the home pose, by iterating the IK from READY_Q_RAD."""
+        self._set_arm_q(READY_Q_RAD)
+        target_rot = tool_down_rotation(self.home_yaw_rad)
+        q = READY_Q_RAD.copy()
+        for _ in range(200):
+            pos, _ = self._tcp_pose()
+            if np.linalg.norm(pos - self.home_position_m) < self.ik.home_tolerance_m:
+                break
+            dq, _ = self._ik_step(self.home_position_m, target_rot)
+            q = np.clip(q + dq, self._q_low, self._q_high)
+            self._set_arm_q(q)
+        else:
+            raise ValueError(f"the home position {self.home_position_m} m is not reachable with the tool down")
+        return q
+
+    def _drive(self, q_des: np.ndarray, dq_des: np.ndarray, gripper: float) -> None:
+        p, robot = self.physics.client, self.physics.robot
+        p.setJointMotorControlArray(robot, self.physics.arm_joint_ids, pybullet.POSITION_CONTROL,
+                                    targetPositions=q_des.tolist(), targetVelocities=dq_des.tolist(),
+                                    forces=_ARM_TORQUE_LIMIT_NM, positionGains=[_ARM_POSITION_GAIN] * 7,
+                                    velocityGains=[_ARM_VELOCITY_GAIN] * 7)
+        p.setJointMotorControlArray(robot, self.physics.finger_joint_ids, pybullet.POSITION_CONTROL,
+                                    targetPositions=[gripper * FINGER_TRAVEL_M] * 2,
+                                    forces=[_FINGER_FORCE_LIMIT_N] * 2, positionGains=[_FINGER_POSITION_GAIN] * 2)
+        self._gripper_target = gripper
+
+    # ------------------------------------------------------------------ Arm interface
+    def state(self) -> ArmState:
+        """Current proprioception; ``wrench`` sums the contact forces on the hand and fingers."""
+        p = self.physics.client
+        ls = p.getLinkState(self.physics.robot, self.physics.tcp_link, computeLinkVelocity=1, computeForwardKinematics=1)
+        q_all, dq_all = self._joint_states()
+        pos = np.array(ls[4])
+        quat = np.array(ls[5])
+        return ArmState(
+            q=q_all[self._arm_cols].copy(),
+            dq=dq_all[self._arm_cols].copy(),
+            ee_position=pos,
+            ee_quaternion=-quat if quat[3] < 0 else quat,
+            ee_velocity=np.concatenate([ls[6], ls[7]]),
+            wrench=self._contact_wrench(pos),
+            gripper=float(np.clip(q_all[self.physics.movable_joint_ids.index(self.physics.finger_joint_ids[0])]
+                                  / FINGER_TRAVEL_M, 0.0, 1.0)),
+            stamp=float(self.physics.time),
+        )
+
+    def _contact_wrench(self, tcp: np.ndarray) -> np.ndarray:
+        """(6,) force (N) and torque about the TCP (N·m) that contacts exert on the hand, base frame."""
+        wrench = np.zeros(6)
+        for c in self.physics.client.getContactPoints(bodyA=self.physics.robot):
+            if c[3] not in self.physics.hand_links or c[2] == self.physics.robot:
+                continue
+            # contact normal on B points from B to A: normal and friction forces act on A along it
+            force = c[9] * np.array(c[7]) + c[10] * np.array(c[11]) + c[12] * np.array(c[13])
+            wrench[:3] += force
+            wrench[3:] += np.cross(np.array(c[5]) - tcp, force)
+        return wrench
+
+    def command(self, cmd: ArmCommand) -> ArmCommand:
+        """Servo the TCP towards ``cmd`` for one control period (``n_substeps`` physics steps).
+
+        The target position is clipped into the workspace box, the gripper opening into [0, 1].
+
+        Returns:
+            The command actually executed.
+        """
+        target = self.workspace.clip(cmd.ee_target_position)
+        sent = ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw),
+                          gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
+        target_rot = tool_down_rotation(sent.ee_target_yaw)
+        start_pos, start_rot = self._tcp_pose()
+        rot_vec = Rotation.from_matrix(start_rot.T @ target_rot).as_rotvec()  # tool frame
+        sim_dt = self.physics.config.sim_dt_s
+        ramp_s = max(self.ik.ramp_fraction * self.n_substeps, self.ik_every) * sim_dt
+        ramp_twist = np.concatenate([(target - start_pos) / ramp_s, start_rot @ rot_vec / ramp_s])
+        for k in range(1, self.n_substeps // self.ik_every + 1):
+            alpha = min(1.0, k * self.ik_every * sim_dt / ramp_s)
+            ramp_rot = start_rot @ Rotation.from_rotvec(alpha * rot_vec).as_matrix()
+            dq, dq_dot = self._ik_step(start_pos + alpha * (target - start_pos), ramp_rot,
+                                       ramp_twist if alpha < 1.0 else None)
+            q_all, _ = self._joint_states()
+            q_des = np.clip(q_all[self._arm_cols] + dq, self._q_low, self._q_high)
+            self._drive(q_des, dq_dot, sent.gripper)
+            self.physics.step(self.ik_every)
+        return sent
+
+    def home(self) -> None:
+        """Reset the whole simulation to time 0 with the arm at the home pose and the gripper open."""
+        self.physics.reset()
+        self._set_arm_q(self.home_q_rad)
+        for j in self.physics.finger_joint_ids:
+            self.physics.client.resetJointState(self.physics.robot, j, FINGER_TRAVEL_M, 0.0)
+        self._drive(self.home_q_rad, np.zeros(7), 1.0)
+
+    def stop(self) -> None:
+        """Hold the current joint positions (servo targets = measured angles); nothing once closed."""
+        if self.physics.closed:
+            return
+        q_all, _ = self._joint_states()
+        self._drive(q_all[self._arm_cols], np.zeros(7), getattr(self, "_gripper_target", 1.0))
+
+    def close(self) -> None:
+        """Disconnect the scene's client; the arm shares the scene with the cameras. Idempotent."""
+        self.physics.close()
