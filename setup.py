@@ -58,7 +58,9 @@ setup(
         "rosbags>=0.10",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1"],
+        "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9"],
+        # Franka arms (Panda, FR3) through franky-control (bundles libfranka)
+        "franka": ["franky-control>=0.9"],
         # teleop devices: gamepad (pygame) and 3Dconnexion SpaceMouse (pyspacemouse; needs the
         # hidapi library: Debian libhidapi-hidraw0, macOS brew install hidapi)
         "teleop": ["pygame>=2.5", "pyspacemouse>=1.1"],
