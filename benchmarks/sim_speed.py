@@ -1,10 +1,11 @@
-"""Env steps per second of ``robot_rl/PandaPickLift-v0``: state only, two cameras, and with shadows.
+"""Env steps per second of ``robot_rl/PandaPickLift-v0``: state only, two cameras, with shadows, and PyBullet.
 
 Usage:
     python benchmarks/sim_speed.py [--steps 300] [--image-size 128]
 
 Each configuration runs random actions (episodes reset as they end) after a short warm-up and
 prints steps/s and the ratio to the baseline (both cameras with shadows on, MuJoCo's default look).
+The PyBullet rows (``backend="pybullet"``) render with its CPU tiny renderer.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def main() -> None:
         ("state only", {}),
         (f"front+wrist {args.image_size}px, shadows off", {**cams, "shadows": False}),
         (f"front+wrist {args.image_size}px, shadows on (baseline)", {**cams, "shadows": True}),
+        ("pybullet: state only", {"backend": "pybullet"}),
+        (f"pybullet: front+wrist {args.image_size}px", {**cams, "backend": "pybullet"}),
     ]
     rates = {name: steps_per_second(args.steps, **kw) for name, kw in configs}
-    baseline = rates[configs[-1][0]]
+    baseline = rates[configs[2][0]]
     width = max(len(n) for n in rates)
     print(f"{'configuration':<{width}}  {'steps/s':>8}  {'vs baseline':>11}")
     for name, rate in rates.items():

@@ -11,11 +11,21 @@ import importlib
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 
+#: Size in pixels (height, width) of ``render()`` frames when the env has no front camera.
+RENDER_SIZE_PX = (256, 256)
+
 #: Simulation backend name -> module with ``make_pick_lift_env`` and ``make_push_env``.
 BACKENDS: dict[str, str] = {
     "mujoco": "robot_rl.sim.mujoco.envs",
     "pybullet": "robot_rl.sim.pybullet.envs",
 }
+
+
+def _check_cameras(cameras: Sequence[str]) -> None:
+    known = ("front", "wrist")
+    unknown = [c for c in cameras if c not in known]
+    if unknown:
+        raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(known)}")
 
 
 def _factory(backend: str, name: str):

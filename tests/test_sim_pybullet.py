@@ -35,6 +35,9 @@ def test_registration_imports_no_backend():
     code = ("import sys, robot_rl; "
             "assert not {'mujoco', 'pybullet', 'robot_rl.sim.pybullet', 'robot_rl.sim.mujoco'} & set(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+    code = ("import sys, gymnasium as gym, robot_rl; gym.make('robot_rl/PandaPush-v0', backend='pybullet').close(); "
+            "assert 'mujoco' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("env_id,kwargs", [("robot_rl/PandaPickLift-v0", {}), ("robot_rl/PandaPush-v0", {"enable_yaw": True}),

@@ -11,16 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from robot_rl.env import RobotEnv
-from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Task, WorkspaceBox
 
+from ..envs import RENDER_SIZE_PX, _check_cameras
 from .arm import MujocoArm
 from .camera import MujocoCamera
 from .scene import ARM_VISUAL_GROUP, WRIST_CAMERA, PandaPhysics, SceneConfig
 from .tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask
 
-#: Size in pixels (height, width) of ``render()`` frames when the env has no front camera.
-RENDER_SIZE_PX = (256, 256)
 
 
 def _make_env(physics: PandaPhysics, task: Task, workspace: WorkspaceBox, home_tcp_position_m: Sequence[float], *, cameras: Sequence[str],
@@ -35,13 +33,6 @@ def _make_env(physics: PandaPhysics, task: Task, workspace: WorkspaceBox, home_t
     if render_mode == "rgb_array" and "front" not in cameras:
         render_camera = MujocoCamera(physics, "front", *RENDER_SIZE_PX)
     return RobotEnv(arm, cams, task, render_mode=render_mode, render_camera=render_camera, **env_kwargs)
-
-
-def _check_cameras(cameras: Sequence[str]) -> None:
-    known = ("front", "wrist")
-    unknown = [c for c in cameras if c not in known]
-    if unknown:
-        raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(known)}")
 
 
 def make_pick_lift_env(*, cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,

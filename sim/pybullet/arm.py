@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
 
-from ..mujoco.arm import READY_Q_RAD, DiffIKConfig, tool_down_rotation
+from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
 from .scene import FINGER_TRAVEL_M, PandaPhysics
 
 # Position-servo settings of PyBullet's POSITION_CONTROL motors (a velocity constraint per joint:

@@ -13,7 +13,7 @@ import numpy as np
 from robot_rl.env import RobotEnv
 from robot_rl.interfaces import Task, WorkspaceBox
 
-from ..mujoco.envs import RENDER_SIZE_PX, _check_cameras
+from ..envs import RENDER_SIZE_PX, _check_cameras
 from ..tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask
 from .arm import PybulletArm
 from .camera import PybulletCamera

@@ -1,0 +1,42 @@
+"""Backend-independent pieces of the simulated Panda's end-effector control: the ready posture,
+the tool-down orientation and the differential-IK gains, shared by the MuJoCo and PyBullet arms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Franka's "ready" posture (rad): elbow up, tool pointing down; the null-space posture target.
+READY_Q_RAD = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
+
+# Tool pointing down with yaw 0: tool x = base x, tool y = -base y, tool z = -base z.
+_TOOL_DOWN = np.diag([1.0, -1.0, -1.0])
+
+
+def tool_down_rotation(yaw_rad: float) -> np.ndarray:
+    """(3, 3) rotation of a tool pointing down (-z) with yaw ``yaw_rad`` about the base z axis."""
+    c, s = np.cos(yaw_rad), np.sin(yaw_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ _TOOL_DOWN
+
+
+@dataclass
+class DiffIKConfig:
+    """Gains of the damped-least-squares differential IK that turns EE targets into joint targets.
+
+    At ``ik_hz`` the joint servos get ``q + dq`` with
+    ``dq = J^T (J J^T + damping I)^-1 e + (I - J^+ J) nullspace_gain (q_ready - q)``, where ``e``
+    stacks the position error (m) and the orientation error (rad, axis-angle) to the target,
+    which ramps from the pose at the start of the control period to the commanded pose.
+    """
+
+    damping: float = 1e-4
+    """Tikhonov damping of the least-squares solve (m², rad²); keeps dq bounded near singularities."""
+    nullspace_gain: float = 0.2
+    """fraction of the posture error (towards the ready posture) corrected per physics step."""
+    ramp_fraction: float = 0.7
+    """fraction of the control period over which the target ramps to the commanded pose."""
+    ik_hz: float = 100.0
+    """rate of the IK solve (joint targets are held between solves); divides the physics rate."""
+    home_tolerance_m: float = 1e-3
+    """position tolerance of the IK solve for the home posture."""
