@@ -1,1 +1,1 @@
-"""Simulated backends (MuJoCo, later PyBullet) of the robot_rl Arm / Camera / Task interfaces."""
+"""Simulated backends (MuJoCo, PyBullet) of the robot_rl Arm / Camera / Task interfaces, and their shared tasks."""
