@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -123,6 +123,7 @@ class FrankaArm(Arm):
         self.workspace = WorkspaceBox(tuple(c.workspace_low), tuple(c.workspace_high))
         self.robot = self.gripper = None
         self._gripper_target: float | None = None
+        self._last_target: tuple[np.ndarray, float] | None = None
         self._next_tick = time.monotonic()
         self._max_width = 0.08
         self.connect()
@@ -165,7 +166,6 @@ class FrankaArm(Arm):
         Returns:
             The command actually sent.
         """
-        f = self._franky
         current = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.translation, np.float64)
         target = self.workspace.clip(cmd.ee_target_position)
         step = target - current
@@ -173,14 +173,35 @@ class FrankaArm(Arm):
         norm = float(np.linalg.norm(step))
         if norm > max_step:
             target = self.workspace.clip(current + step * (max_step / norm))
-        motion = f.CartesianMotion(f.Affine(target, tool_down_quaternion(cmd.ee_target_yaw)), f.ReferenceType.Absolute)
-        self.robot.move(motion, asynchronous=True)  # preempts the previous target
+        last = self._last_target
+        if last is None or np.linalg.norm(target - last[0]) > 5e-4 or abs(cmd.ee_target_yaw - last[1]) > 1e-3:
+            self._move(target, float(cmd.ee_target_yaw))  # an unchanged target is not re-planned
         sent = ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw),
                           gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
         self._command_gripper(sent.gripper)
         self._next_tick = max(self._next_tick + 1.0 / self.control_hz, time.monotonic())
         time.sleep(max(0.0, self._next_tick - time.monotonic()))
         return sent
+
+    def _move(self, target: np.ndarray, yaw: float) -> None:
+        """Send an absolute Cartesian target asynchronously (it preempts the previous one).
+
+        Ruckig refuses a preemption now and then (franky's "Motion planner failed", e.g. while the
+        previous motion ends); the robot is then recovered and the target sent once more.
+        """
+        f = self._franky
+        motion = f.CartesianMotion(f.Affine(target, tool_down_quaternion(yaw)), f.ReferenceType.Absolute)
+        try:
+            self.robot.move(motion, asynchronous=True)
+        except RuntimeError:
+            try:  # let the refused motion's predecessor settle (it reports its own error, if any)
+                self.robot.join_motion(timeout=1.0 / self.control_hz)
+            except Exception:  # noqa: BLE001 - the retry below is what matters
+                pass
+            if self.robot.has_errors:
+                self.robot.recover_from_errors()
+            self.robot.move(motion, asynchronous=True)
+        self._last_target = (target.copy(), yaw)
 
     def _command_gripper(self, opening: float) -> None:
         if self.gripper is None:
@@ -199,6 +220,7 @@ class FrankaArm(Arm):
         """Move to ``home_q`` (blocking) and open the gripper."""
         f = self._franky
         self.robot.move(f.JointMotion(list(self.config.home_q)))
+        self._last_target = None
         if self.gripper is not None:
             self._gripper_target = 1.0
             self.gripper.move(self._max_width, self.config.gripper_speed_mps)
