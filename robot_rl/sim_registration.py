@@ -13,7 +13,7 @@ ID                                 observation
 =================================  ==========================================================
 
 Every ID takes ``backend`` (``"mujoco"``, the default, or ``"pybullet"``: same observation and
-action spaces), the keyword arguments of :func:`robot_rl.sim.mujoco.envs.make_pick_lift_env`
+action spaces), the keyword arguments of :func:`robot_rl.sim.envs.make_pick_lift_env`
 (``cameras``, ``image_size``, ``reward_type``, ``enable_yaw``, ``control_hz``, ...) and
 gymnasium's ``max_episode_steps``.
 """

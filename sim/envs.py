@@ -1,52 +1,99 @@
-"""Backend-dispatching entry points of the ``robot_rl/Panda*-v0`` gymnasium IDs.
+"""The ``robot_rl/Panda*-v0`` envs, assembled from one simulation backend.
 
-``backend`` names a simulation package (``mujoco`` default, ``pybullet``); the factory of that
-backend is imported only when called, so registering the IDs imports no physics engine.
+``backend`` names a simulation package (``mujoco`` default, ``pybullet``). Each backend's
+``envs`` module provides the same four pieces (``PandaPhysics``, ``SceneConfig``,
+``make_arm(physics, workspace, home_tcp_position_m, control_hz)`` and
+``make_camera(physics, name, height, width)``); the env itself (tasks, cameras, RobotEnv
+settings) is put together here once. A backend is imported only when its env is made, so
+registering the IDs imports no physics engine.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
+from types import ModuleType
+
+import numpy as np
 
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 
+from .tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask
+
 #: Size in pixels (height, width) of ``render()`` frames when the env has no front camera.
 RENDER_SIZE_PX = (256, 256)
+#: Cameras of the Panda table scene.
+CAMERAS = ("front", "wrist")
 
-#: Simulation backend name -> module with ``make_pick_lift_env`` and ``make_push_env``.
+#: Simulation backend name -> module with ``PandaPhysics``, ``SceneConfig``, ``make_arm``, ``make_camera``.
 BACKENDS: dict[str, str] = {
     "mujoco": "robot_rl.sim.mujoco.envs",
     "pybullet": "robot_rl.sim.pybullet.envs",
 }
 
 
-def _check_cameras(cameras: Sequence[str]) -> None:
-    known = ("front", "wrist")
-    unknown = [c for c in cameras if c not in known]
+def _backend(name: str) -> ModuleType:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown sim backend {name!r}; choose one of {sorted(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name])
+
+
+def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, cameras: Sequence[str],
+              image_size: int | tuple[int, int], control_hz: float, shadows: bool, render_mode: str | None,
+              **env_kwargs) -> RobotEnv:
+    unknown = [c for c in cameras if c not in CAMERAS]
     if unknown:
-        raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(known)}")
+        raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
+    b = _backend(backend)
+    cfg = task_config if task_config is not None else task_cls.default_config()
+    physics = b.PandaPhysics(b.SceneConfig(shadows=shadows, with_target=with_target))
+    task = task_cls(physics, cfg)
+    height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
+    arm = b.make_arm(physics, cfg.workspace, np.asarray(cfg.home_tcp_position_m), control_hz)
+    cams = [b.make_camera(physics, name, height, width) for name in cameras]
+    render_camera = None
+    if render_mode == "rgb_array" and "front" not in cameras:
+        render_camera = b.make_camera(physics, "front", *RENDER_SIZE_PX)
+    return RobotEnv(arm, cams, task, render_mode=render_mode, render_camera=render_camera, **env_kwargs)
 
 
-def _factory(backend: str, name: str):
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown sim backend {backend!r}; choose one of {sorted(BACKENDS)}")
-    return getattr(importlib.import_module(BACKENDS[backend]), name)
+def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
+                       reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
+                       privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
+                       task_config: PickLiftConfig | None = None, render_mode: str | None = None) -> RobotEnv:
+    """The Panda pick-and-lift env.
 
-
-def make_pick_lift_env(*, backend: str = "mujoco", **kwargs) -> RobotEnv:
-    """The Panda pick-and-lift env of ``backend``; ``kwargs`` as :func:`robot_rl.sim.mujoco.envs.make_pick_lift_env`.
+    Args:
+        backend: ``"mujoco"`` or ``"pybullet"``.
+        cameras: camera names for ``obs["images"]`` (``front``, ``wrist``); none for state only.
+        image_size: image size in pixels, ``N`` for N x N or ``(height, width)``.
+        reward_type: ``"sparse"`` (1 on success, terminates) or ``"dense"`` (named terms).
+        enable_yaw: 5-D actions with a yaw change.
+        binary_gripper: gripper action > 0 opens, <= 0 closes; False: target opening (a + 1) / 2.
+        privileged_state: append the true cube pose to ``obs["state"]``.
+        control_hz: control rate; 500 / control_hz must be a whole number (2 ms physics steps).
+        shadows: render shadows (MuJoCo; about 5x slower image rendering).
+        task_config: task settings; ``PickLiftTask.default_config()`` when None.
+        render_mode: ``None`` or ``"rgb_array"``.
 
     Raises:
         ConfigError: unknown backend, camera name or other invalid settings.
     """
-    return _factory(backend, "make_pick_lift_env")(**kwargs)
+    return _assemble(backend, PickLiftTask, task_config, False, cameras=cameras, image_size=image_size,
+                     control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
+                     enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)
 
 
-def make_push_env(*, backend: str = "mujoco", **kwargs) -> RobotEnv:
-    """The Panda push env of ``backend``; ``kwargs`` as :func:`robot_rl.sim.mujoco.envs.make_push_env`.
+def make_push_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
+                  reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
+                  privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
+                  task_config: PushConfig | None = None, render_mode: str | None = None) -> RobotEnv:
+    """The Panda push env; arguments as :func:`make_pick_lift_env` (``task_config``: :class:`PushConfig`).
 
     Raises:
         ConfigError: unknown backend, camera name or other invalid settings.
     """
-    return _factory(backend, "make_push_env")(**kwargs)
+    return _assemble(backend, PushTask, task_config, True, cameras=cameras, image_size=image_size,
+                     control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
+                     enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)

@@ -40,3 +40,34 @@ class DiffIKConfig:
     """rate of the IK solve (joint targets are held between solves); divides the physics rate."""
     home_tolerance_m: float = 1e-3
     """position tolerance of the IK solve for the home posture."""
+
+
+def control_substeps(control_hz: float, sim_dt_s: float, ik_hz: float) -> tuple[int, int]:
+    """Physics steps per control period and per IK update: ``(n_substeps, ik_every)``.
+
+    ``n_substeps = round(1 / (control_hz * sim_dt_s))``, derived once here for both backends.
+
+    Raises:
+        ValueError: the control period is not a whole multiple of the physics step, or ``ik_hz``
+            does not divide the physics rate into a divisor of ``n_substeps``.
+    """
+    control_dt = 1.0 / control_hz
+    n_substeps = int(round(control_dt / sim_dt_s))
+    if n_substeps < 1 or abs(n_substeps * sim_dt_s - control_dt) > 1e-9:
+        raise ValueError(f"control period {control_dt} s is not a whole multiple of the physics step "
+                         f"{sim_dt_s} s; choose control_hz so that 1 / (control_hz * {sim_dt_s}) is an integer")
+    ik_every = int(round(1.0 / (ik_hz * sim_dt_s)))
+    if ik_every < 1 or n_substeps % ik_every:
+        raise ValueError(f"ik_hz={ik_hz} must divide the physics rate {1 / sim_dt_s} Hz and be a "
+                         f"multiple of control_hz={control_hz}")
+    return n_substeps, ik_every
+
+
+def pinhole_intrinsics(height: int, width: int, fovy_deg: float):
+    """:class:`~robot_rl.interfaces.CameraIntrinsics` of a symmetric frustum with square pixels:
+    focal length ``(H / 2) / tan(fovy / 2)`` px, principal point at the image centre, no distortion."""
+    from robot_rl.interfaces import CameraIntrinsics
+
+    focal_px = 0.5 * height / np.tan(0.5 * np.deg2rad(fovy_deg))
+    return CameraIntrinsics(width=int(width), height=int(height),
+                            K=np.array([[focal_px, 0.0, width / 2.0], [0.0, focal_px, height / 2.0], [0.0, 0.0, 1.0]]))

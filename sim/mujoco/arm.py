@@ -7,7 +7,7 @@ import numpy as np
 
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
 
-from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
+from ..kinematics import READY_Q_RAD, DiffIKConfig, control_substeps, tool_down_rotation
 from .scene import ARM_JOINTS, FINGER_TRAVEL_M, PandaPhysics
 
 __all__ = ["READY_Q_RAD", "DiffIKConfig", "MujocoArm", "tool_down_rotation"]
@@ -39,11 +39,7 @@ class MujocoArm(Arm):
         self.control_hz = float(control_hz)
         self.ik = ik if ik is not None else DiffIKConfig()
         sim_dt = physics.model.opt.timestep
-        control_dt = 1.0 / self.control_hz
-        self.n_substeps = int(round(control_dt / sim_dt))
-        if self.n_substeps < 1 or abs(self.n_substeps * sim_dt - control_dt) > 1e-9:
-            raise ValueError(f"control period {control_dt} s is not a whole multiple of the physics step "
-                             f"{sim_dt} s; choose control_hz so that 1 / (control_hz * {sim_dt}) is an integer")
+        self.n_substeps, self.ik_every = control_substeps(self.control_hz, sim_dt, self.ik.ik_hz)
         self.home_position_m = np.asarray(home_position_m, dtype=np.float64)
         if not workspace.contains(self.home_position_m):
             raise ValueError(f"home position {self.home_position_m} m is outside the workspace {workspace}")
@@ -59,10 +55,6 @@ class MujocoArm(Arm):
         # cancels their damping on the reference velocity (velocity feed-forward).
         act = physics.arm_actuator_ids
         self._servo_lead_s = m.actuator_biasprm[act, 2] / m.actuator_biasprm[act, 1]
-        self.ik_every = int(round(1.0 / (self.ik.ik_hz * sim_dt)))
-        if self.ik_every < 1 or self.n_substeps % self.ik_every:
-            raise ValueError(f"ik_hz={self.ik.ik_hz} must divide the physics rate {1 / sim_dt} Hz and be a "
-                             f"multiple of control_hz={self.control_hz}")
         self.home_q_rad = self._solve_home()
 
     # ------------------------------------------------------------------ kinematics

@@ -7,6 +7,8 @@ import numpy as np
 
 from robot_rl.interfaces import Camera, CameraIntrinsics, Frame
 
+from ..kinematics import pinhole_intrinsics
+
 from .scene import PandaPhysics
 
 
@@ -36,11 +38,7 @@ class MujocoCamera(Camera):
         self.camera_id = names.index(name)
         self.height, self.width = int(height), int(width)
         # MuJoCo renders a symmetric frustum with vertical field of view fovy and square pixels.
-        fovy_rad = np.deg2rad(model.cam_fovy[self.camera_id])
-        focal_px = 0.5 * self.height / np.tan(0.5 * fovy_rad)
-        self._intrinsics = CameraIntrinsics(
-            width=self.width, height=self.height,
-            K=np.array([[focal_px, 0.0, self.width / 2.0], [0.0, focal_px, self.height / 2.0], [0.0, 0.0, 1.0]]))
+        self._intrinsics = pinhole_intrinsics(self.height, self.width, model.cam_fovy[self.camera_id])
         self._option = mujoco.MjvOption()
         for group in hidden_geom_groups:
             self._option.geomgroup[group] = 0

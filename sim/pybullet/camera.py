@@ -11,6 +11,8 @@ from scipy.spatial.transform import Rotation
 
 from robot_rl.interfaces import Camera, CameraIntrinsics, Frame
 
+from ..kinematics import pinhole_intrinsics
+
 from .scene import FRONT_CAMERA, WRIST_CAMERA, PandaPhysics
 
 #: Wrist camera mount in the hand frame (z towards the fingertips), metres: beside the flange,
@@ -52,10 +54,7 @@ class PybulletCamera(Camera):
         self.physics = physics
         self.height, self.width = int(height), int(width)
         self.fovy_deg = float(fovy[name])
-        focal_px = 0.5 * self.height / np.tan(0.5 * np.deg2rad(self.fovy_deg))
-        self._intrinsics = CameraIntrinsics(
-            width=self.width, height=self.height,
-            K=np.array([[focal_px, 0.0, self.width / 2.0], [0.0, focal_px, self.height / 2.0], [0.0, 0.0, 1.0]]))
+        self._intrinsics = pinhole_intrinsics(self.height, self.width, self.fovy_deg)
         self._projection = physics.client.computeProjectionMatrixFOV(
             fov=self.fovy_deg, aspect=self.width / self.height, nearVal=_NEAR_M, farVal=_FAR_M)
         self._closed = False
