@@ -26,6 +26,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from ..geometry import TableSceneConfig
+
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 TCP_SITE = "tcp"
@@ -60,35 +62,15 @@ _FINGER_DAMPING = 10.0  # N·s/m, critically damps the 0.1 kg finger at this sti
 
 
 @dataclass
-class SceneConfig:
+class SceneConfig(TableSceneConfig):
     """What the scene contains and how it is simulated."""
 
-    sim_dt_s: float = 0.002
-    """physics time step in seconds."""
-    cube_half_size_m: float = 0.02
-    """half the cube's edge length (a 4 cm cube fits the 8 cm Panda gripper with margin)."""
-    cube_mass_kg: float = 0.05
-    """cube mass."""
     cube_friction: tuple[float, float, float] = (1.0, 0.01, 0.001)
     """sliding, torsional (m), rolling (m) friction of the cube (MuJoCo geom friction)."""
     pad_friction: tuple[float, float, float] = (1.5, 0.01, 0.001)
     """friction of the finger pads; MuJoCo uses the larger of two geoms' coefficients."""
     table_friction: tuple[float, float, float] = (0.5, 0.005, 0.0001)
     """table friction; low enough that the cube slides when pushed."""
-    with_target: bool = False
-    """add the flat, non-colliding target marker (push task)."""
-    target_radius_m: float = 0.03
-    """radius of the drawn target disc."""
-    front_camera_position_m: tuple[float, float, float] = (1.2, 0.0, 0.6)
-    """front camera position, base frame."""
-    front_camera_lookat_m: tuple[float, float, float] = (0.45, 0.0, 0.1)
-    """point the front camera looks at, base frame."""
-    front_camera_fovy_deg: float = 45.0
-    """vertical field of view of the front camera."""
-    wrist_camera_fovy_deg: float = 70.0
-    """vertical field of view of the wrist camera."""
-    shadows: bool = False
-    """render shadows (about 5x slower on CPU renderers); off by default."""
 
 
 def _panda_urdf_text(directory: Path) -> str:

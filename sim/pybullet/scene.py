@@ -21,6 +21,8 @@ import pybullet
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
+from ..geometry import TableSceneConfig
+
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 FINGER_LINKS = ("panda_leftfinger", "panda_rightfinger")
@@ -38,37 +40,17 @@ _PAD_INNER_FACE_M, _PAD_CENTRE_ALONG_M = -0.0021, 0.0445
 
 
 @dataclass
-class SceneConfig:
+class SceneConfig(TableSceneConfig):
     """What the scene contains and how it is simulated; geometry and cameras as the MuJoCo scene."""
 
-    sim_dt_s: float = 0.002
-    """physics time step in seconds."""
     solver_iterations: int = 100
     """constraint solver iterations per step (PyBullet's default 50 lets firm grasps creep)."""
-    cube_half_size_m: float = 0.02
-    """half the cube's edge length (a 4 cm cube fits the 8 cm Panda gripper with margin)."""
-    cube_mass_kg: float = 0.05
-    """cube mass."""
     cube_lateral_friction: float = 1.0
     """Coulomb friction coefficient of the cube (PyBullet multiplies the two bodies' coefficients)."""
     pad_lateral_friction: float = 1.5
     """friction coefficient of the fingers (and pads)."""
     table_lateral_friction: float = 0.5
     """table friction; low enough that the cube slides when pushed."""
-    with_target: bool = False
-    """add the flat, non-colliding target marker (push task)."""
-    target_radius_m: float = 0.03
-    """radius of the drawn target disc."""
-    front_camera_position_m: tuple[float, float, float] = (1.2, 0.0, 0.6)
-    """front camera position, base frame."""
-    front_camera_lookat_m: tuple[float, float, float] = (0.45, 0.0, 0.1)
-    """point the front camera looks at, base frame."""
-    front_camera_fovy_deg: float = 45.0
-    """vertical field of view of the front camera."""
-    wrist_camera_fovy_deg: float = 70.0
-    """vertical field of view of the wrist camera."""
-    shadows: bool = False
-    """render shadows with the tiny renderer."""
 
 
 def _panda_urdf_with_pads(directory: Path) -> str:
