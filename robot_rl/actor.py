@@ -92,12 +92,6 @@ class ActorConfig:
     """show a progress bar."""
 
 
-def _obs(layout: ObsLayout, obs: Any, device: torch.device) -> Obs:
-    state, images = layout.split(obs)
-    return Obs(torch.as_tensor(state, device=device).unsqueeze(0),
-               {k: torch.as_tensor(np.ascontiguousarray(v), device=device).unsqueeze(0) for k, v in images.items()})
-
-
 class PolicyHolder:
     """The actor's copy of the policy; rebuilt from the parameter meta, swapped in when newer.
 
@@ -164,10 +158,14 @@ class PolicyHolder:
         self.load(ReceivedParams(int(meta["version"]), load_file(str(f)), meta["meta"], float("nan")), cache=False)
         return True
 
-    def act(self, obs: Any, deterministic: bool) -> np.ndarray:
-        """(A,) float32 action in [-1, 1]."""
+    def act(self, state: np.ndarray, images: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        """Policy action for one split observation (state (S,) float32, images camera -> (H, W, 3) uint8).
+
+        Returns:
+            (A,) float32 action in [-1, 1].
+        """
         with torch.no_grad():
-            return self.agent.act(_obs(self.layout, obs, self.device), deterministic=deterministic)[0].cpu().numpy()
+            return self.agent.act(Obs.single(state, images, self.device), deterministic=deterministic)[0].cpu().numpy()
 
 
 class ChunkBuilder:
@@ -180,16 +178,16 @@ class ChunkBuilder:
         self.episode = 0
         self.t = 0  # index in the episode of the next step
 
-    def start(self, obs: Any, episode: int) -> None:
-        """Begin an episode with its reset observation."""
-        state, images = self.layout.split(obs)
-        self.reset_obs = (state, {k: np.ascontiguousarray(v) for k, v in images.items()})
+    def start(self, state: np.ndarray, images: dict[str, np.ndarray], episode: int) -> None:
+        """Begin an episode with its reset observation, split by the layout (state (S,) float32,
+        images camera -> (H, W, 3) uint8)."""
+        self.reset_obs = (state, images)
         self.rows, self.episode, self.t = [], episode, 0
 
-    def step(self, next_obs: Any, action: np.ndarray, reward: float, terminated: bool, truncated: bool,
-             intervention: bool, step_id: int) -> None:
-        """Record one step (``action`` (A,) float32 in [-1, 1], executed)."""
-        state, images = self.layout.split(next_obs)
+    def step(self, state: np.ndarray, images: dict[str, np.ndarray], action: np.ndarray, reward: float,
+             terminated: bool, truncated: bool, intervention: bool, step_id: int) -> None:
+        """Record one step: the next observation split as in :meth:`start`, the executed ``action``
+        (A,) float32 in [-1, 1], reward, flags and the actor's running step ID."""
         self.rows.append((state, images, action, reward, terminated, truncated, intervention, step_id))
 
     def __len__(self) -> int:
@@ -286,7 +284,8 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         builder = ChunkBuilder(layout)
         episode = sender.next_episode
         obs, _ = env.reset(seed=cfg.seed + episode)
-        builder.start(obs, episode)
+        split = layout.split(obs)  # once per step: used by the policy and by the chunk
+        builder.start(*split, episode)
         ep_return, ep_len, ep_success, ep_interventions, ep_takeovers = 0.0, 0, False, 0, 0
         bar = tqdm(total=cfg.total_env_steps or None, desc=f"actor {cfg.actor_id}", unit="step", disable=not cfg.progress,
                    dynamic_ncols=True)
@@ -297,11 +296,12 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
             p = params.poll(0)
             if p is not None:
                 policy.load(p)
-            action = policy.act(obs, cfg.deterministic)
+            action = policy.act(*split, cfg.deterministic)
             obs, reward, terminated, truncated, info = env.step(scaler.to_env(action))
+            split = layout.split(obs)
             executed = scaler.from_env(info["action"]) if "action" in info else action
             intervention = bool(info.get("intervention", False))
-            builder.step(obs, executed, float(reward), bool(terminated), bool(truncated), intervention, sender.next_step_id)
+            builder.step(*split, executed, float(reward), bool(terminated), bool(truncated), intervention, sender.next_step_id)
             sender.next_step_id += 1
             steps += 1
             ep_return += float(reward)
@@ -322,7 +322,8 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                 episode += 1
                 sender.save_state(next_episode=episode)
                 obs, _ = env.reset(seed=cfg.seed + episode)
-                builder.start(obs, episode)
+                split = layout.split(obs)
+                builder.start(*split, episode)
                 ep_return, ep_len, ep_success, ep_interventions, ep_takeovers = 0.0, 0, False, 0, 0
             sender.pump()
             bar.update(1)

@@ -18,6 +18,20 @@ class Obs(NamedTuple):
     state: torch.Tensor
     images: dict[str, torch.Tensor]
 
+    @classmethod
+    def single(cls, state, images, device: torch.device | str = "cpu") -> Obs:
+        """A batch of one from a split observation (see :meth:`robot_rl.layout.ObsLayout.split`).
+
+        Args:
+            state: (S,) float32 numpy array. images: camera -> (H, W, 3) uint8 numpy array.
+            device: where the tensors go (CPU arrays are wrapped without a copy).
+
+        Returns:
+            ``Obs`` with state (1, S) float32 and images (1, H, W, 3) uint8.
+        """
+        return cls(torch.as_tensor(state, device=device).unsqueeze(0),
+                   {k: torch.as_tensor(v, device=device).unsqueeze(0) for k, v in images.items()})
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Obs:
         """Return a copy on ``device`` (uint8 images stay uint8)."""
         return Obs(

@@ -119,9 +119,7 @@ class TrainConfig:
 
 
 def _obs_tensor(layout: ObsLayout, obs: Any, device: torch.device) -> Obs:
-    state, images = layout.split(obs)
-    return Obs(torch.as_tensor(state, device=device).unsqueeze(0),
-               {k: torch.as_tensor(v, device=device).unsqueeze(0) for k, v in images.items()})
+    return Obs.single(*layout.split(obs), device=device)
 
 
 def evaluate(agent: SACAgent, env, layout: ObsLayout, scaler: ActionScaler, episodes: int, device: torch.device,

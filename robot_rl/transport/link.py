@@ -369,7 +369,8 @@ class ChunkSender:
 
     Raises:
         TransportError: the learner answered with an ``error`` of reason ``version`` or
-            ``layout`` (raised from :meth:`pump`: the actor cannot fix that by resending).
+            ``layout``, or a spooled chunk is unreadable (raised from :meth:`pump`: resending
+            cannot fix either).
     """
 
     def __init__(self, ctx: zmq.Context, address: str, actor_id: str, spool_dir: Path,
@@ -476,8 +477,8 @@ class ChunkSender:
             return
         if msg.kind == "ack":
             self.last_ack_time = time.monotonic()
-            for seq in [s for s in self.pending if s <= msg.seq]:
-                del self.pending[seq]
+            while self.pending and next(iter(self.pending)) <= msg.seq:  # pending is in seq order
+                seq, _ = self.pending.popitem(last=False)
                 self._path(seq).unlink(missing_ok=True)
             if msg.seq > self.acked:
                 self.acked = msg.seq
@@ -486,8 +487,7 @@ class ChunkSender:
                 # a chunk was lost in transit (e.g. queued on a connection that died): go back to
                 # the first unacknowledged chunk at once instead of waiting for the timeout
                 self._last_go_back = now
-                for entry in self.pending.values():
-                    entry[1] = None
+                self._go_back()
         elif msg.kind == "error":
             reason = str(msg.meta.get("reason", "malformed"))
             self.errors[reason] += 1
@@ -507,22 +507,22 @@ class ChunkSender:
         now = time.monotonic()
         first = next(iter(self.pending.values()))
         if first[1] is not None and now - first[1] > self.ack_timeout_s:
-            for entry in self.pending.values():  # go-back-N
-                if entry[1] is not None:
-                    self.resent += 1
-                entry[1] = None
-        in_flight = sum(1 for e in self.pending.values() if e[1] is not None)
+            self.resent += self._go_back()
+        # chunks are sent in order, so the sent ones are a prefix of at most `window` entries:
+        # this loop visits O(window) entries however large the spool is
+        in_flight = 0
         for seq, entry in self.pending.items():
+            if entry[1] is not None:
+                in_flight += 1
+                continue
             if in_flight >= self.window:
                 break
-            if entry[1] is not None:
-                continue
             frames = entry[0]
             if frames is None:
                 frames = read_record_file(self._path(seq))
-                if frames is None:  # cannot happen for renamed files; keep going rather than stall
-                    self.errors["spool_corrupt"] += 1
-                    continue
+                if frames is None:  # files are renamed into place complete: only a disk fault does this
+                    raise TransportError(f"spooled chunk {self._path(seq)} is unreadable (disk fault?); the learner "
+                                         "accepts chunks only in order, so this actor cannot deliver past it")
             try:
                 self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -530,6 +530,16 @@ class ChunkSender:
             entry[1] = now
             in_flight += 1
             self.sent += 1
+
+    def _go_back(self) -> int:
+        """Mark the sent-but-unacknowledged prefix for resending (go-back-N); returns its length."""
+        n = 0
+        for entry in self.pending.values():
+            if entry[1] is None:
+                break
+            entry[1] = None
+            n += 1
+        return n
 
     def flush(self, timeout_s: float, on_wait: Callable[[], None] | None = None) -> bool:
         """Pump until every chunk is acknowledged or ``timeout_s`` passes; True when all were."""
