@@ -247,6 +247,7 @@ class Learner:
         self.log = SegmentLog(self.run_dir / "replay", fsync=cfg.fsync)
         self.episode_stats: deque[dict[str, Any]] = deque(maxlen=20)
         self.resumed_from: Path | None = None
+        self.receiver: ChunkReceiver | None = None  # the transport thread, started by run()
         if resumed:
             self.resumed_from = self._restore()
         self._replay_log()
@@ -285,16 +286,15 @@ class Learner:
         tensors = {"agent": self.agent.checkpoint_state(), "torch_rng": torch.get_rng_state()}
         state = {"updates": self.updates, "update_calls": self.update_calls, "received": self.received,
                  "rng": {"numpy": self.rng.bit_generator.state},
-                 "last_seq": self.receiver.snapshot()[2] if hasattr(self, "receiver") else dict(self.last_seq)}
+                 "last_seq": self.receiver.snapshot()[2] if self.receiver is not None else dict(self.last_seq)}
         self._last_checkpoint = (self.updates, time.monotonic())
         return save_checkpoint(self.run_dir, self.updates, tensors, state)
 
     def _restore(self) -> Path | None:
-        try:
-            ckpt = latest_checkpoint(self.run_dir)
-        except Exception:  # noqa: BLE001 - killed before the first checkpoint: data only
+        if not (self.run_dir / "checkpoints" / "latest").is_file():  # killed before its first checkpoint
             tqdm.write(f"learner: {self.run_dir} has no checkpoint yet; resuming with fresh networks and the logged data")
             return None
+        ckpt = latest_checkpoint(self.run_dir)  # an incomplete or unreadable one is an error, not a fresh start
         tensors, state = load_checkpoint(ckpt, map_location=self.device)
         self.agent.load_checkpoint_state(tensors["agent"])
         torch.set_rng_state(tensors["torch_rng"].cpu())

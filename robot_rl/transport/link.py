@@ -569,7 +569,9 @@ def curve_for_actor(directory: Path | None, actor_id: str) -> tuple[bytes, bytes
 
 
 def start_authenticator(ctx: zmq.Context, authorized_dir: Path):
-    """Start ZeroMQ's authenticator thread: only CURVE clients in ``authorized_dir`` get in."""
+    """Start ZeroMQ's authenticator thread: only CURVE clients whose public keys are in
+    ``authorized_dir`` (``*.key`` certificates) get in. Returns the running
+    ``zmq.auth.thread.ThreadAuthenticator``; call its ``stop()`` when done."""
     from zmq.auth.thread import ThreadAuthenticator
 
     auth = ThreadAuthenticator(ctx)
