@@ -59,7 +59,12 @@ setup(
         "rosbags>=0.10",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9"],
+        "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",
+                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8"],
+        # cameras: Intel RealSense (needs Debian libusb-1.0-0) and USB/V4L2 cameras through OpenCV
+        "cameras": ["pyrealsense2>=2.54", "opencv-python-headless>=4.8"],
+        # Universal Robots arms through ur_rtde
+        "ur": ["ur-rtde>=1.5"],
         # Franka arms (Panda, FR3) through franky-control (bundles libfranka)
         "franka": ["franky-control>=0.9"],
         # teleop devices: gamepad (pygame) and 3Dconnexion SpaceMouse (pyspacemouse; needs the
@@ -69,6 +74,12 @@ setup(
     entry_points={
         "console_scripts": [
             "robot-rl = robot_rl.cli:main",
+            # ROS 2 nodes (ros2 run robot_rl <name>, or robot-rl bringup)
+            "robot_rl_camera_node = robot_rl.drivers.camera_node:main",
+            "robot_rl_arm_node = robot_rl.drivers.arm_node:main",
+            "robot_rl_teleop_node = robot_rl.drivers.teleop.node:main",
+            "robot_rl_sim_node = robot_rl.sim.node:main",
+            "robot_rl_recorder = robot_rl.ros.recorder:main",
         ],
     },
     zip_safe=True,

@@ -28,6 +28,7 @@ import numpy as np
 
 from robot_rl.errors import ConfigError, DeviceUnavailableError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
+from robot_rl.env import tool_down_quaternion
 
 #: libfranka's command port (TCP); its real-time state stream uses UDP.
 FCI_PORT = 1337
@@ -94,14 +95,6 @@ def _with_timeout(fn, timeout_s: float, what: str) -> Any:
     if "error" in box:
         raise DeviceUnavailableError(f"{what} failed: {box['error']}") from box["error"]
     return box["value"]
-
-
-def tool_down_quaternion(yaw_rad: float) -> np.ndarray:
-    """(4,) xyzw quaternion of a tool pointing down (z axis to -z of the base) turned by ``yaw_rad``
-    about the base z axis: Rz(yaw) * Rx(pi)."""
-    half = yaw_rad / 2.0
-    # Rz(yaw) = (0, 0, sin h, cos h); Rx(pi) = (1, 0, 0, 0); product (x, y, z, w):
-    return np.array([np.cos(half), np.sin(half), 0.0, 0.0])
 
 
 class FrankaArm(Arm):

@@ -35,6 +35,14 @@ def tool_yaw_rad(quat_xyzw: np.ndarray) -> float:
     return float(np.arctan2(2.0 * (x * y + w * z), 1.0 - 2.0 * (y * y + z * z)))
 
 
+def tool_down_quaternion(yaw_rad: float) -> np.ndarray:
+    """(4,) float64 xyzw quaternion of a tool pointing down (tool z to base -z) turned by ``yaw_rad``
+    about the base z axis: Rz(yaw) * Rx(pi). Inverse of :func:`tool_yaw_rad`."""
+    half = yaw_rad / 2.0
+    # Rz(yaw) = (0, 0, sin h, cos h); Rx(pi) = (1, 0, 0, 0); product (x, y, z, w):
+    return np.array([np.cos(half), np.sin(half), 0.0, 0.0])
+
+
 class RobotEnv(gym.Env):
     """End-effector delta control of an arm with a parallel gripper, observed by cameras.
 
