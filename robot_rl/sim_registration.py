@@ -37,9 +37,22 @@ SIM_ENVS = (
 )
 
 
+_ROS_PIXELS = {"cameras": ("front", "wrist"), "image_size": 128, "privileged_state": False}
+
+#: The same tasks over ROS 2 topics (robot_rl.ros.env.RosRobotEnv, against the sim node or real
+#: nodes): same observation and action spaces and episode lengths as the IDs above.
+ROS_ENVS = (
+    ("robot_rl/RosPandaPickLift-v0", "robot_rl.ros.env:make_ros_env", PICK_LIFT_EPISODE_STEPS, {"task": "pick_lift"}),
+    ("robot_rl/RosPandaPickLiftPixels-v0", "robot_rl.ros.env:make_ros_env", PICK_LIFT_EPISODE_STEPS,
+     {"task": "pick_lift", **_ROS_PIXELS}),
+    ("robot_rl/RosPandaPush-v0", "robot_rl.ros.env:make_ros_env", PUSH_EPISODE_STEPS, {"task": "push"}),
+    ("robot_rl/RosPandaPushPixels-v0", "robot_rl.ros.env:make_ros_env", PUSH_EPISODE_STEPS, {"task": "push", **_ROS_PIXELS}),
+)
+
+
 def register_sim_envs() -> None:
-    """Register :data:`SIM_ENVS` with gymnasium (skipping IDs already registered)."""
-    for env_id, entry_point, steps, kwargs in SIM_ENVS:
+    """Register :data:`SIM_ENVS` and :data:`ROS_ENVS` with gymnasium (skipping IDs already registered)."""
+    for env_id, entry_point, steps, kwargs in (*SIM_ENVS, *ROS_ENVS):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=steps, kwargs=dict(kwargs))
 

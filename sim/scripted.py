@@ -190,7 +190,8 @@ def scripted_policy_for(env: gym.Env, noise_std: float = 0.0, rng: np.random.Gen
     u = env.unwrapped
     if not isinstance(u, RobotEnv):
         raise TypeError(f"scripted controllers drive a robot_rl RobotEnv, got {type(u).__name__}")
-    name = type(u.task).__name__
+    # a task over ROS (robot_rl.ros.env.RosTask) names the sim task it mirrors
+    name = getattr(u.task, "task_class_name", type(u.task).__name__)
     if name not in SCRIPTED_POLICIES:
         raise KeyError(f"no scripted controller for task {name}; available: {sorted(SCRIPTED_POLICIES)}")
     policy = SCRIPTED_POLICIES[name](env)

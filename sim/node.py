@@ -1,0 +1,189 @@
+"""The sim node: a MuJoCo or PyBullet scene behind exactly the real camera and arm nodes' topics.
+
+One process owns the physics and publishes, every control tick and with one stamp, what the real
+nodes publish (:mod:`robot_rl.ros.convert` lists the topics):
+
+* ``/joint_states``, ``/arm/ee_pose``, ``/arm/ee_twist``, ``/arm/wrench`` (arm node topics);
+* ``/camera/<cam>/color/image_raw`` and ``.../camera_info`` per simulated camera (camera node
+  topics, ``<cam>_color_optical_frame``);
+* ``/task/state``: the privileged task state (object poses, success, reward terms) that only a
+  simulator has; a real setup has no such topic.
+
+It takes the arm node's commands (``/arm/equilibrium_pose``, ``/arm/delta_twist_cmds``,
+``/arm/gripper_cmd``) through the same :class:`~robot_rl.ros.safety.ArmCommandGate` (workspace
+box, maximum EE speed, command timeout) and resets on ``/sim/reset`` (``std_msgs/Int64``: the
+seed), answering ``/sim/reset_done`` with the same number once the new episode's state is out.
+
+Each tick advances the physics by one control period, so the node runs in real time when a tick
+takes less than the period (``robot-rl``'s sim ticks in a few ms from state, ~20 ms with two
+128x128 cameras on a laptop CPU); a slower tick stretches time rather than skipping physics.
+
+Run: ``python -m robot_rl.sim.node --ros-args -p env:=robot_rl/PandaPickLiftPixels-v0 -p backend:=pybullet``
+(``ros2 run robot_rl robot_rl_sim_node`` in a ROS 2 install).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from robot_rl.errors import ConfigError
+from robot_rl.ros import convert
+from robot_rl.ros.node import LifecycleNode, QoSProfile, run_node
+from robot_rl.ros.safety import ArmCommandGate
+
+#: Panda joint names as franka_description names them.
+PANDA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+
+
+class SimNode(LifecycleNode):
+    """Sim node (see the module docstring). Parameters are declared in ``__init__`` with units.
+
+    Raises (at configure, reported by the lifecycle):
+        ConfigError: unknown env ID or backend, or cameras the scene does not have.
+    """
+
+    def __init__(self, argv: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__("sim", argv=argv, **kwargs)
+        d = self.declare_parameter
+        self.env_id = d("env", "robot_rl/PandaPickLift-v0", "gymnasium ID of the simulated RobotEnv (robot-rl envs lists them)")
+        self.sim_backend = d("backend", "mujoco", "physics engine", choices=("mujoco", "pybullet"))
+        self.camera_names = d("cameras", [], "simulated cameras to publish (front, wrist); empty: the env's own")
+        self.image_size = d("image_size", 0, "camera image height and width, pixels; 0: the env's default", units="px")
+        self.control_rate_hz = d("control_rate_hz", 10.0, "physics advances one control period per tick at this rate", units="Hz")
+        self.seed = d("seed", 0, "seed of the first episode")
+        self.max_ee_speed_m_s = d("max_ee_speed_m_s", 1.0, "largest commanded TCP speed", units="m/s")
+        self.command_timeout_s = d("command_timeout_s", 0.1, "hold position when no motion command arrived for this long", units="s")
+        self.workspace_low = d("workspace_low", [], "workspace box lower corner, base frame; empty: the task's box", units="m")
+        self.workspace_high = d("workspace_high", [], "workspace box upper corner, base frame; empty: the task's box", units="m")
+        self.base_frame = d("base_frame", convert.BASE_FRAME, "frame of poses, twists and wrenches (REP 105)")
+        self.publish_task_state = d("publish_task_state", True, "publish the privileged /task/state (sim only)")
+        self.camera_qos = d("camera_qos", "sensor", "QoS of image topics: sensor (best effort, depth 5) or reliable", choices=("sensor", "reliable"))
+        self.env = None
+        self._timer = None
+        #: monotonic start times of the ticks (for the jitter benchmark), bounded.
+        self.tick_starts: list[float] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_configure(self) -> None:
+        from robot_rl.envs import make_env
+        from robot_rl.interfaces import WorkspaceBox
+
+        kwargs: dict[str, Any] = {"backend": self.sim_backend, "control_hz": self.control_rate_hz}
+        if self.camera_names:
+            kwargs["cameras"] = tuple(self.camera_names)
+        if self.image_size:
+            kwargs["image_size"] = self.image_size
+        self.env = make_env(self.env_id, **kwargs)
+        u = self.env.unwrapped
+        self.arm, self.task, self.cameras = u.arm, u.task, dict(u.cameras)
+        box = u.arm.workspace
+        if self.workspace_low or self.workspace_high:
+            if len(self.workspace_low) != 3 or len(self.workspace_high) != 3:
+                raise ConfigError("workspace_low and workspace_high need 3 values each (metres, base frame).")
+            box = WorkspaceBox(tuple(map(float, self.workspace_low)), tuple(map(float, self.workspace_high)))
+        self.gate = ArmCommandGate(box, self.max_ee_speed_m_s, self.command_timeout_s)
+        self.period_s = 1.0 / self.control_rate_hz
+        cam_qos = "sensor" if self.camera_qos == "sensor" else QoSProfile(10, True)
+        self.pubs = {
+            "joint_states": self.create_publisher("sensor_msgs/msg/JointState", convert.JOINT_STATES),
+            "ee_pose": self.create_publisher("geometry_msgs/msg/PoseStamped", convert.EE_POSE),
+            "ee_twist": self.create_publisher("geometry_msgs/msg/TwistStamped", convert.EE_TWIST),
+            "wrench": self.create_publisher("geometry_msgs/msg/WrenchStamped", convert.WRENCH),
+            "task": self.create_publisher("std_msgs/msg/Float64MultiArray", convert.TASK_STATE),
+            "reset_done": self.create_publisher("std_msgs/msg/Int64", convert.RESET_DONE),
+        }
+        self.camera_pubs = {}
+        for name in self.cameras:
+            topics = convert.camera_topics(name)
+            self.camera_pubs[name] = (self.create_publisher("sensor_msgs/msg/Image", topics["image"], cam_qos),
+                                      self.create_publisher("sensor_msgs/msg/CameraInfo", topics["info"], cam_qos))
+        self.create_subscription("geometry_msgs/msg/PoseStamped", convert.POSE_CMD, self._on_pose)
+        self.create_subscription("geometry_msgs/msg/TwistStamped", convert.TWIST_CMD, self._on_twist)
+        self.create_subscription("std_msgs/msg/Float64", convert.GRIPPER_CMD, self._on_gripper)
+        self.create_subscription("std_msgs/msg/Int64", convert.RESET_REQUEST, self._on_reset)
+        self._reset(self.seed)
+        self.get_logger().info(
+            f"{self.env_id} on {self.sim_backend}, {self.control_rate_hz:g} Hz, cameras {list(self.cameras) or 'none'}, "
+            f"workspace {box.low}..{box.high} m")
+
+    def on_activate(self) -> None:
+        self._timer = self.create_timer(self.period_s, self._tick)
+
+    def on_deactivate(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def on_cleanup(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+    def on_shutdown(self) -> None:
+        self.on_deactivate()
+        self.on_cleanup()
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _on_pose(self, msg: Any) -> None:
+        position, _ = convert.pose_to_arrays(msg.pose)
+        self.gate.on_pose(position, convert.yaw_from_pose_msg(msg), time.monotonic())
+
+    def _on_twist(self, msg: Any) -> None:
+        self.gate.on_twist(convert.twist_to_array(msg.twist), time.monotonic())
+
+    def _on_gripper(self, msg: Any) -> None:
+        self.gate.on_gripper(msg.data)
+
+    def _on_reset(self, msg: Any) -> None:
+        self._reset(int(msg.data))
+        self.pubs["reset_done"].publish(self.msg("std_msgs/msg/Int64", data=int(msg.data)))
+
+    # -- simulation -------------------------------------------------------------------------------
+
+    def _reset(self, seed: int) -> None:
+        self.arm.home()
+        self.task.initialize_episode(np.random.default_rng(seed))
+        self.gate.reset()
+        self._publish(self.now())
+
+    def _tick(self) -> None:
+        start = time.monotonic()
+        self.tick_starts.append(start)
+        if len(self.tick_starts) > 100_000:
+            del self.tick_starts[:50_000]
+        stamp = self.now()
+        cmd = self.gate.next_command(self.arm.state(), self.period_s, start)
+        self.arm.command(cmd)
+        self._publish(stamp)
+
+    def _publish(self, stamp: float) -> None:
+        """Publish task state, camera frames and arm state, all with ``stamp`` (arm state last)."""
+        if self.publish_task_state:
+            self.pubs["task"].publish(convert.task_state_msg(
+                stamp, bool(self.task.is_success()), self.task.get_observation(), self.task.get_reward_terms()))
+        for name, cam in self.cameras.items():
+            frame = cam.read()
+            image_pub, info_pub = self.camera_pubs[name]
+            frame_id = convert.optical_frame(name)
+            image_pub.publish(convert.image_msg(frame.rgb, stamp, frame_id))
+            info_pub.publish(convert.camera_info_msg(cam.intrinsics, stamp, frame_id))
+        state = self.arm.state()
+        joint_names = PANDA_JOINTS if len(state.q) == 7 else [f"joint{i + 1}" for i in range(len(state.q))]
+        for key, msg in convert.arm_state_msgs(state, joint_names, stamp, self.base_frame).items():
+            self.pubs[key].publish(msg)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``robot_rl_sim_node``: run the sim node until SIGINT/SIGTERM."""
+    return run_node(lambda args: SimNode(args), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
