@@ -1,0 +1,206 @@
+"""The ROS 2 arm node (drivers/arm_node.py) and its backends, over real DDS between processes.
+
+The arm node runs as a subprocess (``python -m robot_rl.drivers.arm_node``) in an isolated DDS
+domain (the ``ros_domain`` fixture); the test process is the client: it subscribes the state
+topics and publishes commands with our own :class:`~robot_rl.ros.node.Node`. The ros2_control
+bridge is tested against a fake "ROS arm" made of our own Node (publishes ``/joint_states``,
+records the TwistStamped / JointTrajectory commands it receives). No DDS mocks.
+
+Backends: ``sim`` (MuJoCo Panda) for the gate's guarantees; ``franka`` against franky-sim inside
+``unshare -n`` (like tests/test_franka.py); ``ur`` only for its connection errors (no RTDE
+simulator here: the control path needs URSim).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import start_node, stop_node
+from robot_rl.errors import DeviceUnavailableError
+from robot_rl.interfaces import ArmCommand
+from robot_rl.ros import convert
+from robot_rl.ros.node import Node
+
+ARM_NODE = "robot_rl.drivers.arm_node"
+RATE_HZ = 20.0
+MAX_SPEED = 0.2
+BOX_LOW, BOX_HIGH = np.array([0.40, -0.10, 0.05]), np.array([0.60, 0.10, 0.25])
+
+
+class Client:
+    """The test's side of the arm topics: records ee_pose / joint_states, publishes commands."""
+
+    def __init__(self) -> None:
+        self.node = Node("arm_test_client", backend="dds")
+        self.lock = threading.Lock()
+        self.poses: list[tuple[float, np.ndarray]] = []  # (stamp s, position (3,) m)
+        self.joints: list[Any] = []
+        self.node.create_subscription("geometry_msgs/msg/PoseStamped", convert.EE_POSE, self._on_pose)
+        self.node.create_subscription("sensor_msgs/msg/JointState", convert.JOINT_STATES, self._on_joints)
+        self.pose_pub = self.node.create_publisher("geometry_msgs/msg/PoseStamped", convert.POSE_CMD)
+        self.twist_pub = self.node.create_publisher("geometry_msgs/msg/TwistStamped", convert.TWIST_CMD)
+        self.node.spin_in_thread()
+
+    def _on_pose(self, msg) -> None:
+        with self.lock:
+            self.poses.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, convert.pose_to_arrays(msg.pose)[0]))
+
+    def _on_joints(self, msg) -> None:
+        with self.lock:
+            self.joints.append(msg)
+
+    def wait_for_state(self, proc: subprocess.Popen, log: Path, timeout_s: float = 25.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.poses:
+            assert proc.poll() is None, f"arm node exited with {proc.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no /arm/ee_pose within {timeout_s} s:\n{log.read_text()}"
+            time.sleep(0.05)
+        assert self.pose_pub.wait_for_subscribers(1, 10.0) and self.twist_pub.wait_for_subscribers(1, 10.0)
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) stamps in seconds and (N, 3) positions in metres received so far."""
+        with self.lock:
+            return np.array([t for t, _ in self.poses]), np.array([p for _, p in self.poses])
+
+    def close(self) -> None:
+        self.node.shutdown()
+
+
+def _sim_node(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / "arm_node.log"
+    proc = start_node(ARM_NODE, "-p", "backend:=sim", "-p", f"control_rate_hz:={RATE_HZ}",
+                      "-p", f"max_ee_speed_m_s:={MAX_SPEED}", "-p", f"workspace_low:={BOX_LOW.tolist()}",
+                      "-p", f"workspace_high:={BOX_HIGH.tolist()}", "-p", "stats_period_s:=1.0", *extra, log_path=str(log))
+    return proc, log
+
+
+def test_sim_node_keeps_the_ee_in_the_box_and_under_the_speed_limit(ros_domain, tmp_path):
+    proc, log = _sim_node(tmp_path)
+    client = Client()
+    try:
+        client.wait_for_state(proc, log)
+        far = np.array([1.5, 0.8, 0.15])  # far outside the box in x and y
+        t_end = time.monotonic() + 2.5
+        while time.monotonic() < t_end:
+            client.pose_pub.publish(convert.pose_command_msg(ArmCommand(far, 0.0, 1.0), time.time()))
+            time.sleep(0.02)
+        stamps, pos = client.snapshot()
+    finally:
+        client.close()
+        assert stop_node(proc) == 0, log.read_text()
+    assert len(pos) > 40, log.read_text()
+    assert np.all(pos >= BOX_LOW - 0.003) and np.all(pos <= BOX_HIGH + 0.003), f"left the box: {pos.min(0)} {pos.max(0)}"
+    clipped = np.clip(far, BOX_LOW, BOX_HIGH)
+    assert np.linalg.norm(pos[-1, :2] - clipped[:2]) < 0.01, f"did not reach the clipped target {clipped}: {pos[-1]}"
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+    assert step.max() <= MAX_SPEED / RATE_HZ * 1.2 + 0.001, f"per-tick step {step.max():.4f} m > {MAX_SPEED / RATE_HZ} m"
+    assert step.max() > 0.5 * MAX_SPEED / RATE_HZ, "the arm never moved at its speed limit"
+    assert re.search(r"gate: \d+ ticks, [1-9]\d* box clips, [1-9]\d* speed limits", log.read_text()), log.read_text()
+
+
+def test_sim_node_stops_within_the_command_timeout(ros_domain, tmp_path):
+    proc, log = _sim_node(tmp_path, "-p", "command_timeout_s:=0.1")
+    client = Client()
+    speed = 0.1  # m/s in -y: 5 mm per tick
+    try:
+        client.wait_for_state(proc, log)
+        t_end = time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            client.twist_pub.publish(convert.twist_command_msg(np.array([0.0, -speed, 0, 0, 0, 0]), time.time()))
+            time.sleep(0.02)
+        t_last = time.time()
+        time.sleep(1.5)
+        stamps, pos = client.snapshot()
+    finally:
+        client.close()
+        assert stop_node(proc) == 0, log.read_text()
+    moving = (stamps > t_last - 0.6) & (stamps < t_last)
+    v = -np.diff(pos[moving, 1]) * RATE_HZ
+    assert np.median(v) > 0.7 * speed, f"the EE did not follow the twist: {v}"
+    tick = 1.0 / RATE_HZ
+    after = stamps > t_last + 0.1 + tick + 0.03  # timeout + one tick (+ 30 ms of publish/deliver latency)
+    held = pos[after]
+    assert len(held) > 15
+    steps = np.linalg.norm(np.diff(held, axis=0), axis=1)
+    assert steps.max() < 0.001, f"still moving after the timeout: {steps}"
+    assert np.linalg.norm(held[-1] - held[0]) < 0.002
+    assert "timeouts" in log.read_text()
+
+
+# --------------------------------------------------------------------------- UR: connection errors
+
+def _silent_host() -> tuple[str, socket.socket, list]:
+    """A socket on a random 127.x.y.z address, port 30004, that accepts and never answers."""
+    from robot_rl.drivers.ur import RTDE_PORT
+
+    for _ in range(20):
+        host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        s = socket.socket()
+        try:
+            s.bind((host, RTDE_PORT))
+            break
+        except OSError:
+            s.close()
+    s.listen()
+    accepted: list = []
+    threading.Thread(target=lambda: accepted.append(s.accept()), daemon=True).start()
+    return host, s, accepted
+
+
+def test_missing_ur_is_a_clear_error_within_seconds():
+    from robot_rl.drivers.ur import URArm, URConfig
+
+    t0 = time.monotonic()
+    with pytest.raises(DeviceUnavailableError, match="no UR RTDE interface at 127.0.0.1:30004"):
+        URArm(URConfig(host="127.0.0.1", connect_timeout_s=2.0))
+    assert time.monotonic() - t0 < 5
+
+
+def test_silent_ur_host_times_out_within_seconds():
+    from robot_rl.drivers.ur import URArm, URConfig
+
+    host, server, accepted = _silent_host()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(DeviceUnavailableError, match="did not answer in time"):
+            URArm(URConfig(host=host, connect_timeout_s=2.0))
+        assert accepted, "the test server never saw the connection"
+    finally:
+        server.close()
+    assert time.monotonic() - t0 < 5
+
+
+def _configure_seconds(log: str) -> float:
+    """Seconds between the node's 'connecting' and 'configure failed' log lines."""
+    t = {k: float(re.search(rf"\[(\d+\.\d+)\] \[arm\]: {k}", log).group(1)) for k in ("connecting", "configure failed")}
+    return t["configure failed"] - t["connecting"]
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["nothing_listening", "silent_host"])
+def test_arm_node_with_missing_ur_exits_1_with_the_message(ros_domain, tmp_path, silent):
+    host, server = "127.0.0.1", None
+    if silent:
+        host, server, _ = _silent_host()
+    logf = tmp_path / "arm_node.log"
+    try:
+        proc = start_node(ARM_NODE, "-p", "backend:=ur", "-p", f"host:={host}", "-p", "connect_timeout_s:=2.0",
+                          log_path=str(logf))
+        rc = proc.wait(timeout=30)
+    finally:
+        if server is not None:
+            server.close()
+    log = logf.read_text()
+    assert rc == 1, log
+    assert ("did not answer in time" if silent else "no UR RTDE interface") in log, log
+    assert _configure_seconds(log) < 5, log
