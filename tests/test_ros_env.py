@@ -1,0 +1,93 @@
+"""The sim node in its own process and RosRobotEnv in this one, over real Cyclone DDS on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import robot_rl  # noqa: F401 - registers the IDs
+from conftest import start_node, stop_node
+from robot_rl.errors import DeviceUnavailableError
+from robot_rl.ros.env import TASK_OBSERVATIONS
+from robot_rl.sim.scripted import scripted_policy_for
+
+
+def _run_episodes(env: gym.Env, n: int) -> list[tuple[bool, int]]:
+    policy = scripted_policy_for(env)
+    out = []
+    for ep in range(n):
+        obs, _ = env.reset(seed=ep)
+        assert env.observation_space.contains(obs)
+        done, steps = False, 0
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy(obs))
+            steps += 1
+            done = terminated or truncated
+        out.append((bool(info["is_success"]), steps))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("sim_id", "ros_id", "backend"),
+    [("robot_rl/PandaPickLift-v0", "robot_rl/RosPandaPickLift-v0", "mujoco"),
+     ("robot_rl/PandaPickLiftPixels-v0", "robot_rl/RosPandaPickLiftPixels-v0", "pybullet"),
+     ("robot_rl/PandaPush-v0", "robot_rl/RosPandaPush-v0", "mujoco")],
+)
+def test_scripted_episodes_succeed_through_the_sim_node(ros_domain, tmp_path, sim_id: str, ros_id: str, backend: str) -> None:
+    """The actor side (RosRobotEnv + the scripted controller) runs unchanged against the sim node."""
+    node = start_node("robot_rl.sim.node", "-p", f"env:={sim_id}", "-p", f"backend:={backend}", log_path=str(tmp_path / "sim.log"))
+    env = gym.make(ros_id)
+    try:
+        sim_env = gym.make(sim_id, backend=backend)
+        assert env.observation_space == sim_env.observation_space and env.action_space == sim_env.action_space
+        sim_env.close()
+        results = _run_episodes(env, 3)
+    finally:
+        env.close()
+        code = stop_node(node)
+    assert all(success for success, _ in results), (results, (tmp_path / "sim.log").read_text()[-2000:])
+    assert code == 0, (tmp_path / "sim.log").read_text()[-2000:]
+
+
+def test_ros_env_builds_without_a_running_node(ros_domain) -> None:
+    """The learner only reads the spaces: building a Ros env must not wait for any topic."""
+    start = time.monotonic()
+    env = gym.make("robot_rl/RosPandaPickLiftPixels-v0")
+    assert time.monotonic() - start < 3.0
+    assert env.observation_space["images"]["front"].shape == (128, 128, 3)
+    assert env.observation_space["state"].shape == (9,)
+    env.close()
+
+
+@pytest.mark.parametrize("task", ["pick_lift", "push"])
+def test_task_observation_layout_matches_the_sim_tasks(task: str) -> None:
+    sim_id = {"pick_lift": "robot_rl/PandaPickLift-v0", "push": "robot_rl/PandaPush-v0"}[task]
+    env = gym.make(sim_id)
+    env.reset(seed=0)
+    sim_obs = env.unwrapped.task.get_observation()
+    env.close()
+    assert tuple((k, int(np.size(v))) for k, v in sim_obs.items()) == TASK_OBSERVATIONS[task]
+
+
+def test_missing_and_stopped_sim_node_give_clear_errors(ros_domain, tmp_path) -> None:
+    env = gym.make("robot_rl/RosPandaPickLift-v0", disable_env_checker=True)
+    env.unwrapped.task.reset_timeout_s = 1.0
+    start = time.monotonic()
+    with pytest.raises(DeviceUnavailableError, match="/sim/reset"):
+        env.reset(seed=0)
+    assert time.monotonic() - start < 3.0
+    node = start_node("robot_rl.sim.node", log_path=str(tmp_path / "sim.log"))
+    try:
+        env.unwrapped.task.reset_timeout_s = 20.0
+        obs, _ = env.reset(seed=0)
+        env.step(env.action_space.sample() * 0)
+    finally:
+        stop_node(node)
+    env.unwrapped.arm.state_timeout_s = 0.5
+    with pytest.raises(DeviceUnavailableError, match="joint_states"):
+        for _ in range(20):
+            env.step(np.zeros(4, np.float32))
+    env.close()

@@ -1,0 +1,236 @@
+"""The node API on the Cyclone DDS backend: parameters, names, timers, lifecycle, /rosout, graph."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from conftest import start_node, stop_node
+from robot_rl.errors import ConfigError
+from robot_rl.ros.node import LifecycleNode, Node, load_params_file, make_message, parse_ros_args, resolve_backend, resolve_name
+
+
+def test_ros_args_and_params_file(tmp_path, ros_domain) -> None:
+    params = tmp_path / "p.yaml"
+    params.write_text(textwrap.dedent("""
+        /**:
+          ros__parameters:
+            rate_hz: 5.0
+            name_prefix: all
+        cam:
+          ros__parameters:
+            rate_hz: 30
+            limits: {max_speed: 0.2}
+        other:
+          ros__parameters:
+            rate_hz: 1.0
+    """))
+    argv = ["--ros-args", "--params-file", str(params), "-p", "flag:=true", "-r", "__ns:=/robot", "-r", "/chatter:=/renamed"]
+    node = Node("cam", argv=argv, backend="dds")
+    try:
+        assert node.fully_qualified_name == "/robot/cam"
+        assert node.declare_parameter("rate_hz", 10.0, "rate", units="Hz") == 30.0  # int from YAML coerced to float
+        assert node.declare_parameter("limits.max_speed", 0.5, "speed", units="m/s") == 0.2
+        assert node.declare_parameter("flag", False, "a flag") is True
+        assert node.declare_parameter("name_prefix", "x", "wildcard entry") == "all"
+        assert node.declare_parameter("untouched", [1, 2], "default") == [1, 2]
+        with pytest.raises(ConfigError, match="declared twice"):
+            node.declare_parameter("flag", False, "again")
+        with pytest.raises(ConfigError, match="no declared parameter"):
+            node.get_parameter("nope")
+        with pytest.raises(ConfigError, match="is a bool"):
+            node.set_parameter("flag", "yes")
+        assert node.resolve_topic_name("~/cmd") == "/robot/cam/cmd"
+        assert node.resolve_topic_name("image") == "/robot/image"
+        assert node.resolve_topic_name("/chatter") == "/renamed"
+        assert node.undeclared_overrides() == []
+        assert node.describe_parameters()[1].units == "Hz"
+    finally:
+        node.shutdown()
+    with pytest.raises(ConfigError, match="ros__parameters"):
+        (tmp_path / "bad.yaml").write_text("cam: {rate: 1}\n")
+        load_params_file(tmp_path / "bad.yaml", "/cam")
+    with pytest.raises(ConfigError, match="name:=value"):
+        parse_ros_args(["--ros-args", "-p", "novalue"])
+    with pytest.raises(ConfigError, match="not a valid ROS 2 name"):
+        resolve_name("bad name", "", "n")
+    with pytest.raises(ConfigError, match="unknown ROS backend"):
+        resolve_backend("zenoh")
+    with pytest.raises(ConfigError, match="rclpy is not importable"):
+        resolve_backend("rclpy")
+
+
+def test_wrong_parameter_type_is_a_clear_error(ros_domain) -> None:
+    node = Node("n", argv=["--ros-args", "-p", "rate_hz:=fast"], backend="dds")
+    try:
+        with pytest.raises(ConfigError, match="rate_hz .* is a float"):
+            node.declare_parameter("rate_hz", 10.0, "rate", units="Hz")
+        with pytest.raises(ConfigError, match="must be one of"):
+            Node("m", argv=["--ros-args", "-p", "mode:=c"], backend="dds").declare_parameter("mode", "a", "m", choices=("a", "b"))
+    finally:
+        node.shutdown()
+
+
+def test_pub_sub_timer_and_typed_publish(ros_domain) -> None:
+    a, b = Node("talker", backend="dds"), Node("listener", backend="dds")
+    try:
+        received = []
+        b.create_subscription("sensor_msgs/msg/JointState", "/joint_states", received.append)
+        pub = a.create_publisher("sensor_msgs/msg/JointState", "joint_states")
+        assert pub.wait_for_subscribers(1, 5.0)
+        count = [0]
+
+        def tick() -> None:
+            count[0] += 1
+            pub.publish(make_message("sensor_msgs/msg/JointState", name=["j1"], position=np.array([float(count[0])])))
+
+        timer = a.create_timer(0.01, tick)
+        a.spin_in_thread()
+        b.spin(timeout_s=5.0, until=lambda: len(received) >= 50)
+        timer.cancel()
+        assert [m.position[0] for m in received[:50]] == list(range(1, 51))  # reliable, in order
+        with pytest.raises(ConfigError, match="takes sensor_msgs/msg/JointState"):
+            pub.publish(make_message("std_msgs/msg/String", data="x"))
+        with pytest.raises(ConfigError, match="no field"):
+            make_message("std_msgs/msg/String", text="x")
+        with pytest.raises(ConfigError, match="period must be positive"):
+            a.create_timer(0.0, tick)
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+class _Device(LifecycleNode):
+    def __init__(self, fail_configure: bool) -> None:
+        super().__init__("device", backend="dds")
+        self.fail_configure, self.calls = fail_configure, []
+
+    def on_configure(self) -> None:
+        self.calls.append("configure")
+        if self.fail_configure:
+            raise RuntimeError("no device on /dev/video9")
+
+    def on_activate(self) -> None:
+        self.calls.append("activate")
+
+    def on_deactivate(self) -> None:
+        self.calls.append("deactivate")
+
+    def on_cleanup(self) -> None:
+        self.calls.append("cleanup")
+
+    def on_shutdown(self) -> None:
+        self.calls.append("shutdown")
+
+
+def test_lifecycle_states_and_transition_events(ros_domain) -> None:
+    watcher = Node("watcher", backend="dds")
+    events = []
+    watcher.create_subscription("lifecycle_msgs/msg/TransitionEvent", "/device/transition_event", events.append)
+    watcher.spin_in_thread()
+    node = _Device(fail_configure=False)
+    try:
+        with pytest.raises(ConfigError, match="cannot activate from state 'unconfigured'"):
+            node.trigger("activate")
+        assert node.start() and node.state == "active"
+        assert node.trigger("deactivate") and node.trigger("cleanup") and node.state == "unconfigured"
+        # a transition requested over the ~/change_state_request topic
+        requester = Node("requester", backend="dds")
+        pub = requester.create_publisher("std_msgs/msg/String", "/device/change_state_request")
+        assert pub.wait_for_subscribers(1, 5.0)
+        pub.publish(make_message("std_msgs/msg/String", data="configure"))
+        node.spin(timeout_s=5.0, until=lambda: node.state == "inactive")
+        assert node.state == "inactive"
+        requester.shutdown()
+        node.shutdown()
+        assert node.state == "finalized"
+        assert node.calls == ["configure", "activate", "deactivate", "cleanup", "configure", "shutdown"]
+        deadline = time.monotonic() + 5.0
+        while len(events) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [e.transition.label for e in events] == ["configure", "activate", "deactivate", "cleanup", "configure", "shutdown"]
+        assert events[-1].goal_state.label == "finalized"
+    finally:
+        watcher.shutdown()
+    failing = _Device(fail_configure=True)
+    assert not failing.start() and failing.state == "unconfigured"
+    assert "no device" in str(failing.last_error)
+    failing.shutdown()
+
+
+def test_logs_reach_rosout_and_nodes_are_announced(ros_domain) -> None:
+    listener = Node("rosout_listener", backend="dds")
+    logs, infos = [], []
+    listener.create_subscription("rcl_interfaces/msg/Log", "/rosout", logs.append, 100)
+    listener.spin_in_thread()
+    script = textwrap.dedent("""
+        import time
+        from robot_rl.ros.node import Node
+        n = Node("speaker", namespace="/lab", backend="dds")
+        n.create_publisher("std_msgs/msg/String", "chatter")
+        for i in range(40):
+            n.get_logger().warning(f"message {i}")
+            time.sleep(0.05)
+        n.shutdown()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "[WARNING]" in proc.stderr and "[lab.speaker]: message 0" in proc.stderr
+    listener.shutdown()
+    assert logs, "nothing on /rosout"
+    assert logs[-1].name == "lab.speaker" and logs[-1].level == 30 and logs[-1].msg.startswith("message ")
+    del infos
+
+
+def test_nodes_are_announced_on_ros_discovery_info(ros_domain) -> None:
+    """``ros2 node list`` reads rmw_dds_common/ParticipantEntitiesInfo from ros_discovery_info."""
+    from cyclonedds.core import Policy, Qos
+    from cyclonedds.sub import DataReader
+    from cyclonedds.topic import Topic
+
+    from robot_rl.ros._dds import participant
+    from robot_rl.ros.messages import from_dds, get_message_class
+
+    typename = "rmw_dds_common/msg/ParticipantEntitiesInfo"
+    node = Node("announced", namespace="/lab", backend="dds")
+    try:
+        node.create_publisher("std_msgs/msg/String", "chatter")
+        node.create_subscription("std_msgs/msg/String", "other", lambda m: None)
+        dp = participant(ros_domain).dp
+        topic = participant(ros_domain).topic("ros_discovery_info", typename)
+        reader = DataReader(dp, topic, Qos(Policy.Reliability.Reliable(0), Policy.History.KeepLast(1), Policy.Durability.TransientLocal))
+        deadline, infos = time.monotonic() + 5.0, []
+        while time.monotonic() < deadline and not infos:
+            infos = [from_dds(s, typename) for s in reader.take()]
+            time.sleep(0.02)
+        assert infos, "nothing on ros_discovery_info"
+        nodes = {(n.node_namespace, n.node_name): n for n in infos[-1].node_entities_info_seq}
+        entry = nodes[("/lab", "announced")]
+        assert len(entry.writer_gid_seq) == 1 and len(entry.reader_gid_seq) == 1
+        del topic, get_message_class
+    finally:
+        node.shutdown()
+
+
+def test_node_process_stops_cleanly_on_sigint(ros_domain, tmp_path) -> None:
+    proc = start_node("robot_rl.sim.node", "-p", "control_rate_hz:=20.0", log_path=str(tmp_path / "log"))
+    listener = Node("js", backend="dds")
+    got = []
+    listener.create_subscription("sensor_msgs/msg/JointState", "/joint_states", got.append)
+    listener.spin(timeout_s=30.0, until=lambda: len(got) >= 5)
+    listener.shutdown()
+    assert len(got) >= 5
+    assert stop_node(proc) == 0
+    log = (tmp_path / "log").read_text()
+    assert "shutdown: inactive -> finalized" in log
+
+
+def test_bad_parameter_makes_the_node_exit_with_a_message(ros_domain, tmp_path) -> None:
+    proc = start_node("robot_rl.sim.node", "-p", "backend:=gazebo", log_path=str(tmp_path / "log"))
+    assert proc.wait(timeout=60) == 1
+    assert "must be one of" in (tmp_path / "log").read_text()
