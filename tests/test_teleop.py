@@ -40,13 +40,13 @@ W = 0.8  # yaw rate used in the mapper tests, rad/s
 
 # ---------------------------------------------------------------------------------------- registry
 def test_registry_names_unknown_and_lazy_imports():
-    assert teleop_names() == ["gamepad", "keyboard", "scripted", "spacemouse"]
-    with pytest.raises(ConfigError, match="unknown teleop 'nope'; choose one of: gamepad, keyboard, scripted, spacemouse"):
+    assert teleop_names() == ["gamepad", "keyboard", "ros", "scripted", "spacemouse"]
+    with pytest.raises(ConfigError, match="unknown teleop 'nope'; choose one of: gamepad, keyboard, ros, scripted, spacemouse"):
         make_teleop("nope")
     # importing the package (and the keyboard backend, and the recorder) imports no device SDK
     code = ("import sys, robot_rl.drivers.teleop, robot_rl.drivers.teleop.keyboard, robot_rl.drivers.teleop.gamepad, "
             "robot_rl.drivers.teleop.spacemouse, robot_rl.record; "
-            "print(sorted(m for m in ('pygame', 'pyspacemouse', 'easyhid') if m in sys.modules))")
+            "print(sorted(m for m in ('pygame', 'pyspacemouse', 'easyhid', 'cyclonedds') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -423,7 +423,7 @@ def test_record_demos_bad_teleop_exits_2_with_one_line(tmp_path, capsys):
     assert cli_main(["record-demos", "--teleop", "nope", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("robot-rl: error: unknown --teleop 'nope'; choose one of: gamepad, keyboard, scripted, spacemouse")
+    assert err.startswith("robot-rl: error: unknown --teleop 'nope'; choose one of: gamepad, keyboard, ros, scripted, spacemouse")
     assert cli_main(["record-demos", "--teleop", "keyboard", "--action-noise", "0.1", "--out", str(tmp_path / "d")]) == 2
     assert "--action-noise applies to --teleop scripted only" in capsys.readouterr().err
     pytest.importorskip("pygame")

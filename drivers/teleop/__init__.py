@@ -5,16 +5,18 @@
 * ``spacemouse``: :class:`~robot_rl.drivers.teleop.spacemouse.SpaceMouseTeleop`, pyspacemouse,
   hidapi and a 3Dconnexion SpaceMouse;
 * ``scripted``: ``robot_rl.sim.corrector.ScriptedCorrector`` (takes ``env=``), a scripted
-  stand-in for the human on the simulated tasks.
+  stand-in for the human on the simulated tasks;
+* ``ros``: :class:`~robot_rl.drivers.ros2.RosTeleop`, the ``/spacenav/twist`` and ``/spacenav/joy``
+  topics of a ROS 2 graph (robot_rl's teleop node on another machine, or the spacenav node).
 
 Every command is a twist in the robot base frame (REP 103: x forward, y left, z up), linear
 m/s then angular rad/s. Factories import their backend (and its SDK) only when called, so
-importing this package imports neither pygame nor pyspacemouse.
+importing this package imports neither pygame nor pyspacemouse (nor cyclonedds).
 
 Example:
     >>> from robot_rl.drivers.teleop import make_teleop, teleop_names
     >>> teleop_names()
-    ['gamepad', 'keyboard', 'scripted', 'spacemouse']
+    ['gamepad', 'keyboard', 'ros', 'scripted', 'spacemouse']
 """
 
 from __future__ import annotations
@@ -78,7 +80,14 @@ def _scripted(**kwargs: Any) -> Teleop:
     return ScriptedCorrector(**kwargs)
 
 
+def _ros(**kwargs: Any) -> Teleop:
+    from robot_rl.drivers.ros2 import RosTeleop
+
+    return RosTeleop(**kwargs)
+
+
 register_teleop("keyboard", _keyboard)
 register_teleop("gamepad", _gamepad)
 register_teleop("spacemouse", _spacemouse)
 register_teleop("scripted", _scripted)
+register_teleop("ros", _ros)
