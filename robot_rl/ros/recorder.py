@@ -32,7 +32,9 @@ matches both kinds of publisher); all others RELIABLE, so a slow disk does not d
 Episodes: with ``split_episodes`` the bags are ``<output_dir>/episode_0000``, ``episode_0001``,
 ...; each message on ``split_on`` (default ``/sim/reset_done``, which the sim node publishes after
 each reset) is written to the current bag, which is then closed, and the next bag starts.
-Without it ``output_dir`` itself is the one bag. An existing bag directory is never overwritten
+Without it ``output_dir`` itself is the one bag. The split happens when the split message is
+processed: messages of other topics that arrive within the same few milliseconds may land on
+either side of it (stamp-based assignment is left to the reader of the bags). An existing bag directory is never overwritten
 (configure fails with a clear error).
 
 Crash safety: SIGINT / SIGTERM close the bag (summary, ``metadata.yaml``). After SIGKILL or a
@@ -318,6 +320,9 @@ class RecorderNode(LifecycleNode):
         self._close_bag()
 
     def _close_bag(self) -> None:
+        missing = [t for t in self.topics if t not in self._subscribed]
+        if missing and self.bag is not None and self.bag.is_open:
+            self.get_logger().warning(f"no publisher of {missing} was ever seen; nothing recorded for them")
         if self.bag is not None and self.bag.is_open:
             self.bag.close()
             self.get_logger().info(f"closed {self.bag.path}: " + ", ".join(
