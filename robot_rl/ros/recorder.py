@@ -253,7 +253,10 @@ class RecorderNode(LifecycleNode):
 
     def __init__(self, argv: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__("recorder", argv=argv, **kwargs)
-        self.output_dir = self.declare_parameter("output_dir", "", "bag directory (or, with split_episodes, the directory of the episode bags)")
+        self.output_dir = self.declare_parameter(
+            "output_dir", "", "bag directory (or, with split_episodes, the directory of the episode bags); "
+            "'{time}' in it becomes the start time, YYYYmmdd-HHMMSS, so a config can be reused")
+        self.output_dir = self.output_dir.replace("{time}", time.strftime("%Y%m%d-%H%M%S"))
         self.topics = [str(t) for t in self.declare_parameter(
             "topics", [], "topics to record (fully qualified names); ignored with all_topics") if str(t)]
         self.all_topics = self.declare_parameter("all_topics", False, "record every ROS topic on the graph, also ones that appear later")
