@@ -94,7 +94,7 @@ def _build_ros2_control(node: ArmNode) -> Arm:
         mode=g("ros2_control.mode"), joint_states_topic=g("ros2_control.joint_states_topic"),
         ee_pose_topic=g("ros2_control.ee_pose_topic"), servo_topic=g("ros2_control.servo_topic"),
         trajectory_topic=g("ros2_control.trajectory_topic"), model_path=g("ros2_control.model_path"),
-        ee_frame=g("ros2_control.ee_frame"), joint_names=tuple(node.joint_names_param),
+        ee_frame=g("ros2_control.ee_frame"), joint_names=tuple(n for n in node.joint_names_param if n),
         control_hz=node.control_rate_hz, workspace_low=node.workspace.low, workspace_high=node.workspace.high,
         max_ee_speed_m_s=node.max_ee_speed_m_s, state_timeout_s=g("ros2_control.state_timeout_s"),
         connect_timeout_s=node.connect_timeout_s, base_frame=node.base_frame))
