@@ -379,3 +379,80 @@ def test_arm_node_drives_a_fake_ros_arm_through_the_bridge(ros_domain, tmp_path)
     assert code == 0, log.read_text()
     assert np.linalg.norm(pos[-1] - goal) < 0.004, (pos[-1], log.read_text())
     assert [*PANDA_JOINTS, "gripper"] in names, "the node did not publish the robot's joints"
+
+
+# --------------------------------------------------------------------------- Franka via the node, franky-sim
+
+def _can_unshare() -> bool:
+    import shutil
+
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+FRANKY_SIM = Path(__file__).resolve().parents[1] / ".venv-franky-sim" / "bin" / "franky-sim"
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs `unshare -n` (root or user namespaces)")
+@pytest.mark.skipif(not FRANKY_SIM.exists(), reason=f"franky-sim not found at {FRANKY_SIM}: bash scripts/setup_franky_sim.sh")
+def test_franka_through_the_arm_node_with_franky_sim(ros_domain, tmp_path):
+    """franky-sim, the arm node (backend franka) and a DDS client, all in one private network
+    namespace with loopback only (franky-sim's ports are fixed; the DDS config is localhost-only)."""
+    pytest.importorskip("franky", reason="franky-control is not installed")
+    import os
+    import textwrap
+
+    (tmp_path / "client.py").write_text(textwrap.dedent("""
+        import threading, time
+        import numpy as np
+        from robot_rl.interfaces import ArmCommand
+        from robot_rl.ros import convert
+        from robot_rl.ros.node import Node
+        node = Node("franka_test_client", backend="dds")
+        lock, poses, joints = threading.Lock(), [], []
+        def on_pose(m):
+            with lock: poses.append(convert.pose_to_arrays(m.pose)[0])
+        def on_joints(m):
+            with lock: joints.append(np.asarray(m.position, float))
+        node.create_subscription("geometry_msgs/msg/PoseStamped", convert.EE_POSE, on_pose)
+        node.create_subscription("sensor_msgs/msg/JointState", convert.JOINT_STATES, on_joints)
+        pub = node.create_publisher("geometry_msgs/msg/PoseStamped", convert.POSE_CMD)
+        node.spin_in_thread()
+        deadline = time.monotonic() + 40
+        while not (poses and joints) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert poses, "no /arm/ee_pose from the arm node"
+        pub.wait_for_subscribers(1, 10.0)
+        time.sleep(0.5)
+        with lock: p0, q0 = poses[-1].copy(), joints[-1].copy()
+        goal = p0 + [0.03, 0.0, 0.0]
+        t_end = time.monotonic() + 6.0
+        while time.monotonic() < t_end:
+            pub.publish(convert.pose_command_msg(ArmCommand(goal, 0.0, 1.0), time.time()))
+            time.sleep(0.03)
+            with lock:
+                if np.linalg.norm(poses[-1] - goal) < 0.002:
+                    break
+        time.sleep(0.5)
+        with lock: p1, q1 = poses[-1].copy(), joints[-1].copy()
+        print("RESULT", *p0, *p1, np.abs(q1[:7] - q0[:7]).max())
+        node.shutdown()
+    """))
+    py = sys.executable
+    runner = "\n".join([
+        "ip link set lo up",
+        f"MUJOCO_GL=egl {FRANKY_SIM} -s mujoco --hostname 127.0.0.1 > sim.log 2>&1 &",
+        "for i in $(seq 1 120); do grep -q 'Connect to the server' sim.log && break; sleep 0.5; done",
+        f"{py} -m {ARM_NODE} --ros-args -p backend:=franka -p host:=127.0.0.1 -p franka.realtime:=false "
+        "-p control_rate_hz:=10.0 -p max_ee_speed_m_s:=0.1 -p workspace_high:=[0.7,0.25,0.6] > node.log 2>&1 &",
+        "node=$!",
+        f"{py} client.py", "rc=$?",
+        "kill -INT $node; for i in $(seq 1 50); do kill -0 $node 2>/dev/null || break; sleep 0.1; done",
+        "kill $(jobs -p) 2>/dev/null", "exit $rc"])
+    out = subprocess.run(["unshare", "-n", "bash", "-c", runner], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env={**os.environ, "MUJOCO_GL": "egl"})
+    node_log = (tmp_path / "node.log").read_text() if (tmp_path / "node.log").exists() else ""
+    assert "RESULT" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:] + node_log[-3000:]
+    v = [float(x) for x in out.stdout.split("RESULT")[1].split()]
+    p0, p1, dq = np.array(v[0:3]), np.array(v[3:6]), v[6]
+    assert abs((p1[0] - p0[0]) - 0.03) < 0.004 and np.linalg.norm(p1[1:] - p0[1:]) < 0.004, (p0, p1, node_log[-2000:])
+    assert dq > 0.01, "JointState did not reflect the move"
