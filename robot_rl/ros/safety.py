@@ -12,7 +12,8 @@ tick turns the newest command into one :class:`~robot_rl.interfaces.ArmCommand`:
   speed limits and box;
 * when the newest pose or twist command is older than ``command_timeout_s`` (MoveIt Servo's
   ``incoming_command_timeout``, 0.1 s) the arm holds the position it had when the commands
-  stopped, until a new command arrives;
+  stopped, until a new command arrives (an arm found outside the box is brought back at the
+  speed limit, never in one jump);
 * the gripper keeps the last commanded opening (a gripper holds its state anyway).
 """
 
@@ -137,7 +138,14 @@ class ArmCommandGate:
             self.stats.holding = True
             self._last = None
             self._twist = None if not fresh else self._twist
-            return ArmCommand(ee_target_position=self._hold[0].copy(), ee_target_yaw=self._hold[1], gripper=gripper)
+            hold = self._hold[0].copy()
+            step = hold - current
+            max_step = self.max_ee_speed_m_s * period_s
+            norm = float(np.linalg.norm(step))
+            if norm > max_step * (1 + 1e-9):  # an arm outside the box returns at the speed limit, not in one jump
+                self.stats.speed_limited += 1
+                hold = current + step * (max_step / norm)
+            return ArmCommand(ee_target_position=hold, ee_target_yaw=self._hold[1], gripper=gripper)
         self.stats.holding = False
         self._hold = None
         base, base_yaw = self._last if self._last is not None else (current, current_yaw)
