@@ -456,3 +456,16 @@ def test_franka_through_the_arm_node_with_franky_sim(ros_domain, tmp_path):
     p0, p1, dq = np.array(v[0:3]), np.array(v[3:6]), v[6]
     assert abs((p1[0] - p0[0]) - 0.03) < 0.004 and np.linalg.norm(p1[1:] - p0[1:]) < 0.004, (p0, p1, node_log[-2000:])
     assert dq > 0.01, "JointState did not reflect the move"
+
+
+def test_gate_returns_an_arm_outside_the_box_at_the_speed_limit():
+    """Holding (no command yet) an arm that starts outside the box moves it back at max_ee_speed, not in one jump."""
+    from robot_rl.env import tool_down_quaternion
+    from robot_rl.interfaces import ArmState, WorkspaceBox
+    from robot_rl.ros.safety import ArmCommandGate
+
+    gate = ArmCommandGate(WorkspaceBox((0.3, -0.25, 0.02), (0.7, 0.25, 0.45)), max_ee_speed_m_s=0.1, command_timeout_s=0.1)
+    state = ArmState(q=np.zeros(7), dq=np.zeros(7), ee_position=np.array([0.5, 0.0, 0.6]), ee_quaternion=tool_down_quaternion(0.0),
+                     ee_velocity=np.zeros(6), wrench=np.zeros(6), gripper=1.0, stamp=0.0)
+    cmd = gate.next_command(state, period_s=0.1, now_s=0.0)
+    assert np.allclose(cmd.ee_target_position, [0.5, 0.0, 0.59])
