@@ -200,15 +200,19 @@ class ArmNode(LifecycleNode):
         if self.backend_name in ("franka", "ur") and not self.host:
             raise ConfigError(f"backend {self.backend_name} needs the robot's address: -p host:=<ip>.")
         self.arm = ARM_BACKENDS[self.backend_name](self)
-        if self.home_on_configure:
-            self.arm.home()
-        names = [n for n in self.joint_names_param if n]
-        if not names:
-            names = list(getattr(self.arm, "joint_names", None) or DEFAULT_JOINT_NAMES.get(self.backend_name, []))
-        n_joints = np.asarray(self.arm.state().q).size
-        if len(names) != n_joints:
-            raise ConfigError(f"{len(names)} joint names {names} for a {n_joints}-joint arm; set -p joint_names:=[...].")
-        self.joint_names = names
+        try:
+            if self.home_on_configure:
+                self.arm.home()
+            names = [n for n in self.joint_names_param if n]
+            if not names:
+                names = list(getattr(self.arm, "joint_names", None) or DEFAULT_JOINT_NAMES.get(self.backend_name, []))
+            n_joints = np.asarray(self.arm.state().q).size
+            if len(names) != n_joints:
+                raise ConfigError(f"{len(names)} joint names {names} for a {n_joints}-joint arm; set -p joint_names:=[...].")
+            self.joint_names = names
+        except BaseException:
+            self.on_cleanup()  # a failed configure leaves nothing connected
+            raise
 
     def on_activate(self) -> None:
         """Start the control timer and accept commands; the arm holds until the first command."""

@@ -262,8 +262,12 @@ class FakeRosArm:
 def _panda_mjcf(tmp_path: Path) -> Path:
     from robot_rl.sim.mujoco.scene import SceneConfig, _build_panda_spec
 
+    import warnings
+
     path = tmp_path / "panda.xml"
-    path.write_text(_build_panda_spec(SceneConfig()).to_xml())
+    with warnings.catch_warnings():  # pybullet's Panda meshes lack texture coordinates; irrelevant for FK/IK
+        warnings.simplefilter("ignore")
+        path.write_text(_build_panda_spec(SceneConfig()).to_xml())
     return path
 
 
