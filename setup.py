@@ -57,6 +57,7 @@ setup(
         "crc32c>=2.3",
         "cyclonedds>=0.10",
         "rosbags>=0.10",
+        "opencv-python-headless>=4.8",  # image resizing, camera calibration (ChArUco), compressed images
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",

@@ -1,4 +1,4 @@
-"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs``).
+"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs | bringup``).
 
 Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
 robot_rl's own errors print as one line that says what to do, with exit status 2.
@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from robot_rl.actor import ActorConfig, run_actor
     from robot_rl.learner import LearnerConfig, run_learner
+    from robot_rl.ros.bringup import BringupConfig, run_bringup
     from robot_rl.transport.keys import KeysConfig, create_keys
 
     cfg = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
-         "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig},
+         "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig},
         args=argv, prog="robot-rl",
     )
     try:
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"learner: robot-rl learner --curve-keys {cfg.out} ...  (needs learner.key_secret, authorized_actors/)\n"
                   f"actors:  copy {cfg.out}/learner.key and {cfg.out}/<actor>.key_secret to each robot PC, then\n"
                   f"         robot-rl actor --curve-keys <that dir> --actor-id <actor> ...")
+        elif isinstance(cfg, BringupConfig):
+            return run_bringup(cfg)
         elif isinstance(cfg, EnvsConfig):
             from robot_rl.envs import make_env, robot_rl_env_ids
 

@@ -65,6 +65,7 @@ class SimNode(LifecycleNode):
         self.camera_qos = d("camera_qos", "sensor", "QoS of image topics: sensor (best effort, depth 5) or reliable", choices=("sensor", "reliable"))
         self.env = None
         self._timer = None
+        self._last_reset_seed: int | None = None
         #: monotonic start times of the ticks (for the jitter benchmark), bounded.
         self.tick_starts: list[float] = []
 
@@ -142,8 +143,12 @@ class SimNode(LifecycleNode):
         self.gate.on_gripper(msg.data)
 
     def _on_reset(self, msg: Any) -> None:
-        self._reset(int(msg.data))
-        self.pubs["reset_done"].publish(self.msg("std_msgs/msg/Int64", data=int(msg.data)))
+        # a client repeats its request until answered: reset once per seed, answer every time
+        seed = int(msg.data)
+        if seed != self._last_reset_seed:
+            self._reset(seed)
+            self._last_reset_seed = seed
+        self.pubs["reset_done"].publish(self.msg("std_msgs/msg/Int64", data=seed))
 
     # -- simulation -------------------------------------------------------------------------------
 

@@ -91,3 +91,31 @@ def test_missing_and_stopped_sim_node_give_clear_errors(ros_domain, tmp_path) ->
         for _ in range(20):
             env.step(np.zeros(4, np.float32))
     env.close()
+
+
+def test_camera_frames_of_another_size_are_resized_or_refused(ros_domain) -> None:
+    from robot_rl.errors import ConfigError
+    from robot_rl.ros import convert
+    from robot_rl.ros.env import RosCamera, _Connection
+    from robot_rl.ros.node import Node
+
+    publisher = Node("cam_pub")
+    pub = publisher.create_publisher("sensor_msgs/msg/Image", convert.camera_topics("side")["image"], "sensor")
+    connection = _Connection("cam_client")
+    try:
+        resizing = RosCamera(connection, "side", 32, 32)
+        strict = RosCamera(connection, "side", 32, 32, resize=False)
+        assert pub.wait_for_subscribers(2, 5.0)
+        img = np.zeros((48, 64, 3), np.uint8)
+        img[:, 32:] = 200  # right half bright
+        for _ in range(5):
+            pub.publish(convert.image_msg(img, time.time(), "side_color_optical_frame"))
+            time.sleep(0.02)
+        frame = resizing.read()
+        assert frame.rgb.shape == (32, 32, 3)
+        assert frame.rgb[:, :15].max() == 0 and frame.rgb[:, 17:].min() == 200
+        with pytest.raises(ConfigError, match="publishes 64x48 images"):
+            strict.read()
+    finally:
+        connection.close()
+        publisher.shutdown()

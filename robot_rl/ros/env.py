@@ -233,11 +233,14 @@ class RosCamera(Camera):
         sync_tolerance_s: allowed camera-behind-arm offset, seconds (0 for the sim node, whose
             frames carry the arm state's stamp).
         timeout_s: how long :meth:`read` waits, seconds.
+        qos: subscription QoS (``"sensor"`` matches best-effort and reliable publishers).
+        resize: resize frames of another size to ``(height, width)`` (OpenCV ``INTER_AREA``, as
+            HIL-SERL resizes its cameras to 128x128); False makes a size mismatch an error.
     """
 
     def __init__(self, connection: _Connection, name: str, height: int, width: int, arm: RosArm | None = None,
-                 sync_tolerance_s: float = 0.0, timeout_s: float = 2.0, qos: str = "sensor") -> None:
-        self.c, self.name, self.arm = connection, name, arm
+                 sync_tolerance_s: float = 0.0, timeout_s: float = 2.0, qos: str = "sensor", resize: bool = True) -> None:
+        self.c, self.name, self.arm, self.resize = connection, name, arm, resize
         self.sync_tolerance_s, self.timeout_s = sync_tolerance_s, timeout_s
         self._expected = (int(height), int(width))
         self._frames: deque = deque(maxlen=8)
@@ -279,8 +282,13 @@ class RosCamera(Camera):
                                "is the camera (or sim) node publishing, with matching QoS?")
         frame = convert.frame_from_msgs(newest())
         if frame.rgb.shape[:2] != self._expected:
-            raise ConfigError(f"camera {self.name} publishes {frame.rgb.shape[1]}x{frame.rgb.shape[0]} images, the env expects "
-                              f"{self._expected[1]}x{self._expected[0]}; set image_size to match the camera node.")
+            if not self.resize:
+                raise ConfigError(f"camera {self.name} publishes {frame.rgb.shape[1]}x{frame.rgb.shape[0]} images, the env expects "
+                                  f"{self._expected[1]}x{self._expected[0]}; set image_size to match the camera node, or resize_images.")
+            import cv2
+
+            h, w = self._expected
+            frame = Frame(rgb=cv2.resize(frame.rgb, (w, h), interpolation=cv2.INTER_AREA), stamp=frame.stamp, depth=frame.depth)
         return frame
 
 
@@ -310,7 +318,7 @@ class RosTask(Task):
         node = connection.node
         if task != "none":
             node.create_subscription("std_msgs/msg/Float64MultiArray", convert.TASK_STATE, self._on_state, 50)
-            node.create_subscription("std_msgs/msg/Int64", convert.RESET_DONE, self._on_reset_done)
+            self._reset_done_sub = node.create_subscription("std_msgs/msg/Int64", convert.RESET_DONE, self._on_reset_done)
             self._reset_pub = node.create_publisher("std_msgs/msg/Int64", convert.RESET_REQUEST)
         elif success_topic:
             node.create_subscription("std_msgs/msg/Bool", success_topic, self._on_success)
@@ -350,11 +358,19 @@ class RosTask(Task):
         seed = int(rng.integers(0, 2**62))
         self._reset_done.discard(seed)
         sent = time.time()
-        if not self._reset_pub.wait_for_subscribers(1, self.reset_timeout_s):
-            raise DeviceUnavailableError(f"nobody subscribes {convert.RESET_REQUEST} within {self.reset_timeout_s} s; start the sim node.")
-        self._reset_pub.publish(self.c.node.msg("std_msgs/msg/Int64", data=seed))
-        if not self.c.wait_for(lambda: seed in self._reset_done, self.reset_timeout_s):
-            raise DeviceUnavailableError(f"the sim node did not answer the reset on {convert.RESET_DONE} within {self.reset_timeout_s} s.")
+        deadline = time.monotonic() + self.reset_timeout_s
+        # only the sim node publishes reset_done: wait until it is matched, not just any subscriber
+        # of /sim/reset (a recorder); then repeat the request until answered (discovery of our
+        # writer by the sim's reader may lag; the sim resets once per seed and re-answers repeats)
+        if not self.c.wait_for(lambda: self._reset_done_sub.get_publisher_count() > 0, self.reset_timeout_s):
+            raise DeviceUnavailableError(f"no sim node publishes {convert.RESET_DONE} within {self.reset_timeout_s} s; start the sim node "
+                                         "(robot-rl bringup config/sim.yaml) on this ROS domain.")
+        while True:
+            self._reset_pub.publish(self.c.node.msg("std_msgs/msg/Int64", data=seed))
+            if self.c.wait_for(lambda: seed in self._reset_done, 0.5):
+                break
+            if time.monotonic() > deadline:
+                raise DeviceUnavailableError(f"the sim node did not answer the reset on {convert.RESET_DONE} within {self.reset_timeout_s} s.")
         self._reset_done.discard(seed)
         self.arm.wait_for_state_after(sent)
 
@@ -413,6 +429,7 @@ class RosRobotEnv(RobotEnv):
         reset: ``"sim"``: episodes start with a ``/sim/reset``; ``"home"``: the arm drives to
             ``home_position_m`` and the scene is not reset (a person or script resets it).
         sync_tolerance_s: camera-behind-arm offset accepted, seconds (0 for the sim node).
+        resize_images: resize camera frames to ``image_size`` (False: a size mismatch is an error).
         node_name: this client's node name.
         kwargs: the remaining :class:`RobotEnv` arguments (``reward_type``, ``enable_yaw``,
             ``max_ee_step_m``, ...).
@@ -424,7 +441,7 @@ class RosRobotEnv(RobotEnv):
     def __init__(self, task: str = "pick_lift", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
                  control_hz: float = 10.0, privileged_state: bool = True, reset: str = "sim",
                  workspace: tuple[Sequence[float], Sequence[float]] | None = None, home_position_m: Sequence[float] = (0.5, 0.0, 0.2),
-                 sync_tolerance_s: float = 0.0, success_topic: str = "", node_name: str = "robot_rl_env",
+                 sync_tolerance_s: float = 0.0, resize_images: bool = True, success_topic: str = "", node_name: str = "robot_rl_env",
                  max_episode_steps: int = 100, **kwargs: Any) -> None:
         if task not in TASK_OBSERVATIONS:
             raise ConfigError(f"unknown task {task!r}; use one of {sorted(TASK_OBSERVATIONS)}.")
@@ -437,7 +454,7 @@ class RosRobotEnv(RobotEnv):
         self.connection = _Connection(node_name)
         try:
             arm = RosArm(self.connection, control_hz, box, home_position_m=home_position_m, home_by_reset=reset == "sim")
-            cams = [RosCamera(self.connection, name, height, width, arm, sync_tolerance_s) for name in cameras]
+            cams = [RosCamera(self.connection, name, height, width, arm, sync_tolerance_s, resize=resize_images) for name in cameras]
             super().__init__(arm, cams, _PlaceholderTask(task), privileged_state=privileged_state, **kwargs)
             self.task = RosTask(self.connection, task, arm, max_episode_steps, success_topic)
         except Exception:
