@@ -97,7 +97,8 @@ def localhost_config_xml(max_participants: int = 32) -> str:
     """``CYCLONEDDS_URI`` value for discovery on this host only (like ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``).
 
     Only the loopback interface, no multicast (``lo`` often has none), unicast discovery of the
-    participant ports on 127.0.0.1. Checked here between two processes and within one.
+    participant ports on 127.0.0.1, and 62 kB fragments (loopback's MTU is 64 KiB). Checked here
+    between two processes and within one.
 
     Args:
         max_participants: participants per domain on this host; each takes one port pair.
@@ -106,6 +107,9 @@ def localhost_config_xml(max_participants: int = 32) -> str:
         "<CycloneDDS><Domain><General>"
         '<Interfaces><NetworkInterface address="127.0.0.1"/></Interfaces>'
         "<AllowMulticast>false</AllowMulticast>"
+        # loopback carries 64 KiB datagrams: 62 kB fragments instead of 1344 B cut a 640x480
+        # image from ~690 packets to 15 (benchmarks/ros_topics.py: +40% throughput)
+        "<MaxMessageSize>65500B</MaxMessageSize><FragmentSize>62000B</FragmentSize>"
         "</General><Discovery>"
         "<ParticipantIndex>auto</ParticipantIndex>"
         f"<MaxAutoParticipantIndex>{max_participants - 1}</MaxAutoParticipantIndex>"
