@@ -119,3 +119,24 @@ def test_camera_frames_of_another_size_are_resized_or_refused(ros_domain) -> Non
     finally:
         connection.close()
         publisher.shutdown()
+
+
+def test_task_state_matches_the_arm_state_despite_float_stamp_rounding(ros_domain) -> None:
+    """/task/state carries float64 seconds, the arm state sec + nanosec: equal stamps may differ in the last bits."""
+    from types import SimpleNamespace
+
+    from robot_rl.ros import convert
+    from robot_rl.ros.env import RosTask, _Connection
+
+    stamp = 1795306777.5000002
+    arm = SimpleNamespace(state=lambda: SimpleNamespace(stamp=stamp - 2.4e-7))
+    connection = _Connection("task_client")
+    try:
+        task = RosTask(connection, "pick_lift", arm)
+        obs = {"cube_position": np.ones(3), "cube_quaternion": np.zeros(4), "cube_minus_tcp": np.zeros(3)}
+        task._on_state(convert.task_state_msg(stamp - 0.1, False, obs, {}))
+        task._on_state(convert.task_state_msg(stamp, True, obs, {"lift": 0.5}))
+        assert task.is_success() and task.get_reward_terms() == {"lift": 0.5}
+        np.testing.assert_array_equal(task.get_observation()["cube_position"], np.ones(3, np.float32))
+    finally:
+        connection.close()

@@ -341,10 +341,13 @@ class RosTask(Task):
         if self.task == "none":
             return self._success, {}, {}
         stamp = self.arm.state().stamp
-        if not self.c.wait_for(lambda: stamp in self._states, 2.0):
-            raise DeviceUnavailableError(f"no {convert.TASK_STATE} for the arm state stamped {stamp:.3f} within 2 s; "
+        # the task state carries its stamp as float64 seconds, the arm state as sec + nanosec:
+        # match within 10 us (float64 resolves ~0.24 us at today's epoch; ticks are >= 1 ms apart)
+        match = lambda: next((k for k in reversed(list(self._states)) if abs(k - stamp) < 1e-5), None)  # noqa: E731
+        if not self.c.wait_for(lambda: match() is not None, 2.0):
+            raise DeviceUnavailableError(f"no {convert.TASK_STATE} for the arm state stamped {stamp:.6f} within 2 s; "
                                          "is the sim node publishing its task state (publish_task_state)?")
-        return self._states[stamp]
+        return self._states[match()]
 
     def initialize_episode(self, rng: np.random.Generator) -> None:
         """Reset the sim with a seed drawn from ``rng``; wait for its reply and the new state.
