@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
+import select
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -54,3 +58,51 @@ def stop_node(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class PtyProcess:
+    """A child process whose stdin/stdout/stderr and controlling terminal are a fresh pty."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.master, self.slave = os.openpty()
+        self.saved = termios.tcgetattr(self.slave)
+        self.output = b""
+        env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(args, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=REPO, env=env,
+                                     start_new_session=True,  # setsid, then make the pty the controlling terminal:
+                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+
+    def pump(self, timeout_s: float = 0.0) -> None:
+        end = time.monotonic() + timeout_s
+        while True:
+            ready, _, _ = select.select([self.master], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                return
+            try:
+                self.output += os.read(self.master, 4096)
+            except OSError:
+                return
+
+    def wait_for(self, text: str, timeout_s: float = 20.0) -> None:
+        end = time.monotonic() + timeout_s
+        while text.encode() not in self.output:
+            assert time.monotonic() < end and self.proc.poll() is None, \
+                f"waiting for {text!r}; output so far:\n{self.output.decode(errors='replace')}"
+            self.pump(0.05)
+
+    def hold_key(self, key: bytes, duration_s: float, repeat_s: float = 0.04) -> None:
+        """Send ``key`` every ``repeat_s`` for ``duration_s``, as a terminal's auto-repeat does."""
+        end = time.monotonic() + duration_s
+        while time.monotonic() < end:
+            os.write(self.master, key)
+            self.pump(repeat_s)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+        os.close(self.slave)

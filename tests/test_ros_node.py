@@ -191,10 +191,9 @@ def test_nodes_are_announced_on_ros_discovery_info(ros_domain) -> None:
     """``ros2 node list`` reads rmw_dds_common/ParticipantEntitiesInfo from ros_discovery_info."""
     from cyclonedds.core import Policy, Qos
     from cyclonedds.sub import DataReader
-    from cyclonedds.topic import Topic
 
     from robot_rl.ros._dds import participant
-    from robot_rl.ros.messages import from_dds, get_message_class
+    from robot_rl.ros.messages import from_dds
 
     typename = "rmw_dds_common/msg/ParticipantEntitiesInfo"
     node = Node("announced", namespace="/lab", backend="dds")
@@ -212,7 +211,6 @@ def test_nodes_are_announced_on_ros_discovery_info(ros_domain) -> None:
         nodes = {(n.node_namespace, n.node_name): n for n in infos[-1].node_entities_info_seq}
         entry = nodes[("/lab", "announced")]
         assert len(entry.writer_gid_seq) == 1 and len(entry.reader_gid_seq) == 1
-        del topic, get_message_class
     finally:
         node.shutdown()
 

@@ -8,9 +8,7 @@ would be. Nothing of DDS is mocked.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
 import subprocess
 import sys
 import termios
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import start_node, stop_node
+from conftest import PtyProcess, start_node, stop_node
 
 from robot_rl.errors import ConfigError
 from robot_rl.ros.messages import TYPESTORE
@@ -30,42 +28,6 @@ T = TYPESTORE.types
 
 
 # ------------------------------------------------------------------------------------ helpers
-class PtyNode:
-    """A node process whose stdin/stdout/stderr and controlling terminal are a fresh pty."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.master, self.slave = os.openpty()
-        self.output = b""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(args, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=REPO, env=env,
-                                     start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-
-    def pump(self, timeout_s: float = 0.0) -> None:
-        end = time.monotonic() + timeout_s
-        while True:
-            ready, _, _ = select.select([self.master], [], [], max(0.0, end - time.monotonic()))
-            if not ready:
-                return
-            try:
-                self.output += os.read(self.master, 4096)
-            except OSError:
-                return
-
-    def wait_for(self, text: str, timeout_s: float = 15.0) -> None:
-        end = time.monotonic() + timeout_s
-        while text.encode() not in self.output:
-            assert time.monotonic() < end and self.proc.poll() is None, \
-                f"waiting for {text!r}; output so far:\n{self.output.decode(errors='replace')}"
-            self.pump(0.05)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.master)
-        os.close(self.slave)
-
-
 def _read_until(teleop, predicate, timeout_s: float = 5.0, keep=None):
     """Poll ``teleop.read()`` until ``predicate(cmd)``; ``keep`` collects every reading."""
     end = time.monotonic() + timeout_s
@@ -83,7 +45,7 @@ def test_keyboard_teleop_node_to_ros_teleop(ros_domain):
     from robot_rl.drivers.teleop import make_teleop
 
     v = 0.2  # keyboard speed, m/s
-    node = PtyNode([sys.executable, "-m", "robot_rl.drivers.teleop.node", "--ros-args", "-p", "device:=keyboard",
+    node = PtyProcess([sys.executable, "-m", "robot_rl.drivers.teleop.node", "--ros-args", "-p", "device:=keyboard",
                     "-p", "device_kwargs:=linear_speed_mps=0.2 hold_s=1.0", "-p", "max_linear_m_s:=0.25"])
     teleop = make_teleop("ros", stale_after_s=0.5)
     try:
@@ -193,7 +155,7 @@ def test_teleop_node_missing_device_exits_1_fast(ros_domain, device, message):
     if out.returncode == 0:
         pytest.skip(f"a {device} is connected to this machine")
     assert out.returncode == 1, out.stderr
-    assert f"error: node /teleop failed to start: " in out.stderr and message in out.stderr, out.stderr
+    assert "error: node /teleop failed to start: " in out.stderr and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
     assert elapsed < 5.0, elapsed
 

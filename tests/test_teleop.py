@@ -10,9 +10,7 @@ record-demos --teleop keyboard` run whose controlling terminal is a pty.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
 import subprocess
 import sys
 import termios
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import PtyProcess
 from robot_rl.cli import main as cli_main
 from robot_rl.demos import load_episode
 from robot_rl.drivers.teleop import make_teleop, register_teleop, teleop_names
@@ -442,51 +441,6 @@ def test_record_demos_scripted_path_still_records(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- end to end
-class PtyProcess:
-    """A child process whose stdin/stdout/stderr and controlling terminal are a fresh pty."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.master, self.slave = os.openpty()
-        self.saved = termios.tcgetattr(self.slave)
-        self.output = b""
-        env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(args, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=REPO, env=env,
-                                     start_new_session=True,  # setsid, then make the pty the controlling terminal:
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-
-    def pump(self, timeout_s: float = 0.0) -> None:
-        end = time.monotonic() + timeout_s
-        while True:
-            ready, _, _ = select.select([self.master], [], [], max(0.0, end - time.monotonic()))
-            if not ready:
-                return
-            try:
-                self.output += os.read(self.master, 4096)
-            except OSError:
-                return
-
-    def wait_for(self, text: str, timeout_s: float = 20.0) -> None:
-        end = time.monotonic() + timeout_s
-        while text.encode() not in self.output:
-            assert time.monotonic() < end and self.proc.poll() is None, \
-                f"waiting for {text!r}; output so far:\n{self.output.decode(errors='replace')}"
-            self.pump(0.05)
-
-    def hold_key(self, key: bytes, duration_s: float, repeat_s: float = 0.04) -> None:
-        """Send ``key`` every ``repeat_s`` for ``duration_s``, as a terminal's auto-repeat does."""
-        end = time.monotonic() + duration_s
-        while time.monotonic() < end:
-            os.write(self.master, key)
-            self.pump(repeat_s)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.master)
-        os.close(self.slave)
-
-
 def test_record_demos_keyboard_end_to_end_through_a_terminal(tmp_path):
     out = tmp_path / "demos"
     p = PtyProcess([sys.executable, "-m", "robot_rl.cli", "record-demos", "--teleop", "keyboard", "--env",

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tyro
-import yaml
 
 from robot_rl.errors import ConfigError
+from robot_rl.ros.node import read_params_yaml
 
 #: node kind -> (console script, Python module); the kind is the node name's first word.
 NODE_KINDS: dict[str, tuple[str, str]] = {
@@ -72,14 +72,7 @@ def node_graph(params_file: str | Path) -> list[NodeSpec]:
             name of unknown kind.
     """
     path = Path(params_file)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"parameter file {path} does not exist (see config/sim.yaml for an example).") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must map node names to 'ros__parameters' (ROS 2 parameter file format).")
+    data = read_params_yaml(path)
     specs = []
     for key, body in data.items():
         name = str(key)

@@ -211,6 +211,26 @@ def parse_ros_args(argv: Sequence[str]) -> RosArgs:
     return out
 
 
+def read_params_yaml(path: str | Path) -> dict[str, Any]:
+    """The top-level map of a ROS 2 parameter YAML file (node name -> ``{ros__parameters: ...}``).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a map.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"parameter file {path} does not exist (config/sim.yaml is an example).") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"parameter file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"parameter file {path} must map node names to 'ros__parameters' (ROS 2 parameter file format).")
+    return data
+
+
 def load_params_file(path: str | Path, node_fqn: str) -> dict[str, Any]:
     """Parameters of one node from a ROS 2 parameter YAML file.
 
@@ -222,16 +242,7 @@ def load_params_file(path: str | Path, node_fqn: str) -> dict[str, Any]:
         ConfigError: the file is missing, not YAML, or not in the ROS 2 parameter file format.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"parameter file {path} does not exist.") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"parameter file {path} is not valid YAML: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"parameter file {path} must map node names to 'ros__parameters'.")
+    data = read_params_yaml(path)
     name = node_fqn.rsplit("/", 1)[-1]
     matches = []
     for key, body in data.items():
