@@ -57,11 +57,12 @@ setup(
         "crc32c>=2.3",
         "cyclonedds>=0.10",
         "rosbags>=0.10",
+        "pyyaml>=6",
         "opencv-python-headless>=4.8",  # image resizing, camera calibration (ChArUco), compressed images
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",
-                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8"],
+                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8", "mcap>=1.1"],
         # cameras: Intel RealSense (needs Debian libusb-1.0-0) and USB/V4L2 cameras through OpenCV
         "cameras": ["pyrealsense2>=2.54", "opencv-python-headless>=4.8"],
         # Universal Robots arms through ur_rtde
