@@ -58,13 +58,15 @@ setup(
         "cyclonedds>=0.10",
         "rosbags>=0.10",
         "pyyaml>=6",
-        "opencv-python-headless>=4.8",  # image resizing, camera calibration (ChArUco), compressed images
+        # image resizing, camera calibration (ChArUco), compressed images; <5 because OpenCV 5.0 wheels
+        # lack cv2.calibrateHandEye (only the CALIB_HAND_EYE_* constants), which `robot-rl calibrate hand-eye` needs
+        "opencv-python-headless>=4.8,<5",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",
-                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8", "mcap>=1.1"],
+                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8,<5", "mcap>=1.1"],
         # cameras: Intel RealSense (needs Debian libusb-1.0-0) and USB/V4L2 cameras through OpenCV
-        "cameras": ["pyrealsense2>=2.54", "opencv-python-headless>=4.8"],
+        "cameras": ["pyrealsense2>=2.54", "opencv-python-headless>=4.8,<5"],
         # Universal Robots arms through ur_rtde
         "ur": ["ur-rtde>=1.5"],
         # Franka arms (Panda, FR3) through franky-control (bundles libfranka)

@@ -52,3 +52,8 @@ class WireError(RobotRLError, ValueError):
 class TransportError(RobotRLError, ConnectionError):
     """The actor-learner link cannot do what was asked: nobody answers, CURVE keys are missing
     or refused, an address is unusable, or the other side speaks another schema version."""
+
+
+class CalibrationError(RobotRLError, ValueError):
+    """A camera or hand-eye calibration cannot give a trustworthy answer: the board is not in view,
+    too few corners or views, blurred frames, or a degenerate set of robot poses."""
