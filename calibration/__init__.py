@@ -1,4 +1,4 @@
 """Camera intrinsics, hand-eye calibration and workspace limits.
 
-Empty until the calibration issue lands.
+ChArUco detection (`charuco`), intrinsics (`intrinsics`), hand-eye (`hand_eye`), a sim board scene for validation (`sim_board`).
 """
