@@ -1,4 +1,4 @@
-"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs | bringup``).
+"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs | bringup | calibrate``).
 
 Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
 robot_rl's own errors print as one line that says what to do, with exit status 2.
@@ -40,10 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.learner import LearnerConfig, run_learner
     from robot_rl.ros.bringup import BringupConfig, run_bringup
     from robot_rl.transport.keys import KeysConfig, create_keys
+    from robot_rl.calibration.cli import HandEyeCliConfig, IntrinsicsCliConfig, run_hand_eye, run_intrinsics
+
+    from typing import Annotated, Union
+
+    CalibrateCommand = Union[Annotated[IntrinsicsCliConfig, tyro.conf.subcommand("intrinsics")],
+                             Annotated[HandEyeCliConfig, tyro.conf.subcommand("hand-eye")]]
 
     cfg = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
-         "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig},
+         "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
+         "calibrate": CalibrateCommand},
         args=argv, prog="robot-rl",
     )
     try:
@@ -67,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"         robot-rl actor --curve-keys <that dir> --actor-id <actor> ...")
         elif isinstance(cfg, BringupConfig):
             return run_bringup(cfg)
+        elif isinstance(cfg, IntrinsicsCliConfig):
+            print(run_intrinsics(cfg))
+        elif isinstance(cfg, HandEyeCliConfig):
+            print(run_hand_eye(cfg))
         elif isinstance(cfg, EnvsConfig):
             from robot_rl.envs import make_env, robot_rl_env_ids
 
