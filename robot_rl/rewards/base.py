@@ -1,0 +1,126 @@
+"""The reward-model interface and the wrapper that puts a reward model into any RobotEnv.
+
+A reward model maps the camera frames of one or more steps to a reward per step, and says which
+of those steps count as success. :class:`RewardModelWrapper` calls it after every ``step`` (and
+``reset``) with the observation's images, replaces the env's reward, and ends the episode on
+success when asked to (as HIL-SERL's learned classifier does). The model's settings are a plain
+dict (:meth:`RewardModel.config`) that the training run saves with its checkpoint, so a resumed or
+evaluated run rebuilds the same reward (:func:`make_reward_model`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robot_rl.errors import ConfigError
+
+
+class RewardModel(abc.ABC):
+    """Rewards from camera frames.
+
+    Attributes:
+        cameras: names of the cameras (keys of ``obs["images"]``) the model reads.
+        kind: registry name (``"vlm"``, ``"classifier"``, ...), saved in :meth:`config`.
+    """
+
+    cameras: tuple[str, ...] = ()
+    kind: str = ""
+
+    @abc.abstractmethod
+    def rewards(self, images: dict[str, np.ndarray]) -> np.ndarray:
+        """Rewards of a batch of steps.
+
+        Args:
+            images: camera name -> ``(B, H, W, 3) uint8`` RGB frames, one per step, for every
+                name in :attr:`cameras`.
+
+        Returns:
+            ``(B,) float32`` rewards.
+        """
+
+    @abc.abstractmethod
+    def is_success(self, rewards: np.ndarray) -> np.ndarray:
+        """``(B,) bool``: which of ``rewards`` (from :meth:`rewards`) count as task success."""
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable settings that rebuild this model through :func:`make_reward_model` (incl. ``kind``)."""
+
+    def reset(self) -> None:
+        """Called at every episode start (running statistics may use it). Default: nothing."""
+
+
+#: kind -> factory(**config) -> RewardModel
+_REGISTRY: dict[str, Callable[..., RewardModel]] = {}
+
+
+def register_reward_model(kind: str, factory: Callable[..., RewardModel]) -> None:
+    """Register ``factory(**config)`` under ``kind`` (replacing an earlier one)."""
+    _REGISTRY[kind] = factory
+
+
+def make_reward_model(config: dict[str, Any]) -> RewardModel:
+    """Rebuild a reward model from its :meth:`RewardModel.config` dict.
+
+    Raises:
+        ConfigError: no ``kind`` or an unregistered one (the message lists the kinds).
+    """
+    cfg = dict(config)
+    kind = cfg.pop("kind", None)
+    if kind not in _REGISTRY:
+        raise ConfigError(f"unknown reward model kind {kind!r}; registered: {sorted(_REGISTRY)}")
+    return _REGISTRY[kind](**cfg)
+
+
+class RewardModelWrapper(gym.Wrapper):
+    """Replace an env's reward with a :class:`RewardModel`'s, computed from ``obs["images"]``.
+
+    ``info`` keeps the env's own reward as ``env_reward`` and its success as ``env_is_success``
+    (in sim these are privileged: log them, never train on them); ``info["is_success"]`` becomes
+    the model's verdict. With ``terminate_on_success`` the episode ends when the model says
+    success.
+
+    Args:
+        env: a gymnasium env whose observation is a Dict with ``images`` holding every camera the
+            model reads.
+        model: the reward model.
+        terminate_on_success: end the episode when the model reports success.
+
+    Raises:
+        ConfigError: the observation has no ``images`` or lacks one of the model's cameras.
+    """
+
+    def __init__(self, env: gym.Env, model: RewardModel, terminate_on_success: bool = True) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        images = space.spaces.get("images") if isinstance(space, gym.spaces.Dict) else None
+        missing = [c for c in model.cameras if images is None or c not in images.spaces]
+        if missing:
+            have = list(images.spaces) if images is not None else []
+            raise ConfigError(f"the reward model reads cameras {missing} that the env does not observe (it has {have}); "
+                              "use a pixel env ID or pass cameras=... in --env-kwargs.")
+        self.model, self.terminate_on_success = model, terminate_on_success
+
+    def _score(self, obs: dict[str, Any]) -> tuple[float, bool]:
+        batch = {c: np.asarray(obs["images"][c])[None] for c in self.model.cameras}
+        r = self.model.rewards(batch)
+        return float(r[0]), bool(self.model.is_success(r)[0])
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and the model's per-episode state."""
+        self.model.reset()
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the env; the reward (and, with ``terminate_on_success``, termination) come from the model."""
+        obs, env_reward, terminated, truncated, info = self.env.step(action)
+        reward, success = self._score(obs)
+        info = {**info, "env_reward": env_reward, "env_is_success": info.get("is_success"), "is_success": success}
+        if self.terminate_on_success and success:
+            terminated = True
+        return obs, reward, terminated, truncated, info
