@@ -90,12 +90,16 @@ class RewardModelWrapper(gym.Wrapper):
             model reads.
         model: the reward model.
         terminate_on_success: end the episode when the model reports success.
+        keep_env_termination: also end the episode when the env terminates by itself. Off by
+            default: a simulated task terminates on its privileged success check, which a
+            camera-only reward must not use.
 
     Raises:
         ConfigError: the observation has no ``images`` or lacks one of the model's cameras.
     """
 
-    def __init__(self, env: gym.Env, model: RewardModel, terminate_on_success: bool = True) -> None:
+    def __init__(self, env: gym.Env, model: RewardModel, terminate_on_success: bool = True,
+                 keep_env_termination: bool = False) -> None:
         super().__init__(env)
         space = env.observation_space
         images = space.spaces.get("images") if isinstance(space, gym.spaces.Dict) else None
@@ -105,6 +109,7 @@ class RewardModelWrapper(gym.Wrapper):
             raise ConfigError(f"the reward model reads cameras {missing} that the env does not observe (it has {have}); "
                               "use a pixel env ID or pass cameras=... in --env-kwargs.")
         self.model, self.terminate_on_success = model, terminate_on_success
+        self.keep_env_termination = keep_env_termination
 
     def _score(self, obs: dict[str, Any]) -> tuple[float, bool]:
         batch = {c: np.asarray(obs["images"][c])[None] for c in self.model.cameras}
@@ -121,6 +126,5 @@ class RewardModelWrapper(gym.Wrapper):
         obs, env_reward, terminated, truncated, info = self.env.step(action)
         reward, success = self._score(obs)
         info = {**info, "env_reward": env_reward, "env_is_success": info.get("is_success"), "is_success": success}
-        if self.terminate_on_success and success:
-            terminated = True
+        terminated = bool((self.terminate_on_success and success) or (self.keep_env_termination and terminated))
         return obs, reward, terminated, truncated, info
