@@ -1,4 +1,4 @@
-"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs | bringup | calibrate``).
+"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs | bringup | calibrate | sysid``).
 
 Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
 robot_rl's own errors print as one line that says what to do, with exit status 2.
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.ros.bringup import BringupConfig, run_bringup
     from robot_rl.transport.keys import KeysConfig, create_keys
     from robot_rl.calibration.cli import HandEyeCliConfig, IntrinsicsCliConfig, run_hand_eye, run_intrinsics
+    from robot_rl.sim.sysid import SysIdConfig, run_sysid
 
     from typing import Annotated, Union
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
          "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
-         "calibrate": CalibrateCommand},
+         "calibrate": CalibrateCommand, "sysid": SysIdConfig},
         args=argv, prog="robot-rl",
     )
     try:
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             print(run_intrinsics(cfg))
         elif isinstance(cfg, HandEyeCliConfig):
             print(run_hand_eye(cfg))
+        elif isinstance(cfg, SysIdConfig):
+            run_sysid(cfg)
         elif isinstance(cfg, EnvsConfig):
             from robot_rl.envs import make_env, robot_rl_env_ids
 

@@ -41,7 +41,7 @@ def _backend(name: str) -> ModuleType:
 
 def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, cameras: Sequence[str],
               image_size: int | tuple[int, int], control_hz: float, shadows: bool, render_mode: str | None,
-              **env_kwargs) -> RobotEnv:
+              sim_params=None, randomize=None, randomize_seed: int | None = None, **env_kwargs):
     unknown = [c for c in cameras if c not in CAMERAS]
     if unknown:
         raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
@@ -55,13 +55,39 @@ def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, c
     render_camera = None
     if render_mode == "rgb_array" and "front" not in cameras:
         render_camera = b.make_camera(physics, "front", *RENDER_SIZE_PX)
-    return RobotEnv(arm, cams, task, render_mode=render_mode, render_camera=render_camera, **env_kwargs)
+    env = RobotEnv(arm, cams, task, render_mode=render_mode, render_camera=render_camera, **env_kwargs)
+    return _wrap(env, physics, sim_params, randomize, randomize_seed)
+
+
+def _wrap(env: RobotEnv, physics, sim_params, randomize, randomize_seed: int | None):
+    """Apply identified sim parameters and wrap in :class:`DomainRandomization` when asked."""
+    if sim_params is None and randomize is None:
+        return env
+    from dataclasses import replace
+
+    from .params import load_sim_params
+    from .randomization import DomainRandomization, RandomizationConfig, load_randomization_yaml
+
+    params = load_sim_params(sim_params)
+    physics.apply_sim_params(params)
+    if randomize is None:
+        config = RandomizationConfig()
+    elif isinstance(randomize, RandomizationConfig):
+        config = randomize
+    else:
+        config = load_randomization_yaml(randomize)
+    if config.action_latency_steps is None and params.action_latency_steps:
+        config = replace(config, action_latency_steps=(params.action_latency_steps,) * 2)
+    if config == RandomizationConfig():
+        return env
+    return DomainRandomization(env, config, seed=randomize_seed)
 
 
 def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
                        reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
                        privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
-                       task_config: PickLiftConfig | None = None, render_mode: str | None = None) -> RobotEnv:
+                       task_config: PickLiftConfig | None = None, render_mode: str | None = None,
+                       sim_params=None, randomize=None, randomize_seed: int | None = None) -> RobotEnv:
     """The Panda pick-and-lift env.
 
     Args:
@@ -76,19 +102,31 @@ def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), 
         shadows: render shadows (MuJoCo; about 5x slower image rendering).
         task_config: task settings; ``PickLiftTask.default_config()`` when None.
         render_mode: ``None`` or ``"rgb_array"``.
+        sim_params: identified parameters (:class:`robot_rl.sim.params.SimParams`, a dict or a
+            ``sysid.yaml`` path from ``robot-rl sysid``) applied to the physics; a non-zero
+            ``action_latency_steps`` wraps the env in a fixed-latency :class:`DomainRandomization`.
+        randomize: a :class:`RandomizationConfig` or a YAML path (``config/randomization.yaml``):
+            the env comes wrapped in :class:`robot_rl.sim.randomization.DomainRandomization`.
+        randomize_seed: seed of the randomisation draws.
+
+    Returns:
+        The :class:`RobotEnv`, or a ``DomainRandomization`` wrapper of it (``.unwrapped`` is the
+        RobotEnv) when ``randomize`` or a latency is given.
 
     Raises:
         ConfigError: unknown backend, camera name or other invalid settings.
     """
     return _assemble(backend, PickLiftTask, task_config, False, cameras=cameras, image_size=image_size,
                      control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
+                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed,
                      enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)
 
 
 def make_push_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
                   reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
                   privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
-                  task_config: PushConfig | None = None, render_mode: str | None = None) -> RobotEnv:
+                  task_config: PushConfig | None = None, render_mode: str | None = None,
+                  sim_params=None, randomize=None, randomize_seed: int | None = None) -> RobotEnv:
     """The Panda push env; arguments as :func:`make_pick_lift_env` (``task_config``: :class:`PushConfig`).
 
     Raises:
@@ -96,4 +134,5 @@ def make_push_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image
     """
     return _assemble(backend, PushTask, task_config, True, cameras=cameras, image_size=image_size,
                      control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
+                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed,
                      enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)

@@ -195,6 +195,13 @@ def build_model(cfg: SceneConfig) -> mujoco.MjModel:
         return spec.compile()
 
 
+def _axis_angle(rotvec) -> tuple[np.ndarray, float]:
+    """(unit axis (3,), angle rad) of a rotation vector; any axis for a zero rotation."""
+    rotvec = np.asarray(rotvec, float)
+    angle = float(np.linalg.norm(rotvec))
+    return (rotvec / angle if angle > 0 else np.array([0.0, 0.0, 1.0])), angle
+
+
 class PandaPhysics:
     """The compiled scene and its state, with the ids the arm, cameras and tasks need.
 
@@ -223,6 +230,79 @@ class PandaPhysics:
         self.hand_body_ids = frozenset(b for b in range(m.nbody) if self._has_ancestor(b, hand_root))
         self.target_mocap_id = int(m.body_mocapid[m.body(TARGET_BODY).id]) if self.config.with_target else -1
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        # Built-in values the randomisation and sim-parameter hooks scale or restore.
+        self.table_geom_id = m.geom("table").id
+        self._friction_geoms = (self.cube_geom_id, self.table_geom_id, *self.pad_geom_ids)
+        self._nominal = {
+            "cube_mass": float(m.body_mass[self.cube_body_id]), "cube_inertia": m.body_inertia[self.cube_body_id].copy(),
+            "friction": m.geom_friction[list(self._friction_geoms), 0].copy(),
+            "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(), "geom_rgba": m.geom_rgba.copy(),
+            "light_dir": m.light_dir.copy(), "light_diffuse": m.light_diffuse.copy(),
+            "headlight_ambient": np.array(m.vis.headlight.ambient),
+            "damping": m.dof_damping[self.arm_dof_adr].copy(), "frictionloss": m.dof_frictionloss[self.arm_dof_adr].copy(),
+            "armature": m.dof_armature[self.arm_dof_adr].copy(),
+            "finger_force": m.actuator_forcerange[self.finger_actuator_id].copy(),
+        }
+
+    # ------------------------------------------------------------------ randomisation / sysid hooks
+    def set_object_mass_scale(self, scale: float) -> None:
+        """Cube mass (and inertia) = ``scale`` x the built-in mass (``SceneConfig.cube_mass_kg``)."""
+        self.model.body_mass[self.cube_body_id] = self._nominal["cube_mass"] * scale
+        self.model.body_inertia[self.cube_body_id] = self._nominal["cube_inertia"] * scale
+
+    def object_mass_kg(self) -> float:
+        """Current cube mass, kg."""
+        return float(self.model.body_mass[self.cube_body_id])
+
+    def set_friction_scale(self, scale: float) -> None:
+        """Sliding friction of the cube, table and finger pads = ``scale`` x their built-in values."""
+        self.model.geom_friction[list(self._friction_geoms), 0] = self._nominal["friction"] * scale
+
+    def friction_coefficients(self) -> dict[str, float]:
+        """Current sliding friction coefficients of ``cube``, ``table`` and the (left) ``pad``."""
+        f = self.model.geom_friction[:, 0]
+        return {"cube": float(f[self.cube_geom_id]), "table": float(f[self.table_geom_id]),
+                "pad": float(f[self.pad_geom_ids[0]])}
+
+    def set_geom_rgba(self, name: str, rgba) -> None:
+        """Colour (4,) RGBA in [0, 1] of the geom ``name`` (``cube``, ``table``, ``floor``, ``target``)."""
+        self.model.geom_rgba[self.model.geom(name).id] = rgba
+
+    def geom_rgba(self, name: str) -> np.ndarray:
+        """(4,) RGBA of the geom ``name``."""
+        return self.model.geom_rgba[self.model.geom(name).id].copy()
+
+    def set_light(self, direction, intensity: float, ambient: float) -> None:
+        """The top light: (3,) unit ``direction`` it shines along (base frame), diffuse
+        ``intensity`` and headlight ``ambient`` level, both in [0, 1] (grey light)."""
+        d = np.asarray(direction, float)
+        self.model.light_dir[0] = d / np.linalg.norm(d)
+        self.model.light_diffuse[0] = intensity
+        self.model.vis.headlight.ambient[:] = ambient
+
+    def set_camera_pose_offset(self, name: str, position_m, rotation_rotvec_rad) -> None:
+        """Move camera ``name`` from its built-in pose: (3,) translation in metres and (3,)
+        rotation vector in radians, both in the camera's parent frame (base for ``front``,
+        hand for ``wrist``); the rotation turns the camera about its own position."""
+        cid = self.model.camera(name).id
+        self.model.cam_pos[cid] = self._nominal["cam_pos"][cid] + np.asarray(position_m, float)
+        offset_quat = np.empty(4)
+        mujoco.mju_axisAngle2Quat(offset_quat, *_axis_angle(rotation_rotvec_rad))
+        mujoco.mju_mulQuat(self.model.cam_quat[cid], offset_quat, self._nominal["cam_quat"][cid])
+
+    def camera_position_offset_m(self, name: str) -> np.ndarray:
+        """(3,) current position offset of camera ``name`` from its built-in pose, parent frame, metres."""
+        cid = self.model.camera(name).id
+        return self.model.cam_pos[cid] - self._nominal["cam_pos"][cid]
+
+    def apply_sim_params(self, params) -> None:
+        """Apply a :class:`robot_rl.sim.params.SimParams` (``None`` fields restore the built-in values)."""
+        m, nom, dof = self.model, self._nominal, self.arm_dof_adr
+        m.dof_damping[dof] = nom["damping"] if params.joint_damping_nms_per_rad is None else params.joint_damping_nms_per_rad
+        m.dof_frictionloss[dof] = nom["frictionloss"] if params.joint_frictionloss_nm is None else params.joint_frictionloss_nm
+        m.dof_armature[dof] = nom["armature"] if params.armature_kgm2 is None else params.armature_kgm2
+        force = nom["finger_force"][1] if params.gripper_force_n is None else params.gripper_force_n
+        m.actuator_forcerange[self.finger_actuator_id] = (-force, force)
 
     def _has_ancestor(self, body: int, ancestor: int) -> bool:
         while body != 0:

@@ -124,8 +124,13 @@ class PybulletArm(Arm):
                                     velocityGains=[_ARM_VELOCITY_GAIN] * 7)
         p.setJointMotorControlArray(robot, self.physics.finger_joint_ids, pybullet.POSITION_CONTROL,
                                     targetPositions=[gripper * FINGER_TRAVEL_M] * 2,
-                                    forces=[_FINGER_FORCE_LIMIT_N] * 2, positionGains=[_FINGER_POSITION_GAIN] * 2)
+                                    forces=[self._finger_force_n()] * 2, positionGains=[_FINGER_POSITION_GAIN] * 2)
         self._gripper_target = gripper
+
+    def _finger_force_n(self) -> float:
+        """Finger servo force limit per finger, N: the scene's identified value or the built-in one."""
+        limit = self.physics.finger_force_limit_n
+        return _FINGER_FORCE_LIMIT_N if limit is None else float(limit)
 
     # ------------------------------------------------------------------ Arm interface
     def state(self) -> ArmState:

@@ -72,14 +72,15 @@ class PybulletCamera(Camera):
             are the optical x, y, z axes in base coordinates.
         """
         cfg = self.physics.config
+        offset_m, offset_rot = self.physics.camera_offsets.get(self.name, (np.zeros(3), np.eye(3)))
         if self.name == FRONT_CAMERA:
             position = np.array(cfg.front_camera_position_m, float)
-            return position, _optical_rotation(position, np.array(cfg.front_camera_lookat_m, float),
-                                               np.array([0.0, 0.0, 1.0]))
+            rot = _optical_rotation(position, np.array(cfg.front_camera_lookat_m, float), np.array([0.0, 0.0, 1.0]))
+            return position + offset_m, offset_rot @ rot
         ls = self.physics.client.getLinkState(self.physics.robot, self.physics.hand_link, computeForwardKinematics=1)
         hand_pos, hand_rot = np.array(ls[4]), Rotation.from_quat(ls[5]).as_matrix()
-        return hand_pos + hand_rot @ WRIST_POSITION_M, hand_rot @ _optical_rotation(WRIST_POSITION_M, WRIST_LOOKAT_M,
-                                                                                    WRIST_UP)
+        local_rot = offset_rot @ _optical_rotation(WRIST_POSITION_M, WRIST_LOOKAT_M, WRIST_UP)
+        return hand_pos + hand_rot @ (WRIST_POSITION_M + offset_m), hand_rot @ local_rot
 
     def read(self) -> Frame:
         """Render the current simulation state.
@@ -99,7 +100,7 @@ class PybulletCamera(Camera):
         _, _, rgba, _, _ = self.physics.client.getCameraImage(
             self.width, self.height, viewMatrix=view, projectionMatrix=self._projection,
             renderer=pybullet.ER_TINY_RENDERER, shadow=int(self.physics.config.shadows),
-            flags=pybullet.ER_NO_SEGMENTATION_MASK)
+            flags=pybullet.ER_NO_SEGMENTATION_MASK, **self.physics.light)
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)[..., :3].copy()
         return Frame(rgb=rgb, stamp=float(self.physics.time))
 

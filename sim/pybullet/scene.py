@@ -132,6 +132,93 @@ class PandaPhysics:
         self.time = 0.0
         p.stepSimulation()  # the first step after loading builds caches later steps reuse: take it once
         self._state_id = p.saveState()
+        # Randomisation / sim-parameter state read by the cameras and the arm.
+        self.light: dict[str, object] = {}
+        """extra ``getCameraImage`` lighting arguments (``lightDirection``, ...); empty = PyBullet's defaults."""
+        self.camera_offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """camera name -> ((3,) position offset m, (3, 3) rotation), parent frame (see set_camera_pose_offset)."""
+        self.finger_force_limit_n: float | None = None
+        """finger servo force limit per finger, N; None = the arm's built-in value."""
+        info = p.getDynamicsInfo(self.cube, -1)
+        self._nominal = {"cube_mass": info[0], "cube_inertia": np.array(info[2]),
+                         "friction": {self.cube: cfg.cube_lateral_friction, self.table: cfg.table_lateral_friction},
+                         "pad_friction": cfg.pad_lateral_friction,
+                         "damping": [p.getJointInfo(self.robot, j)[6] for j in self.arm_joint_ids]}
+        self._geoms = {"cube": self.cube, "table": self.table, **({"target": self.target} if cfg.with_target else {})}
+
+    # ------------------------------------------------------------------ randomisation / sysid hooks
+    def set_object_mass_scale(self, scale: float) -> None:
+        """Cube mass (and inertia) = ``scale`` x the built-in mass (``SceneConfig.cube_mass_kg``)."""
+        self.client.changeDynamics(self.cube, -1, mass=self._nominal["cube_mass"] * scale,
+                                   localInertiaDiagonal=(self._nominal["cube_inertia"] * scale).tolist())
+
+    def object_mass_kg(self) -> float:
+        """Current cube mass, kg."""
+        return float(self.client.getDynamicsInfo(self.cube, -1)[0])
+
+    def set_friction_scale(self, scale: float) -> None:
+        """Lateral friction of the cube, table and fingers = ``scale`` x their built-in values."""
+        for body, mu in self._nominal["friction"].items():
+            self.client.changeDynamics(body, -1, lateralFriction=mu * scale)
+        for link in self.finger_links:
+            self.client.changeDynamics(self.robot, link, lateralFriction=self._nominal["pad_friction"] * scale)
+
+    def friction_coefficients(self) -> dict[str, float]:
+        """Current lateral friction coefficients of ``cube``, ``table`` and the (left) ``pad``."""
+        info = self.client.getDynamicsInfo
+        return {"cube": float(info(self.cube, -1)[1]), "table": float(info(self.table, -1)[1]),
+                "pad": float(info(self.robot, self.finger_links[0])[1])}
+
+    def set_geom_rgba(self, name: str, rgba) -> None:
+        """Colour (4,) RGBA in [0, 1] of ``cube``, ``table`` or ``target``."""
+        self.client.changeVisualShape(self._body(name), -1, rgbaColor=[float(c) for c in rgba])
+
+    def geom_rgba(self, name: str) -> np.ndarray:
+        """(4,) RGBA of ``cube``, ``table`` or ``target``."""
+        return np.array(self.client.getVisualShapeData(self._body(name))[0][7])
+
+    def _body(self, name: str) -> int:
+        if name not in self._geoms:
+            raise ValueError(f"no coloured body {name!r}; this scene has {sorted(self._geoms)}")
+        return self._geoms[name]
+
+    def set_light(self, direction, intensity: float, ambient: float) -> None:
+        """The renderer's light: (3,) unit ``direction`` it shines along (base frame), diffuse
+        ``intensity`` and ``ambient`` coefficients in [0, 1] (PyBullet's defaults: 0.35, 0.6)."""
+        d = np.asarray(direction, float)
+        self.light = {"lightDirection": (-d / np.linalg.norm(d)).tolist(), "lightDiffuseCoeff": float(intensity),
+                      "lightAmbientCoeff": float(ambient)}
+
+    def set_camera_pose_offset(self, name: str, position_m, rotation_rotvec_rad) -> None:
+        """Move camera ``name`` from its built-in pose: (3,) translation in metres and (3,)
+        rotation vector in radians, both in the camera's parent frame (base for ``front``,
+        hand for ``wrist``); the rotation turns the camera about its own position."""
+        from scipy.spatial.transform import Rotation
+
+        self.camera_offsets[name] = (np.asarray(position_m, float).copy(),
+                                     Rotation.from_rotvec(rotation_rotvec_rad).as_matrix())
+
+    def camera_position_offset_m(self, name: str) -> np.ndarray:
+        """(3,) current position offset of camera ``name`` from its built-in pose, parent frame, metres."""
+        return self.camera_offsets.get(name, (np.zeros(3), None))[0].copy()
+
+    def apply_sim_params(self, params) -> None:
+        """Apply a :class:`robot_rl.sim.params.SimParams` (``None`` fields restore the built-in values).
+
+        Raises:
+            ConfigError: ``joint_frictionloss_nm`` or ``armature_kgm2`` is set: PyBullet models
+                neither (its joint motors are velocity constraints); fit those for MuJoCo only.
+        """
+        from robot_rl.errors import ConfigError
+
+        unsupported = [n for n in ("joint_frictionloss_nm", "armature_kgm2") if getattr(params, n) is not None]
+        if unsupported:
+            raise ConfigError(f"the PyBullet backend cannot apply {unsupported} (no joint armature or dry-friction "
+                              "model); leave them out (null) of the sim params for backend='pybullet'")
+        for j, nominal in zip(self.arm_joint_ids, self._nominal["damping"]):
+            damping = nominal if params.joint_damping_nms_per_rad is None else params.joint_damping_nms_per_rad
+            self.client.changeDynamics(self.robot, j, jointDamping=float(damping))
+        self.finger_force_limit_n = params.gripper_force_n
 
     def reset(self) -> None:
         """Restore the state right after construction (time 0, cube at its default pose)."""
