@@ -64,7 +64,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",
-                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8,<5", "mcap>=1.1"],
+                 "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8,<5", "mcap>=1.1",
+                 "open_clip_torch>=2.24", "transformers>=4.40"],
+        # zero-shot VLM rewards (robot_rl.rewards.vlm): CLIP/SigLIP through open_clip or transformers
+        "vlm": ["open_clip_torch>=2.24", "transformers>=4.40"],
         # cameras: Intel RealSense (needs Debian libusb-1.0-0) and USB/V4L2 cameras through OpenCV
         "cameras": ["pyrealsense2>=2.54", "opencv-python-headless>=4.8,<5"],
         # Universal Robots arms through ur_rtde
