@@ -295,6 +295,10 @@ class PandaPhysics:
         cid = self.model.camera(name).id
         return self.model.cam_pos[cid] - self._nominal["cam_pos"][cid]
 
+    def arm_joint_damping(self) -> np.ndarray:
+        """(7,) viscous damping of the arm joints, N·m·s/rad."""
+        return self.model.dof_damping[self.arm_dof_adr].copy()
+
     def apply_sim_params(self, params) -> None:
         """Apply a :class:`robot_rl.sim.params.SimParams` (``None`` fields restore the built-in values)."""
         m, nom, dof = self.model, self._nominal, self.arm_dof_adr

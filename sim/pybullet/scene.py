@@ -215,10 +215,16 @@ class PandaPhysics:
         if unsupported:
             raise ConfigError(f"the PyBullet backend cannot apply {unsupported} (no joint armature or dry-friction "
                               "model); leave them out (null) of the sim params for backend='pybullet'")
-        for j, nominal in zip(self.arm_joint_ids, self._nominal["damping"]):
-            damping = nominal if params.joint_damping_nms_per_rad is None else params.joint_damping_nms_per_rad
-            self.client.changeDynamics(self.robot, j, jointDamping=float(damping))
+        self._joint_damping = [float(nominal if params.joint_damping_nms_per_rad is None else params.joint_damping_nms_per_rad)
+                               for nominal in self._nominal["damping"]]
+        for j, damping in zip(self.arm_joint_ids, self._joint_damping):
+            self.client.changeDynamics(self.robot, j, jointDamping=damping)
         self.finger_force_limit_n = params.gripper_force_n
+
+    def arm_joint_damping(self) -> np.ndarray:
+        """(7,) viscous damping of the arm joints, N·m·s/rad, as last set (PyBullet's getJointInfo
+        keeps reporting the URDF value after ``changeDynamics(jointDamping=...)``)."""
+        return np.array(getattr(self, "_joint_damping", self._nominal["damping"]), float)
 
     def reset(self) -> None:
         """Restore the state right after construction (time 0, cube at its default pose)."""
