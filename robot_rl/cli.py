@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.transport.keys import KeysConfig, create_keys
     from robot_rl.calibration.cli import HandEyeCliConfig, IntrinsicsCliConfig, run_hand_eye, run_intrinsics
     from robot_rl.sim.sysid import SysIdConfig, run_sysid
+    from robot_rl.rewards.train_classifier import TrainClassifierConfig, train_classifier
 
     from typing import Annotated, Union
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
          "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
-         "calibrate": CalibrateCommand, "sysid": SysIdConfig},
+         "calibrate": CalibrateCommand, "sysid": SysIdConfig,
+         "train-reward-classifier": TrainClassifierConfig},
         args=argv, prog="robot-rl",
     )
     try:
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             print(run_intrinsics(cfg))
         elif isinstance(cfg, HandEyeCliConfig):
             print(run_hand_eye(cfg))
+        elif isinstance(cfg, TrainClassifierConfig):
+            train_classifier(cfg)
         elif isinstance(cfg, SysIdConfig):
             run_sysid(cfg)
         elif isinstance(cfg, EnvsConfig):
