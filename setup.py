@@ -87,6 +87,7 @@ setup(
             "robot_rl_teleop_node = robot_rl.drivers.teleop.node:main",
             "robot_rl_sim_node = robot_rl.sim.node:main",
             "robot_rl_recorder = robot_rl.ros.recorder:main",
+            "robot_rl_reward_node = robot_rl.rewards.node:main",
         ],
     },
     zip_safe=True,

@@ -274,3 +274,74 @@ def test_success_threshold_ends_a_pixel_episode_through_the_wrapper(tiny_models)
         assert abs(raw - r0) < 0.1 and r == 0.0  # normalised by the single value seen so far
     finally:
         env.close()
+
+
+def test_reward_node_publishes_the_in_process_reward_over_dds(ros_domain, tiny_models, tmp_path) -> None:
+    """The reward node in its own process scores frames published here; /reward and
+    /reward/success equal the in-process model's reward and verdict."""
+    import threading
+
+    from conftest import start_node, stop_node
+    from robot_rl.ros.convert import camera_topics, image_msg
+    from robot_rl.ros.node import Node
+
+    tiny = tiny_models["open_clip_dir"]
+    frame_a, frame_b = _frames(2, seed=30, size=64)
+    probe = tiny.reward(alpha=0.5)
+    r_a, r_b = (float(x) for x in probe.rewards({"front": np.stack([frame_a, frame_b])}))
+    assert abs(r_a - r_b) > 1e-4
+    model = tiny.reward(alpha=0.5, success_threshold=(r_a + r_b) / 2, device="cpu")
+    expected = {"a": (r_a, r_a >= (r_a + r_b) / 2), "b": (r_b, r_b >= (r_a + r_b) / 2)}
+
+    log = tmp_path / "reward_node.log"
+    proc = start_node("robot_rl.rewards.node", "-p", f"model_config:={json.dumps(model.config())}", "-p", "rate_hz:=20.0",
+                      log_path=str(log))
+    node = Node("reward_test_client", backend="dds")
+    rewards, successes = [], []
+    lock = threading.Lock()
+
+    def on_reward(msg):
+        with lock:
+            rewards.append(msg.data)
+
+    def on_success(msg):
+        with lock:
+            successes.append(msg.data)
+
+    node.create_subscription("std_msgs/msg/Float64", "/reward", on_reward)
+    node.create_subscription("std_msgs/msg/Bool", "/reward/success", on_success)
+    pub = node.create_publisher("sensor_msgs/msg/Image", camera_topics("front")["image"], "sensor")
+    node.spin_in_thread()
+
+    def publish_until(frame, reward, success, timeout_s):
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            pub.publish(image_msg(frame, time.time(), "front_color_optical_frame"))
+            time.sleep(0.05)
+            with lock:
+                if any(abs(r - reward) < 1e-5 for r in rewards[-5:]) and success in successes[-5:]:
+                    return True
+        return False
+
+    try:
+        assert publish_until(frame_a, *expected["a"], timeout_s=60.0), (rewards[-5:], successes[-5:], expected, log.read_text()[-3000:])
+        with lock:
+            rewards.clear()
+            successes.clear()
+        assert publish_until(frame_b, *expected["b"], timeout_s=15.0), (rewards[-5:], successes[-5:], expected)
+    finally:
+        node.shutdown()
+        code = stop_node(proc)
+    assert code == 0, log.read_text()[-3000:]
+
+
+def test_reward_node_without_weights_exits_with_an_error(ros_domain, tmp_path) -> None:
+    from conftest import start_node
+
+    cfg = {"kind": "vlm", "goal_prompts": [GOAL], "baseline_prompts": [BASELINE], "model": "ViT-B-32",
+           "model_path": str(tmp_path / "missing.safetensors")}
+    log = tmp_path / "reward_node.log"
+    proc = start_node("robot_rl.rewards.node", "-p", f"model_config:={json.dumps(cfg)}", log_path=str(log))
+    assert proc.wait(timeout=60) == 1
+    assert "do not exist" in log.read_text()
