@@ -131,7 +131,16 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         train_cfg = load_config(cfg.run_dir, TrainConfig)
     ckpt = latest_checkpoint(cfg.run_dir)
     device = resolve_device(cfg.device)
-    env = make_env(train_cfg.env, render=cfg.video)
+    from robot_rl.envs import parse_env_kwargs
+    from robot_rl.rewards.selection import check_reward_source, load_run_reward, wrap_with_reward
+
+    # the run's env settings and reward source; with a reward model, success_rate is the model's
+    # verdict and env_success_rate the env's own (privileged in sim) success
+    reward = getattr(train_cfg, "reward", "env")
+    env_kwargs = parse_env_kwargs(getattr(train_cfg, "env_kwargs", {}) or {})
+    if reward in ("sparse", "dense"):
+        env_kwargs = check_reward_source(reward, env_kwargs)
+    env = wrap_with_reward(make_env(train_cfg.env, render=cfg.video, **env_kwargs), load_run_reward(cfg.run_dir))
     layout = ObsLayout.from_space(env.observation_space)
     scaler = ActionScaler.from_space(env.action_space)
     agent = SACAgent(layout.state_dim, layout.image_shapes, scaler.dim, train_cfg.agent, device)

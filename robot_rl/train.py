@@ -17,6 +17,14 @@ arXiv:2410.21845). Each contiguous run of intervention steps becomes one demo-bu
 ``--resume`` rebuilds those segments from the episode files' ``intervention`` flags in the same
 order, so resuming stays exact. Evaluation never intervenes.
 
+``--reward`` picks the reward source (:mod:`robot_rl.rewards.selection`): the env's own,
+``sparse`` / ``dense`` (the sims' ``reward_type``), ``classifier`` / ``vlm`` (a reward model from
+the camera frames through :class:`~robot_rl.rewards.base.RewardModelWrapper`, ending episodes on
+the model's success; the model is saved with the run as ``reward.json`` (+ ``reward_model/``) and
+rebuilt from there on ``--resume`` and by ``robot-rl eval``), or ``intervention`` (RLIF). With a
+reward model ``evals.csv`` also has ``env_success_rate``: the env's privileged success, logged for
+evaluation only.
+
 Besides ``evals.csv`` (whose ``intervention_steps`` column counts the intervention steps of the
 finished training episodes so far), the run directory gets ``episodes.csv``: one row per
 finished training episode with its return, length, success and intervention steps, take-overs
@@ -50,6 +58,8 @@ from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.replay import ReplayBuffer, sample_mixed
 from robot_rl.runs import (latest_checkpoint, load_checkpoint, load_config, make_run_dir, save_checkpoint,
                            save_config, to_jsonable)
+from robot_rl.rewards.selection import (MODEL_REWARDS, build_reward_model, check_reward_source, load_run_reward,
+                                       save_run_reward, wrap_with_reward)
 from robot_rl.sim.corrector import CorrectorConfig
 
 #: Offset of the scripted corrector's seed from ``TrainConfig.seed`` (its own RNG stream).
@@ -86,6 +96,12 @@ class TrainConfig:
     """scripted-corrector settings (with --intervention scripted)."""
     rlif_reward: bool = False
     """replace the task reward by RLIF's intervention reward: -1 at each take-over, else 0 (Luo et al. 2023, arXiv:2311.12996)."""
+    reward: str = "env"
+    """reward source: 'env' (the env's own), 'sparse' / 'dense' (robot_rl sims' reward_type), 'classifier' (a learned success classifier, --reward-model-path), 'vlm' (--reward-kwargs), 'intervention' (RLIF, as --rlif-reward). Model rewards end the episode on the model's success; the env's privileged success is only logged (env_success_rate)."""
+    reward_model_path: Path | None = None
+    """--reward classifier: directory written by `robot-rl train-reward-classifier` (copied into the run)."""
+    reward_kwargs: dict[str, str] = field(default_factory=dict)
+    """settings of the reward model, e.g. --reward-kwargs threshold 0.7 device cpu (values parsed as JSON when they can be)."""
     intervention_capacity: int = 50_000
     """demo-buffer rows added for intervention transitions (one per transition plus one per take-over); when full the oldest rows, demos first, are overwritten."""
     eval_every_steps: int = 500
@@ -132,12 +148,14 @@ def evaluate(agent: SACAgent, env, layout: ObsLayout, scaler: ActionScaler, epis
 
     Returns:
         ``success_rate`` (fraction of episodes with ``info['is_success']``), ``mean_return``,
-        ``mean_length`` (steps).
+        ``mean_length`` (steps); with a reward model (:mod:`robot_rl.rewards`) ``success_rate`` is
+        the model's verdict and ``env_success_rate`` the env's own (privileged in sim) success
+        (``info['env_is_success']``).
     """
-    successes, returns, lengths = [], [], []
+    successes, returns, lengths, env_successes = [], [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed if ep == 0 else None)
-        done, ret, length, success = False, 0.0, 0, False
+        done, ret, length, success, env_success = False, 0.0, 0, False, None
         while not done:
             if frames is not None and ep == 0:
                 frames.append(env.render())
@@ -146,14 +164,21 @@ def evaluate(agent: SACAgent, env, layout: ObsLayout, scaler: ActionScaler, epis
             ret += float(reward)
             length += 1
             success = success or bool(info.get("is_success", False))
+            if "env_is_success" in info:
+                env_success = bool(env_success) or bool(info["env_is_success"])
             done = terminated or truncated
         if frames is not None and ep == 0:
             frames.append(env.render())
         successes.append(success)
+        if env_success is not None:
+            env_successes.append(env_success)
         returns.append(ret)
         lengths.append(length)
-    return {"success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
-            "mean_length": float(np.mean(lengths))}
+    result = {"success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
+              "mean_length": float(np.mean(lengths))}
+    if env_successes:
+        result["env_success_rate"] = float(np.mean(env_successes))
+    return result
 
 
 def _episodes_to_buffer(buf: ReplayBuffer, episodes: list[Episode], scaler: ActionScaler) -> None:
@@ -237,17 +262,27 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.rlif_reward and cfg.intervention == "none":
             raise ConfigError("--rlif-reward rewards take-overs, so it needs --intervention (e.g. --intervention scripted)")
-        self.env = make_env(cfg.env, **parse_env_kwargs(cfg.env_kwargs))
+        if cfg.rlif_reward and cfg.reward not in ("env", "intervention"):
+            raise ConfigError(f"--rlif-reward is --reward intervention; it cannot be combined with --reward {cfg.reward}")
+        env_kwargs = check_reward_source(cfg.reward, parse_env_kwargs(cfg.env_kwargs), cfg.intervention,
+                                         cfg.reward_model_path)
+        # the reward model: rebuilt from the run on --resume, else from the flags (saved with the run below)
+        self.reward_model = (load_run_reward(cfg.resume) if self.resumed_from is not None else
+                             build_reward_model(cfg.reward, cfg.reward_model_path, parse_env_kwargs(cfg.reward_kwargs))
+                             if cfg.reward in MODEL_REWARDS else None)
+        self.env = wrap_with_reward(make_env(cfg.env, **env_kwargs), self.reward_model)
         self.teleop: Teleop | None = None
         if cfg.intervention != "none":
             self.teleop = make_teleop(cfg, self.env)
-            self.env = InterventionWrapper(self.env, self.teleop, rlif_reward=cfg.rlif_reward)
-        self.eval_env = make_env(cfg.env, render=cfg.final_video, **parse_env_kwargs(cfg.env_kwargs))
+            self.env = InterventionWrapper(self.env, self.teleop,
+                                           rlif_reward=cfg.rlif_reward or cfg.reward == "intervention")
+        self.eval_env = wrap_with_reward(make_env(cfg.env, render=cfg.final_video, **env_kwargs), self.reward_model)
         self.layout = ObsLayout.from_space(self.env.observation_space)
         self.scaler = ActionScaler.from_space(self.env.action_space)
         if self.resumed_from is None:
             self.run_dir = make_run_dir(cfg.runs_dir, cfg.env, cfg.exp_name, cfg.seed, cfg.run_dir)
             save_config(self.run_dir, cfg)
+            save_run_reward(self.run_dir, self.reward_model)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -352,11 +387,13 @@ class Trainer:
         new = not path.exists()
         with open(path, "a", newline="") as f:
             w = csv.writer(f)
+            extra = ["env_success_rate"] if self.reward_model is not None else []  # the privileged check, logged only
             if new:
                 w.writerow(["env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length",
-                            "intervention_steps"])
+                            "intervention_steps", *extra])
             w.writerow([self.env_steps, self.episodes, self.updates, round(time.perf_counter() - self.t_start, 2),
-                        result["success_rate"], result["mean_return"], result["mean_length"], self.intervention_steps])
+                        result["success_rate"], result["mean_return"], result["mean_length"], self.intervention_steps,
+                        *[result.get(k, "") for k in extra]])
         for k, v in result.items():
             self.tb.add_scalar(f"eval/{k}", v, self.env_steps)
 
