@@ -63,6 +63,12 @@ class ActorConfig:
     teleop_kwargs: dict[str, str] = field(default_factory=dict)
     """settings of the teleop backend, e.g. --teleop-kwargs linear_speed_mps 0.1 (values parsed as JSON when they can be)."""
     rlif_reward: bool = False
+    reward: str = "env"
+    """reward source, as `robot-rl train --reward`: env, sparse, dense, classifier (--reward-model-path), vlm, intervention; the actor computes the reward (it has the cameras) and the learner stores it."""
+    reward_model_path: Path | None = None
+    """--reward classifier: directory from `robot-rl train-reward-classifier`."""
+    reward_kwargs: dict[str, str] = field(default_factory=dict)
+    """settings of the reward model (values parsed as JSON when they can be), e.g. --reward-kwargs threshold 0.7."""
     """replace the task reward with RLIF's intervention reward (-1 at each take-over)."""
     chunk_steps: int = 10
     """send steps in chunks of this many (and at every episode end)."""
@@ -232,7 +238,14 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
     device = resolve_device(cfg.device)
     curve = curve_for_actor(cfg.curve_keys, cfg.actor_id)
     spool_dir = Path(cfg.spool_dir or Path("spool") / cfg.actor_id)
-    env = make_env(cfg.env, **parse_env_kwargs(cfg.env_kwargs))
+    from robot_rl.rewards.selection import MODEL_REWARDS, build_reward_model, check_reward_source, wrap_with_reward
+
+    if cfg.rlif_reward and cfg.reward not in ("env", "intervention"):
+        raise ConfigError(f"--rlif-reward is --reward intervention; it cannot be combined with --reward {cfg.reward}")
+    env_kwargs = check_reward_source(cfg.reward, parse_env_kwargs(cfg.env_kwargs), cfg.teleop, cfg.reward_model_path)
+    reward_model = (build_reward_model(cfg.reward, cfg.reward_model_path, parse_env_kwargs(cfg.reward_kwargs))
+                    if cfg.reward in MODEL_REWARDS else None)
+    env = wrap_with_reward(make_env(cfg.env, **env_kwargs), reward_model)
     layout = ObsLayout.from_space(env.observation_space)
     scaler = ActionScaler.from_space(env.action_space)
     if cfg.teleop != "none":
@@ -243,7 +256,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         if cfg.teleop == "scripted":  # the corrector needs the env (privileged state) and a seed
             kwargs = {"env": env, "seed": cfg.seed, **kwargs}
         teleop = make_teleop(cfg.teleop, **kwargs)
-        env = InterventionWrapper(env, teleop, rlif_reward=cfg.rlif_reward)
+        env = InterventionWrapper(env, teleop, rlif_reward=cfg.rlif_reward or cfg.reward == "intervention")
     ctx = zmq.Context()
     sender = ChunkSender(ctx, tcp_address(cfg.learner, cfg.port), cfg.actor_id, spool_dir, curve, cfg.window,
                          cfg.ack_timeout_s, cfg.fsync)
