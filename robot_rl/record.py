@@ -217,7 +217,7 @@ def _record_human(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progre
 
 
 def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None, num_demos: int, run_dir: Path,
-                     seed: int, layout, scaler, extra_capacity: int = 0, progress: bool = True):
+                     seed: int, layout, scaler, extra_capacity: int = 0, progress: bool = True, relabel=None):
     """The demo replay buffer of a training run (``robot-rl train`` and ``robot-rl learner``).
 
     Demos come from ``demos`` (a dataset directory); without it, ``num_demos`` scripted demos are
@@ -227,6 +227,9 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
         layout / scaler: the run's :class:`~robot_rl.layout.ObsLayout` and
             :class:`~robot_rl.layout.ActionScaler` (demo actions are stored in [-1, 1]).
         extra_capacity: rows reserved for intervention transitions added during training.
+        relabel: optional ``relabel(episode) -> (rewards (T,) float32, terminated (T,) bool)``
+            replacing the stored reward and termination (a reward model's, so that a run with
+            ``--reward classifier`` never trains on the privileged reward the demos were recorded with).
 
     Returns:
         A :class:`~robot_rl.replay.ReplayBuffer` holding every demo transition (plus room for
@@ -251,7 +254,8 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
     buf = ReplayBuffer(layout, scaler.dim, sum(len(e) + 1 for e in episodes) + 1 + max(extra_capacity, 1))
     for ep in episodes:
         try:
-            buf.add_episode(ep.observations, scaler.from_env(ep.actions), ep.rewards, ep.terminated, ep.intervention)
+            rewards, terminated = relabel(ep) if relabel is not None else (ep.rewards, ep.terminated)
+            buf.add_episode(ep.observations, scaler.from_env(ep.actions), rewards, terminated, ep.intervention)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"demos in {demo_dir} do not match the observations of {env_id} ({e}); record demos "
                               "with the same env ID and settings (pixel variants need pixel demos)") from e

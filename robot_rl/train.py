@@ -21,7 +21,8 @@ order, so resuming stays exact. Evaluation never intervenes.
 ``sparse`` / ``dense`` (the sims' ``reward_type``), ``classifier`` / ``vlm`` (a reward model from
 the camera frames through :class:`~robot_rl.rewards.base.RewardModelWrapper`, ending episodes on
 the model's success; the model is saved with the run as ``reward.json`` (+ ``reward_model/``) and
-rebuilt from there on ``--resume`` and by ``robot-rl eval``), or ``intervention`` (RLIF). With a
+rebuilt from there on ``--resume`` and by ``robot-rl eval``; demo rewards and terminations are
+relabelled by the model too), or ``intervention`` (RLIF). With a
 reward model ``evals.csv`` also has ``env_success_rate``: the env's privileged success, logged for
 evaluation only.
 
@@ -40,6 +41,7 @@ import shutil
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ from robot_rl.replay import ReplayBuffer, sample_mixed
 from robot_rl.runs import (latest_checkpoint, load_checkpoint, load_config, make_run_dir, save_checkpoint,
                            save_config, to_jsonable)
 from robot_rl.rewards.selection import (MODEL_REWARDS, build_reward_model, check_reward_source, load_run_reward,
-                                       save_run_reward, wrap_with_reward)
+                                       relabel_episode, save_run_reward, wrap_with_reward)
 from robot_rl.sim.corrector import CorrectorConfig
 
 #: Offset of the scripted corrector's seed from ``TrainConfig.seed`` (its own RNG stream).
@@ -316,7 +318,8 @@ class Trainer:
 
         cfg = self.cfg
         return load_demo_buffer(cfg.env, cfg.env_kwargs, cfg.demos, cfg.num_demos, self.run_dir, cfg.seed, self.layout,
-                                self.scaler, cfg.intervention_capacity if cfg.intervention != "none" else 0, cfg.progress)
+                                self.scaler, cfg.intervention_capacity if cfg.intervention != "none" else 0, cfg.progress,
+                                relabel=None if self.reward_model is None else partial(relabel_episode, model=self.reward_model))
 
     # ------------------------------------------------------------ checkpoints
     def save(self) -> Path:

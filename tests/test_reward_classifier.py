@@ -172,7 +172,7 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
 
     out, metrics = trained
     run = tmp_path / "run"
-    common = ["--total-env-steps", "100", "--num-demos", "0", "--random-steps", "100", "--learning-starts", "90",
+    common = ["--total-env-steps", "100", "--num-demos", "1", "--random-steps", "100", "--learning-starts", "90",
               "--agent.batch-size", "8", "--eval-episodes", "1", "--eval-every-steps", "0",
               "--checkpoint-every-steps", "50", "--no-final-video", "--no-progress", "--device", "cpu"]
     # --reward classifier without a model: a one-line error, exit status 2, no run directory
@@ -206,6 +206,16 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
         n = int(buf.valid.sum())
         assert n == 100
         np.testing.assert_allclose(np.sort(buf.reward[buf.valid]), np.sort(rewards), atol=1e-6)
+        # the scripted demo's privileged sparse reward is replaced by the classifier's too
+        from robot_rl.rewards.selection import relabel_episode
+
+        demo = load_episode(episode_files(run / "demos")[0])
+        demo_rewards, demo_term = relabel_episode(demo, model)
+        np.testing.assert_allclose(demo_rewards, model.probabilities({"front": demo.observations["images"]["front"][1:]}),
+                                   atol=1e-6)
+        dbuf = trainer.demo_buffer
+        np.testing.assert_allclose(np.sort(dbuf.reward[dbuf.valid]), np.sort(demo_rewards), atol=1e-6)
+        assert np.array_equal(np.sort(dbuf.terminated[dbuf.valid]), np.sort(demo_term))
         summary = trainer.run()
     finally:
         trainer.close()

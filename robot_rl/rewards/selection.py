@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from robot_rl.errors import ConfigError
 from robot_rl.rewards.base import RewardModel, RewardModelWrapper, make_reward_model
@@ -116,6 +117,33 @@ def load_run_reward(run_dir: Path) -> RewardModel | None:
     """The reward model saved with a run by :func:`save_run_reward`, or None when the run used none."""
     saved = Path(run_dir) / REWARD_FILE
     return load_reward_model(json.loads(saved.read_text())) if saved.is_file() else None
+
+
+def relabel_episode(episode: Any, model: RewardModel, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A reward model's rewards and terminations for a recorded episode (as the wrapper would give them online).
+
+    Args:
+        episode: a :class:`~robot_rl.demos.Episode` with ``observations["images"]`` holding the
+            model's cameras, ``(T+1, H, W, 3) uint8`` each.
+        model: the reward model.
+        batch: frames per model call.
+
+    Returns:
+        ``rewards`` (T,) float32 from frames 1..T (the frame after each step) and ``terminated``
+        (T,) bool: the model's success at that step (the env's own termination is dropped, as
+        :class:`~robot_rl.rewards.base.RewardModelWrapper` drops it).
+
+    Raises:
+        ConfigError: the episode lacks one of the model's cameras.
+    """
+    images = episode.observations.get("images", {}) if isinstance(episode.observations, dict) else {}
+    missing = [c for c in model.cameras if c not in images]
+    if missing:
+        raise ConfigError(f"demo episodes lack cameras {missing} that the reward model reads; record pixel demos")
+    t = len(episode)
+    rewards = np.concatenate([model.rewards({c: np.asarray(images[c][1 + i:1 + min(i + batch, t)]) for c in model.cameras})
+                              for i in range(0, t, batch)]).astype(np.float32)
+    return rewards, np.asarray(model.is_success(rewards), bool)
 
 
 def wrap_with_reward(env: gym.Env, model: RewardModel | None) -> gym.Env:
