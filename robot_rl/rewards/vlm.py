@@ -193,7 +193,7 @@ class _TransformersEncoder:
 
         kw = dict(local_files_only=not allow_download, cache_dir=cache_dir)
         try:
-            self.model = AutoModel.from_pretrained(source, dtype=dtype, **kw)
+            self.model = AutoModel.from_pretrained(source, **kw)
             self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
             self.processor = AutoImageProcessor.from_pretrained(source, **kw)
         except OSError as e:
@@ -204,7 +204,7 @@ class _TransformersEncoder:
         if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
             raise ConfigError(f"{source!r} is a {type(self.model).__name__}, not an image-text model with "
                               "get_image_features/get_text_features (use a CLIP or SigLIP checkpoint).")
-        self.model.to(device).eval()
+        self.model.to(device=device, dtype=dtype).eval()
         self.device, self.dtype = device, dtype
         # SigLIP was trained on texts padded to the full context; CLIP pools at the EOS token.
         self.pad_to_max = getattr(self.model.config, "model_type", "") in ("siglip", "siglip2")
