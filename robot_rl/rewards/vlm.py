@@ -43,14 +43,17 @@ _LOG = logging.getLogger(__name__)
 #: ``pretrained`` value that builds the architecture with random weights (tests and benchmarks).
 RANDOM_WEIGHTS = "random"
 
-_HOW_TO_GET_WEIGHTS = (
-    "On a machine with internet, download them once (open_clip: "
-    "python -c \"import open_clip; open_clip.create_model('{model}', pretrained='{tag}')\"; transformers: "
-    "python -c \"from transformers import AutoModel, AutoProcessor as P; m='{model}'; "
-    "AutoModel.from_pretrained(m).save_pretrained('weights'); P.from_pretrained(m).save_pretrained('weights')\"), "
-    "copy the file or folder here and point --reward.model-path (model_path=...) at it; "
-    "or pass allow_download=True where the machine can reach the internet."
-)
+def _how_to_get(backend: str, model: str, tag: str = "") -> str:
+    """The part of a :class:`PretrainedWeightsError` message that says how to get the weights."""
+    if backend == "open_clip":
+        fetch = (f"python -c \"import open_clip; open_clip.create_model('{model}'"
+                 + (f", pretrained='{tag}'" if tag else "") + ")\" (then copy the cached file, see open_clip's cache_dir)")
+    else:
+        fetch = (f"python -c \"from transformers import AutoModel, AutoProcessor; m = '{model}'; "
+                 "AutoModel.from_pretrained(m).save_pretrained('weights'); "
+                 "AutoProcessor.from_pretrained(m).save_pretrained('weights')\" (then copy the 'weights' folder)")
+    return ("On a machine with internet, run " + fetch + ", and point --reward.model-path (model_path=...) at the "
+            "weights here; or pass allow_download=True where this machine can reach the internet.")
 
 
 def unit_mean(embeddings: torch.Tensor) -> torch.Tensor:
@@ -112,7 +115,14 @@ class _OpenClipEncoder:
                 weights = str(path)
             else:
                 raise PretrainedWeightsError(f"open_clip weights {path} do not exist. "
-                                             + _HOW_TO_GET_WEIGHTS.format(model=model, tag=pretrained or "openai"))
+                                             + _how_to_get("open_clip", model, pretrained or "openai"))
+        elif name.startswith("hf-hub:"):
+            from huggingface_hub import try_to_load_from_cache
+
+            if not allow_download and not isinstance(try_to_load_from_cache(name[len("hf-hub:"):], "open_clip_config.json",
+                                                                            cache_dir=cache_dir), str):
+                raise PretrainedWeightsError(f"open_clip model {name} is not in the Hugging Face cache and downloads are off. "
+                                             + _how_to_get("open_clip", name, ""))
         elif pretrained and pretrained != RANDOM_WEIGHTS and not name.startswith("local-dir:"):
             weights = _resolve_open_clip_tag(model, pretrained, allow_download, cache_dir)
         if not name.startswith(("local-dir:", "hf-hub:")) and open_clip.get_model_config(name) is None:
@@ -179,8 +189,8 @@ def _resolve_open_clip_tag(model: str, tag: str, allow_download: bool, cache_dir
         candidates.append(cfg["url"])
     if allow_download:
         return tag  # open_clip downloads it
-    raise PretrainedWeightsError(f"open_clip weights {model}/{tag} are not on this machine ({', '.join(candidates)} is not cached) "
-                                 "and downloads are off. " + _HOW_TO_GET_WEIGHTS.format(model=model, tag=tag))
+    raise PretrainedWeightsError(f"open_clip weights {model}/{tag} are not on this machine (not cached: {' or '.join(candidates)}) "
+                                 "and downloads are off. " + _how_to_get("open_clip", model, tag))
 
 
 class _TransformersEncoder:
@@ -200,7 +210,7 @@ class _TransformersEncoder:
             where = "folder" if Path(source).expanduser().is_dir() else "model"
             raise PretrainedWeightsError(
                 f"transformers {where} {source!r} is not available offline ({str(e).splitlines()[0]}). "
-                + _HOW_TO_GET_WEIGHTS.format(model=source, tag="")) from e
+                + _how_to_get("transformers", source)) from e
         if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
             raise ConfigError(f"{source!r} is a {type(self.model).__name__}, not an image-text model with "
                               "get_image_features/get_text_features (use a CLIP or SigLIP checkpoint).")
