@@ -345,3 +345,16 @@ def test_reward_node_without_weights_exits_with_an_error(ros_domain, tmp_path) -
     proc = start_node("robot_rl.rewards.node", "-p", f"model_config:={json.dumps(cfg)}", log_path=str(log))
     assert proc.wait(timeout=60) == 1
     assert "do not exist" in log.read_text()
+
+
+def test_built_like_robot_rl_train_reward_vlm(tiny_models) -> None:
+    """``robot-rl train --reward vlm --reward-model-path DIR --reward-kwargs ...`` builds the same model."""
+    from robot_rl.envs import parse_env_kwargs
+    from robot_rl.rewards.selection import build_reward_model
+
+    tiny = tiny_models["open_clip_dir"]
+    kwargs = parse_env_kwargs({"goal_prompts": json.dumps([GOAL]), "baseline_prompts": json.dumps([BASELINE]), "alpha": "0.25"})
+    model = build_reward_model("vlm", Path(tiny.kwargs["model_path"]), kwargs)
+    frames = _frames(3, seed=40)
+    np.testing.assert_allclose(model.rewards({"front": frames}), tiny.reward(alpha=0.25).rewards({"front": frames}), atol=1e-6)
+    assert model.config()["model_path"] == tiny.kwargs["model_path"]

@@ -22,7 +22,6 @@ unconfigured with the error logged, and the process exits with code 1.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -34,26 +33,10 @@ import numpy as np
 import yaml
 
 from robot_rl.errors import ConfigError
-from robot_rl.rewards.base import RewardModel, make_reward_model
+from robot_rl.rewards.base import RewardModel
+from robot_rl.rewards.selection import load_reward_model
 from robot_rl.ros.convert import camera_topics, image_to_array
 from robot_rl.ros.node import QOS_PRESETS, LifecycleNode, QoSProfile, parse_ros_args, run_node
-
-#: Modules that register the built-in reward model kinds (imported on demand, they pull in torch).
-KIND_MODULES = {"vlm": "robot_rl.rewards.vlm", "chat_vlm": "robot_rl.rewards.chat_vlm",
-                "classifier": "robot_rl.rewards.classifier"}
-
-
-def load_reward_model(config: dict[str, Any]) -> RewardModel:
-    """:func:`make_reward_model` after importing the module that registers ``config["kind"]``.
-
-    Raises:
-        ConfigError: no or unknown ``kind``.
-    """
-    module = KIND_MODULES.get(config.get("kind", ""))
-    if module is not None:
-        importlib.import_module(module)
-    return make_reward_model(config)
-
 
 class RewardNode(LifecycleNode):
     """Publishes a reward model's reward and success for the newest frames of its cameras.

@@ -315,6 +315,7 @@ class VLMReward(RewardModel):
         batch_size: frames per forward pass.
         allow_download: let open_clip / transformers download missing weights.
         cache_dir: where downloaded weights are cached (library default when None).
+        path: same as ``model_path`` (what ``--reward-model-path`` passes).
 
     Raises:
         ConfigError: bad ``alpha``/``backend``/``device``/``threshold_on``, no goal prompt,
@@ -331,7 +332,10 @@ class VLMReward(RewardModel):
                  fp16: bool | None = None, normalize: bool = False, norm_eps: float = 1e-6,
                  norm_stats: dict[str, float] | None = None, update_stats: bool = True,
                  success_threshold: float | None = None, threshold_on: str = "raw", batch_size: int = 32,
-                 allow_download: bool = False, cache_dir: str | None = None) -> None:
+                 allow_download: bool = False, cache_dir: str | None = None, path: str = "") -> None:
+        if path and model_path and str(path) != str(model_path):
+            raise ConfigError(f"VLMReward got two weights paths, path={path!r} and model_path={model_path!r}; pass one.")
+        model_path = model_path or path
         self.goal_prompts = [goal_prompts] if isinstance(goal_prompts, str) else list(goal_prompts)
         self.baseline_prompts = [baseline_prompts] if isinstance(baseline_prompts, str) else list(baseline_prompts)
         self.cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
