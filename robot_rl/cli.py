@@ -41,13 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.ros.bringup import BringupConfig, run_bringup
     from robot_rl.transport.keys import KeysConfig, create_keys
     from robot_rl.calibration.cli import HandEyeCliConfig, IntrinsicsCliConfig, run_hand_eye, run_intrinsics
+    from robot_rl.calibration.workspace import WorkspaceCliConfig, run_workspace
     from robot_rl.sim.sysid import SysIdConfig, run_sysid
     from robot_rl.rewards.train_classifier import TrainClassifierConfig, train_classifier
 
     from typing import Annotated, Union
 
     CalibrateCommand = Union[Annotated[IntrinsicsCliConfig, tyro.conf.subcommand("intrinsics")],
-                             Annotated[HandEyeCliConfig, tyro.conf.subcommand("hand-eye")]]
+                             Annotated[HandEyeCliConfig, tyro.conf.subcommand("hand-eye")],
+                             Annotated[WorkspaceCliConfig, tyro.conf.subcommand("workspace")]]
 
     cfg = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             print(run_intrinsics(cfg))
         elif isinstance(cfg, HandEyeCliConfig):
             print(run_hand_eye(cfg))
+        elif isinstance(cfg, WorkspaceCliConfig):
+            print(run_workspace(cfg))
         elif isinstance(cfg, TrainClassifierConfig):
             train_classifier(cfg)
         elif isinstance(cfg, SysIdConfig):

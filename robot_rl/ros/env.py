@@ -431,6 +431,8 @@ class RosRobotEnv(RobotEnv):
         privileged_state: append the sim's object poses to ``state`` (sim only).
         reset: ``"sim"``: episodes start with a ``/sim/reset``; ``"home"``: the arm drives to
             ``home_position_m`` and the scene is not reset (a person or script resets it).
+        workspace: ``(low, high)`` box, metres, base frame, targets are clipped into (default: the task's).
+        workspace_file: a parameter file from ``robot-rl calibrate workspace`` (the arm node's box).
         sync_tolerance_s: camera-behind-arm offset accepted, seconds (0 for the sim node).
         resize_images: resize camera frames to ``image_size`` (False: a size mismatch is an error).
         node_name: this client's node name.
@@ -443,7 +445,8 @@ class RosRobotEnv(RobotEnv):
 
     def __init__(self, task: str = "pick_lift", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
                  control_hz: float = 10.0, privileged_state: bool = True, reset: str = "sim",
-                 workspace: tuple[Sequence[float], Sequence[float]] | None = None, home_position_m: Sequence[float] = (0.5, 0.0, 0.2),
+                 workspace: tuple[Sequence[float], Sequence[float]] | None = None, workspace_file: str = "",
+                 home_position_m: Sequence[float] = (0.5, 0.0, 0.2),
                  sync_tolerance_s: float = 0.0, resize_images: bool = True, success_topic: str = "", node_name: str = "robot_rl_env",
                  max_episode_steps: int = 100, **kwargs: Any) -> None:
         if task not in TASK_OBSERVATIONS:
@@ -453,7 +456,14 @@ class RosRobotEnv(RobotEnv):
         if reset == "sim" and task == "none":
             raise ConfigError("reset='sim' needs a sim task (pick_lift or push); use reset='home' on a real setup.")
         height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
-        box = _task_workspace(task) if workspace is None else WorkspaceBox(tuple(workspace[0]), tuple(workspace[1]))
+        if workspace_file:
+            from robot_rl.calibration.workspace import load_workspace_yaml
+
+            box = load_workspace_yaml(workspace_file)
+        elif workspace is not None:
+            box = WorkspaceBox(tuple(workspace[0]), tuple(workspace[1]))
+        else:
+            box = _task_workspace(task)
         self.connection = _Connection(node_name)
         try:
             arm = RosArm(self.connection, control_hz, box, home_position_m=home_position_m, home_by_reset=reset == "sim")

@@ -634,6 +634,7 @@ class Node:
         """Start :meth:`spin` in a daemon thread (for clients such as :class:`RosRobotEnv`)."""
         thread = threading.Thread(target=self.spin, name=f"spin:{self.fully_qualified_name}", daemon=True)
         thread.start()
+        self._spin_thread = thread
         return thread
 
     @property
@@ -647,6 +648,10 @@ class Node:
             return
         self._shutdown.set()
         self._backend.wake()
+        # let a spinning thread finish its callback before the entities it may use are destroyed
+        spinner = getattr(self, "_spin_thread", None)
+        if spinner is not None and spinner is not threading.current_thread():
+            spinner.join(timeout=2.0)
         self._logger.handlers = [h for h in self._logger.handlers if not isinstance(h, _RosoutHandler)]
         self._backend.destroy()
 
