@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,11 @@ class EvalConfig:
     """output directory for the video, curve and results.json (default <run_dir>/eval)."""
     device: str = "auto"
     """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    env_kwargs: dict[str, str] = field(default_factory=dict)
+    """override the run's env kwargs, e.g. `--env-kwargs backend pybullet` to evaluate a MuJoCo-trained
+    policy zero-shot in PyBullet (same spaces), or `randomize config/randomization.yaml`."""
+    env: str | None = None
+    """evaluate in another env ID with the same spaces (e.g. robot_rl/RosPandaPickLift-v0 against the sim node)."""
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float = 10.0) -> Path:
@@ -137,10 +142,11 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     # the run's env settings and reward source; with a reward model, success_rate is the model's
     # verdict and env_success_rate the env's own (privileged in sim) success
     reward = getattr(train_cfg, "reward", "env")
-    env_kwargs = parse_env_kwargs(getattr(train_cfg, "env_kwargs", {}) or {})
+    env_kwargs = {**parse_env_kwargs(getattr(train_cfg, "env_kwargs", {}) or {}), **parse_env_kwargs(cfg.env_kwargs)}
     if reward in ("sparse", "dense"):
         env_kwargs = check_reward_source(reward, env_kwargs)
-    env = wrap_with_reward(make_env(train_cfg.env, render=cfg.video, **env_kwargs), load_run_reward(cfg.run_dir))
+    env_id = cfg.env or train_cfg.env
+    env = wrap_with_reward(make_env(env_id, render=cfg.video, **env_kwargs), load_run_reward(cfg.run_dir))
     layout = ObsLayout.from_space(env.observation_space)
     scaler = ActionScaler.from_space(env.action_space)
     agent = SACAgent(layout.state_dim, layout.image_shapes, scaler.dim, train_cfg.agent, device)
@@ -151,7 +157,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     env.close()
     out = Path(cfg.out or Path(cfg.run_dir) / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": train_cfg.env,
+    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": env_id, "env_kwargs": env_kwargs,
                                "trained_env_steps": state.get("env_steps", state.get("received")), "episodes": cfg.episodes, **result}
     if frames:
         summary["video"] = str(write_video(frames, out / f"eval_step_{summary['trained_env_steps']}.mp4"))

@@ -132,6 +132,9 @@ def test_mujoco_training_smoke_and_eval(tmp_path):
     result = run_eval(EvalConfig(run_dir=run, episodes=2, video=True))
     assert result["trained_env_steps"] == 120 and Path(result["video"]).is_file()
     assert json.loads((run / "eval" / "results.json").read_text())["episodes"] == 2
+    # the same policy, zero-shot in the other simulator (the sim-to-real proxy)
+    other = run_eval(EvalConfig(run_dir=run, episodes=1, video=False, env_kwargs={"backend": "pybullet"}, out=tmp_path / "pb"))
+    assert other["env_kwargs"]["backend"] == "pybullet" and other["episodes"] == 1
 
 
 def test_bad_input_gives_one_clear_error(tmp_path, capsys):
