@@ -122,6 +122,8 @@ class CameraNode(LifecycleNode):
         p["sim_camera"] = d("sim_camera", "", "sim: camera of the scene (front, wrist); empty: camera_name")
         p["sim_backend"] = d("sim_backend", "mujoco", "sim: rendering backend", choices=("mujoco", "pybullet"))
         p["sim_seed"] = d("sim_seed", 0, "sim: reset seed of the static scene")
+        p["hand_eye_file"] = d("hand_eye_file", "", "easy_handeye2 YAML from `robot-rl calibrate hand-eye`: published on "
+                               "/tf_static as <parent frame> -> <name>_color_optical_frame; empty: no extrinsics")
         self.p = p
         if not p["rate_hz"] > 0:
             raise ConfigError(f"rate_hz must be positive, got {p['rate_hz']} Hz.")
@@ -140,7 +142,9 @@ class CameraNode(LifecycleNode):
     # -- lifecycle -------------------------------------------------------------------------------
 
     def on_configure(self) -> None:
-        """Open the backend (raises its error: DeviceUnavailableError, ConfigError, ...)."""
+        """Open the backend (raises its error: DeviceUnavailableError, ConfigError, ...) and publish the extrinsics."""
+        if self.p["hand_eye_file"]:
+            self._publish_extrinsics(self.p["hand_eye_file"])
         self.camera = BACKENDS[self.p["backend"]](self)
         intr = self.camera.intrinsics
         self.get_logger().info(f"{self.p['backend']} camera {self.camera_name!r} open: {intr.width} x {intr.height} px, "
@@ -169,6 +173,32 @@ class CameraNode(LifecycleNode):
         self.on_cleanup()
 
     # -- publishing --------------------------------------------------------------------------------
+
+    def _publish_extrinsics(self, path: str) -> None:
+        """Publish the hand-eye result on ``/tf_static`` (TRANSIENT_LOCAL, as tf2's static broadcaster).
+
+        The transform is parent <- camera optical frame: the effector frame for an eye-in-hand
+        camera, the robot base frame for a static one (the YAML's ``parameters``).
+
+        Raises:
+            CalibrationError: the file is missing or not in the easy_handeye2 shape.
+        """
+        from robot_rl.calibration.hand_eye import load_hand_eye_yaml, quaternion_xyzw
+        from robot_rl.ros.messages import TYPESTORE
+        from robot_rl.ros.node import header
+
+        T, params = load_hand_eye_yaml(path)
+        parent = params.get("robot_effector_frame" if params.get("eye_on_hand", True) else "robot_base_frame") or "base_link"
+        t, q = T[:3, 3], quaternion_xyzw(T[:3, :3])
+        M = TYPESTORE.types
+        transform = M["geometry_msgs/msg/TransformStamped"](
+            header=header(self.now(), parent), child_frame_id=self.frame_id,
+            transform=M["geometry_msgs/msg/Transform"](
+                translation=M["geometry_msgs/msg/Vector3"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+                rotation=M["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))))
+        self._tf_pub = getattr(self, "_tf_pub", None) or self.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", "static")
+        self._tf_pub.publish(M["tf2_msgs/msg/TFMessage"](transforms=[transform]))
+        self.get_logger().info(f"extrinsics from {path}: {parent} -> {self.frame_id}, t = {t.round(4).tolist()} m")
 
     def _subscribers_ready(self) -> bool:
         need = self.p["wait_for_subscribers"]

@@ -300,3 +300,36 @@ def test_sim_node_publishes_128px_frames_at_the_rate(ros_domain: int, tmp_path: 
         assert code == 0, f"node exit code {code} after SIGINT; log:\n{out}"
     finally:
         listener.shutdown()
+
+
+def test_hand_eye_extrinsics_reach_a_late_subscriber_on_tf_static(ros_domain: int, tmp_path: Path) -> None:
+    """The camera node publishes its calibrated pose on /tf_static (TRANSIENT_LOCAL): a listener that starts later gets it."""
+    import numpy as np
+
+    from robot_rl.calibration.hand_eye import HandEyeResult, pose_matrix, save_hand_eye_yaml
+
+    T = pose_matrix(np.array([0.05, -0.02, 0.04]), np.array([0.0, 0.0, np.sin(0.2), np.cos(0.2)]))
+    save_hand_eye_yaml(tmp_path / "wrist.yaml", HandEyeResult(transform=T, method="park", eye_in_hand=True),
+                       robot_effector_frame="panda_hand_tcp")
+    log = tmp_path / "node.log"
+    proc = start_node(NODE, "-p", "backend:=sim", "-p", "camera_name:=wrist", "-p", "width:=64", "-p", "height:=64",
+                      "-p", f"hand_eye_file:={tmp_path / 'wrist.yaml'}", log_path=str(log))
+    listener = Node("tf_listener")
+    try:
+        images: list = []
+        listener.create_subscription("sensor_msgs/msg/Image", "/camera/wrist/color/image_raw", images.append, "sensor")
+        listener.spin(timeout_s=30.0, until=lambda: bool(images))  # the node is up and has published /tf_static
+        assert images, log.read_text()
+        late = Node("late_tf_listener")
+        got: list = []
+        late.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", got.append, "static")
+        late.spin(timeout_s=5.0, until=lambda: bool(got))
+        late.shutdown()
+    finally:
+        listener.shutdown()
+        stop_node(proc)
+    assert got, log.read_text()
+    tf = got[0].transforms[0]
+    assert tf.header.frame_id == "panda_hand_tcp" and tf.child_frame_id == "wrist_color_optical_frame"
+    assert np.allclose([tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z], [0.05, -0.02, 0.04])
+    assert np.isclose(abs(tf.transform.rotation.z), np.sin(0.2))

@@ -111,7 +111,10 @@ def participant(domain_id: int) -> _Participant:
 
 def _dds_qos(profile: Any, typename: str) -> Qos:
     reliability = Policy.Reliability.Reliable(duration(milliseconds=qos_mod.MAX_BLOCKING_TIME_MS)) if profile.reliable else Policy.Reliability.BestEffort
-    return qos_mod._qos(reliability, profile.depth, typename)
+    qos = qos_mod._qos(reliability, profile.depth, typename)
+    if getattr(profile, "transient_local", False):
+        qos += Qos(Policy.Durability.TransientLocal)
+    return qos
 
 
 def _delete(entity: Any) -> None:

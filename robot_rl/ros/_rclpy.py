@@ -32,11 +32,12 @@ def _msg_class(typename: str) -> Any:
 
 
 def _rclpy_qos(profile: Any) -> Any:
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=profile.depth,
         reliability=ReliabilityPolicy.RELIABLE if profile.reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if getattr(profile, "transient_local", False) else DurabilityPolicy.VOLATILE,
     )
 
 

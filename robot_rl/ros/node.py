@@ -13,7 +13,8 @@ Backend choice (first that applies):
 
 What the node gives (names as in rclpy):
     * publishers and subscriptions with explicit QoS (``"default"``: KEEP_LAST 10 RELIABLE,
-      ``"sensor"``: KEEP_LAST 5 BEST_EFFORT, or a :class:`QoSProfile`);
+      ``"sensor"``: KEEP_LAST 5 BEST_EFFORT, ``"static"``: KEEP_LAST 1 RELIABLE TRANSIENT_LOCAL,
+      or a :class:`QoSProfile`);
     * timers (period in seconds), run by :meth:`Node.spin` on one thread with the callbacks, so
       callbacks never run concurrently (rclpy's SingleThreadedExecutor semantics);
     * declared parameters with a description and units, set from ``-p name:=value``,
@@ -73,18 +74,21 @@ class QoSProfile:
         depth: KEEP_LAST history depth, messages.
         reliable: RELIABLE if True, else BEST_EFFORT. A BEST_EFFORT publisher does not match a
             RELIABLE subscription.
+        transient_local: TRANSIENT_LOCAL durability (late subscribers get the last ``depth``
+            messages, as ``/tf_static`` needs) instead of VOLATILE.
     """
 
     depth: int = 10
     reliable: bool = True
+    transient_local: bool = False
 
     def __post_init__(self) -> None:
         if self.depth < 1:
             raise ConfigError(f"QoS history depth must be at least 1 message, got {self.depth}.")
 
 
-#: ``rmw_qos_profile_default`` and ``rmw_qos_profile_sensor_data``.
-QOS_PRESETS = {"default": QoSProfile(10, True), "sensor": QoSProfile(5, False)}
+#: ``rmw_qos_profile_default``, ``rmw_qos_profile_sensor_data`` and tf2's static-broadcaster QoS.
+QOS_PRESETS = {"default": QoSProfile(10, True), "sensor": QoSProfile(5, False), "static": QoSProfile(1, True, True)}
 
 
 def as_qos(qos: str | QoSProfile | int) -> QoSProfile:
