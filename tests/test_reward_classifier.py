@@ -185,7 +185,7 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
     assert cfg["reward"] == "classifier" and cfg["reward_model_path"] == str(out)
     saved = json.loads((run / "reward.json").read_text())
     assert saved["kind"] == "classifier" and saved["threshold"] == pytest.approx(metrics["threshold"])
-    assert Path(saved["path"]) == run / "reward_model"
+    assert saved["path"] == "reward_model"  # relative: the run folder may move
     # every stored reward is the classifier's probability of the next frame, never the env's
     model = SuccessClassifier.load(out)
     rewards = []

@@ -94,6 +94,8 @@ class RewardNode(LifecycleNode):
             if not path.is_file():
                 raise ConfigError(f"model_config_file {path} does not exist.")
             cfg = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+            if isinstance(cfg, dict) and cfg.get("path") and not Path(cfg["path"]).is_absolute():
+                cfg["path"] = str(path.parent / cfg["path"])  # a run's reward.json names its reward_model/ relatively
         if not isinstance(cfg, dict):
             raise ConfigError(f"the reward model config must be a mapping with a 'kind', got {type(cfg).__name__}.")
         return cfg

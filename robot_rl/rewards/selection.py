@@ -110,13 +110,21 @@ def save_run_reward(run_dir: Path, model: RewardModel | None) -> None:
         if not local.exists():
             shutil.copytree(src, local)
         model.path = local
-    (run_dir / REWARD_FILE).write_text(json.dumps(model.config(), indent=2))
+    config = model.config()
+    if config.get("path") and Path(config["path"]).resolve() == (run_dir / "reward_model").resolve():
+        config["path"] = "reward_model"  # relative to the run, so a moved or copied run still finds it
+    (run_dir / REWARD_FILE).write_text(json.dumps(config, indent=2))
 
 
 def load_run_reward(run_dir: Path) -> RewardModel | None:
     """The reward model saved with a run by :func:`save_run_reward`, or None when the run used none."""
     saved = Path(run_dir) / REWARD_FILE
-    return load_reward_model(json.loads(saved.read_text())) if saved.is_file() else None
+    if not saved.is_file():
+        return None
+    config = json.loads(saved.read_text())
+    if config.get("path") and not Path(config["path"]).is_absolute():
+        config["path"] = str(Path(run_dir) / config["path"])
+    return load_reward_model(config)
 
 
 def relabel_episode(episode: Any, model: RewardModel, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
