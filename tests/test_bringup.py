@@ -18,7 +18,16 @@ from robot_rl.ros.bringup import NODE_KINDS, bringup, node_graph
 from robot_rl.sim.scripted import scripted_policy_for
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
+
+def _is_node_graph(path: Path) -> bool:
+    """A ROS 2 parameter file (some top-level entry has ros__parameters), not another config (randomization.yaml)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    return isinstance(data, dict) and any(isinstance(v, dict) and "ros__parameters" in v for v in data.values())
+
+
+CONFIGS = sorted(p for p in (ROOT / "config").glob("*.yaml") if _is_node_graph(p))
 
 
 def _console_scripts() -> dict[str, str]:
