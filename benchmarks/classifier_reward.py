@@ -45,29 +45,17 @@ ENV_ID = "robot_rl/PandaPickLiftPixels-v0"
 
 def record_labelled(out: Path, episodes: int, image_size: int, steps: int, random_every: int, seed: int) -> Path:
     """Record ``episodes`` episodes (every ``random_every``-th one random actions, a failure) into ``out``."""
-    from robot_rl.demos import EpisodeWriter
     from robot_rl.envs import make_env
-    from robot_rl.sim.scripted import scripted_policy_for
+    from robot_rl.rewards.train_classifier import record_labelled_episodes
 
     if out.exists() and any(out.glob("episode_*.npz")):
         return out
     env = make_env(ENV_ID, image_size=image_size, reward_type="dense", max_episode_steps=steps)
-    policy = scripted_policy_for(env, noise_std=0.1, rng=np.random.default_rng(seed))
-    writer = EpisodeWriter(out, meta={"env_id": ENV_ID, "source": "benchmarks/classifier_reward.py"})
-    rng = np.random.default_rng(seed)
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        writer.start(obs)
-        done, success = False, False
-        scripted = i % random_every != random_every - 1
-        while not done:
-            a = policy(obs) if scripted else rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-            obs, r, term, trunc, info = env.step(a)
-            done, success = term or trunc, success or bool(info["is_success"])
-            writer.step(a, r, obs, term, trunc, False, bool(info["is_success"]))
-        writer.finish(success=success)
-    env.close()
-    return out
+    try:
+        return record_labelled_episodes(env, out, episodes, random_every, seed, noise_std=0.1,
+                                        meta={"env_id": ENV_ID, "source": "benchmarks/classifier_reward.py"})
+    finally:
+        env.close()
 
 
 def main() -> None:

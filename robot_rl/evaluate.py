@@ -153,11 +153,13 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     tensors, state = load_checkpoint(ckpt, map_location=device)
     agent.load_checkpoint_state(tensors["agent"])
     frames: list[np.ndarray] | None = [] if cfg.video else None
+    # the module of the arm that ran (robot_rl.sim.mujoco..., robot_rl.sim.pybullet..., robot_rl.ros.env)
+    arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
     result = evaluate(agent, env, layout, scaler, cfg.episodes, device, frames=frames, seed=cfg.seed)
     env.close()
     out = Path(cfg.out or Path(cfg.run_dir) / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": env_id, "env_kwargs": env_kwargs,
+    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": env_id, "env_kwargs": env_kwargs, "arm_module": arm_module,
                                "trained_env_steps": state.get("env_steps", state.get("received")), "episodes": cfg.episodes, **result}
     if frames:
         summary["video"] = str(write_video(frames, out / f"eval_step_{summary['trained_env_steps']}.mp4"))

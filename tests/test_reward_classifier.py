@@ -17,9 +17,10 @@ import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_rl.demos import EpisodeWriter, load_episodes  # noqa: E402
+from robot_rl.demos import load_episodes  # noqa: E402
 from robot_rl.errors import CheckpointError, ConfigError  # noqa: E402
 from robot_rl.rewards.base import make_reward_model  # noqa: E402
+from robot_rl.rewards.train_classifier import record_labelled_episodes  # noqa: E402
 from robot_rl.rewards.classifier import SuccessClassifier  # noqa: E402
 from robot_rl.rewards.train_classifier import (TrainClassifierConfig, balanced_indices, binary_metrics,  # noqa: E402
                                                fit_classifier, frame_labels, load_labelled_frames, train_classifier,
@@ -35,25 +36,12 @@ EPISODES, EPISODE_STEPS = 28, 20
 
 def _record(out: Path, n: int, random_every: int = 4, seed: int = 100) -> Path:
     from robot_rl.envs import make_env
-    from robot_rl.sim.scripted import scripted_policy_for
 
     env = make_env(ENV_ID, image_size=64, reward_type="dense", max_episode_steps=EPISODE_STEPS)
-    policy = scripted_policy_for(env)
-    writer = EpisodeWriter(out, meta={"env_id": ENV_ID})
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        obs, _ = env.reset(seed=seed + i)
-        writer.start(obs)
-        done, success = False, False
-        scripted = random_every == 0 or i % random_every != random_every - 1
-        while not done:
-            a = policy(obs) if scripted else rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-            obs, r, term, trunc, info = env.step(a)
-            done, success = term or trunc, success or bool(info["is_success"])
-            writer.step(a, r, obs, term, trunc, False, bool(info["is_success"]))
-        writer.finish(success=success)
-    env.close()
-    return out
+    try:
+        return record_labelled_episodes(env, out, n, random_every, seed, meta={"env_id": ENV_ID})
+    finally:
+        env.close()
 
 
 @pytest.fixture(scope="session")

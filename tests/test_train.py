@@ -134,7 +134,8 @@ def test_mujoco_training_smoke_and_eval(tmp_path):
     assert json.loads((run / "eval" / "results.json").read_text())["episodes"] == 2
     # the same policy, zero-shot in the other simulator (the sim-to-real proxy)
     other = run_eval(EvalConfig(run_dir=run, episodes=1, video=False, env_kwargs={"backend": "pybullet"}, out=tmp_path / "pb"))
-    assert other["env_kwargs"]["backend"] == "pybullet" and other["episodes"] == 1
+    assert result["arm_module"].startswith("robot_rl.sim.mujoco")
+    assert other["arm_module"].startswith("robot_rl.sim.pybullet") and other["episodes"] == 1
 
 
 def test_bad_input_gives_one_clear_error(tmp_path, capsys):

@@ -477,3 +477,45 @@ def format_metrics(metrics: dict[str, Any]) -> str:
                         f"{metrics[f'accuracy_{name}']:>9.3f} {metrics[f'precision_{name}']:>10.3f} "
                         f"{metrics[f'recall_{name}']:>7.3f} {metrics[f'f1_{name}']:>6.3f}")
     return "\n".join(rows)
+
+
+def record_labelled_episodes(env: Any, out: Path, episodes: int, random_every: int = 4, seed: int = 0,
+                             noise_std: float = 0.0, meta: dict[str, Any] | None = None) -> Path:
+    """Record labelled episodes for classifier training: scripted successes plus random-action failures.
+
+    Every ``random_every``-th episode (0: none) uses uniform random actions and almost surely
+    fails; the others run the env's scripted controller (with Gaussian ``noise_std`` in action
+    units). Each step stores the env's ``is_success`` as its success flag, so the files carry
+    labels like episodes whose success button a person pressed. Run the env with
+    ``reward_type="dense"`` so episodes continue after success (more positive frames).
+
+    Args:
+        env: a robot_rl sim env with a scripted controller (``robot_rl.sim.scripted``).
+        out: directory for ``episode_*.npz`` files (robot_rl.episode v1).
+        episodes: number of episodes.
+        random_every: period of random-action episodes.
+        seed: seed of the first reset (episode ``i`` uses ``seed + i``) and of the random actions.
+        noise_std: std of the scripted actions' noise, action units.
+        meta: extra metadata written into every episode file.
+
+    Returns:
+        ``out``.
+    """
+    from robot_rl.demos import EpisodeWriter
+    from robot_rl.sim.scripted import scripted_policy_for
+
+    rng = np.random.default_rng(seed)
+    policy = scripted_policy_for(env, noise_std=noise_std, rng=np.random.default_rng(seed + 1))
+    writer = EpisodeWriter(out, meta=dict(meta or {}))
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        writer.start(obs)
+        done, success = False, False
+        scripted = random_every == 0 or i % random_every != random_every - 1
+        while not done:
+            a = policy(obs) if scripted else rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            obs, r, term, trunc, info = env.step(a)
+            done, success = term or trunc, success or bool(info["is_success"])
+            writer.step(a, r, obs, term, trunc, False, bool(info["is_success"]))
+        writer.finish(success=success)
+    return out

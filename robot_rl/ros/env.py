@@ -184,7 +184,18 @@ class RosArm(Arm):
             self._send(target)
 
     def command(self, cmd: ArmCommand) -> ArmCommand:
-        """Send a target for one control period and return when it has been applied (see class doc)."""
+        """Send a target for one control period and return when it has been applied (see class doc).
+
+        Args:
+            cmd: TCP target (metres, base frame; clipped into :attr:`workspace`), tool yaw (rad),
+                gripper opening in [0, 1].
+
+        Returns:
+            The command sent, after clipping.
+
+        Raises:
+            DeviceUnavailableError: no arm state newer than the command within ``state_timeout_s``.
+        """
         target = ArmCommand(ee_target_position=self.workspace.clip(cmd.ee_target_position),
                             ee_target_yaw=float(cmd.ee_target_yaw), gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
         sent_at = time.time()
