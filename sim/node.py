@@ -11,8 +11,9 @@ nodes publish (:mod:`robot_rl.ros.convert` lists the topics):
 
 It takes the arm node's commands (``/arm/equilibrium_pose``, ``/arm/delta_twist_cmds``,
 ``/arm/gripper_cmd``) through the same :class:`~robot_rl.ros.safety.ArmCommandGate` (workspace
-box, maximum EE speed, command timeout) and resets on ``/sim/reset`` (``std_msgs/Int64``: the
-seed), answering ``/sim/reset_done`` with the same number once the new episode's state is out.
+box, maximum EE speed, command timeout) and resets on ``/sim/reset`` (``std_msgs/Int64MultiArray``:
+``[request_id, seed]``), answering ``/sim/reset_done`` with the same pair once the new episode's
+state is out.
 
 Each tick advances the physics by one control period, so the node runs in real time when a tick
 takes less than the period (``robot-rl``'s sim ticks in a few ms from state, ~20 ms with two
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.errors import ConfigError
+from robot_rl.errors import ConfigError, WireError
 from robot_rl.ros import convert
 from robot_rl.ros.node import LifecycleNode, QoSProfile, run_node
 from robot_rl.ros.safety import ArmCommandGate
@@ -65,7 +66,7 @@ class SimNode(LifecycleNode):
         self.camera_qos = d("camera_qos", "sensor", "QoS of image topics: sensor (best effort, depth 5) or reliable", choices=("sensor", "reliable"))
         self.env = None
         self._timer = None
-        self._last_reset_seed: int | None = None
+        self._last_reset_request: int | None = None
         #: monotonic start times of the ticks (for the jitter benchmark), bounded.
         self.tick_starts: list[float] = []
 
@@ -97,7 +98,7 @@ class SimNode(LifecycleNode):
             "ee_twist": self.create_publisher("geometry_msgs/msg/TwistStamped", convert.EE_TWIST),
             "wrench": self.create_publisher("geometry_msgs/msg/WrenchStamped", convert.WRENCH),
             "task": self.create_publisher("std_msgs/msg/Float64MultiArray", convert.TASK_STATE),
-            "reset_done": self.create_publisher("std_msgs/msg/Int64", convert.RESET_DONE),
+            "reset_done": self.create_publisher(convert.RESET_TYPE, convert.RESET_DONE),
         }
         self.camera_pubs = {}
         for name in self.cameras:
@@ -107,7 +108,7 @@ class SimNode(LifecycleNode):
         self.create_subscription("geometry_msgs/msg/PoseStamped", convert.POSE_CMD, self._on_pose)
         self.create_subscription("geometry_msgs/msg/TwistStamped", convert.TWIST_CMD, self._on_twist)
         self.create_subscription("std_msgs/msg/Float64", convert.GRIPPER_CMD, self._on_gripper)
-        self.create_subscription("std_msgs/msg/Int64", convert.RESET_REQUEST, self._on_reset)
+        self.create_subscription(convert.RESET_TYPE, convert.RESET_REQUEST, self._on_reset)
         self._reset(self.seed)
         self.get_logger().info(
             f"{self.env_id} on {self.sim_backend}, {self.control_rate_hz:g} Hz, cameras {list(self.cameras) or 'none'}, "
@@ -143,12 +144,16 @@ class SimNode(LifecycleNode):
         self.gate.on_gripper(msg.data)
 
     def _on_reset(self, msg: Any) -> None:
-        # a client repeats its request until answered: reset once per seed, answer every time
-        seed = int(msg.data)
-        if seed != self._last_reset_seed:
+        # a client repeats its request until answered: reset once per request id, answer every time
+        try:
+            request_id, seed = convert.reset_from_msg(msg)
+        except WireError as exc:
+            self.get_logger().error(f"ignoring a reset request: {exc}")
+            return
+        if request_id != self._last_reset_request:
             self._reset(seed)
-            self._last_reset_seed = seed
-        self.pubs["reset_done"].publish(self.msg("std_msgs/msg/Int64", data=seed))
+            self._last_reset_request = request_id
+        self.pubs["reset_done"].publish(convert.reset_msg(request_id, seed))
 
     # -- simulation -------------------------------------------------------------------------------
 

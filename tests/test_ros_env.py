@@ -45,10 +45,20 @@ def test_scripted_episodes_succeed_through_the_sim_node(ros_domain, tmp_path, si
         assert env.observation_space == sim_env.observation_space and env.action_space == sim_env.action_space
         sim_env.close()
         results = _run_episodes(env, 3)
+        # two episodes with the same seed are two resets (the sim must not take the second
+        # request for a repeat of the first): both start from the same state
+        first, _ = env.reset(seed=11)
+        for _ in range(3):
+            env.step(np.asarray(env.action_space.high, np.float32))
+        moved = env.step(np.asarray(env.action_space.high, np.float32))[0]
+        again, _ = env.reset(seed=11)
     finally:
         env.close()
         code = stop_node(node)
     assert all(success for success, _ in results), (results, (tmp_path / "sim.log").read_text()[-2000:])
+    state = lambda o: np.concatenate([np.ravel(v) for k, v in sorted(o.items()) if k != "images"])  # noqa: E731
+    assert not np.allclose(state(moved), state(first), atol=1e-2)
+    np.testing.assert_allclose(state(again), state(first), atol=5e-3)
     assert code == 0, (tmp_path / "sim.log").read_text()[-2000:]
 
 

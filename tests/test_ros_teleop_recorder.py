@@ -20,6 +20,7 @@ import pytest
 from conftest import PtyProcess, start_node, stop_node
 
 from robot_rl.errors import ConfigError
+from robot_rl.ros.convert import reset_msg
 from robot_rl.ros.messages import TYPESTORE
 from robot_rl.ros.node import Node, make_message
 
@@ -277,7 +278,7 @@ def test_recorder_all_topics_discovery_and_episode_split(ros_domain, tmp_path):
                       log_path=str(log))
     node = Node("episode_source")
     value = node.create_publisher("std_msgs/msg/Float64", "/never/named/value")
-    reset_done = node.create_publisher("std_msgs/msg/Int64", "/sim/reset_done")
+    reset_done = node.create_publisher("std_msgs/msg/Int64MultiArray", "/sim/reset_done")
     late = None
     try:
         assert value.wait_for_subscribers(1, 15.0) and reset_done.wait_for_subscribers(1, 15.0), log.read_text()
@@ -285,7 +286,9 @@ def test_recorder_all_topics_discovery_and_episode_split(ros_domain, tmp_path):
             value.publish(_value(i))
             time.sleep(0.01)
         time.sleep(0.3)
-        reset_done.publish(make_message("std_msgs/msg/Int64", data=1))
+        reset_done.publish(reset_msg(7, 1))
+        time.sleep(0.3)
+        reset_done.publish(reset_msg(7, 1))  # the sim's answer to a repeated request: no new episode
         time.sleep(0.3)
         late = node.create_publisher("sensor_msgs/msg/JointState", "/appears/later")  # after the recorder started
         assert late.wait_for_subscribers(1, 15.0), log.read_text()
@@ -301,7 +304,8 @@ def test_recorder_all_topics_discovery_and_episode_split(ros_domain, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["episode_0000", "episode_0001"]
     first, second = _bag_messages(out / "episode_0000"), _bag_messages(out / "episode_0001")
     assert [raw for _, raw, _ in first["/never/named/value"]] == [bytes(TYPESTORE.serialize_cdr(_value(i), "std_msgs/msg/Float64")) for i in range(5)]
-    assert [m[2] for m in first["/sim/reset_done"]] == ["std_msgs/msg/Int64"]  # the split message ends the episode
+    assert [m[2] for m in first["/sim/reset_done"]] == ["std_msgs/msg/Int64MultiArray"]  # the split message ends the episode
+    assert len(second["/sim/reset_done"]) == 1  # the repeated answer is recorded, in the same episode
     assert [raw for _, raw, _ in second["/never/named/value"]] == [bytes(TYPESTORE.serialize_cdr(_value(i), "std_msgs/msg/Float64")) for i in range(5, 8)]
     assert len(second["/appears/later"]) == 3 and "/appears/later" not in first
     assert "/rosout" not in first and "/rosout" not in second

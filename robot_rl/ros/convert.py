@@ -22,7 +22,8 @@ topic                                       type                            from
 ``/spacenav/twist``                         geometry_msgs/Twist             teleop node (spacenav's names)
 ``/spacenav/joy``                           sensor_msgs/Joy                 teleop node
 ``/task/state``                             std_msgs/Float64MultiArray      sim node (privileged, named segments)
-``/sim/reset``, ``/sim/reset_done``         std_msgs/Int64                  reset request (seed) / reply (sim)
+``/sim/reset``, ``/sim/reset_done``         std_msgs/Int64MultiArray        reset request / reply (sim):
+                                                                            ``[request_id, seed]``
 ==========================================  ==============================  =====================================
 
 All stamps are wall-clock (``time.time()``) seconds; frames follow REP 105 (``base_link``) and
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.env import tool_down_quaternion, tool_yaw_rad
-from robot_rl.errors import ConfigError
+from robot_rl.errors import ConfigError, WireError
 from robot_rl.interfaces import ArmCommand, ArmState, CameraIntrinsics, Frame, TeleopCommand
 from robot_rl.ros.messages import TYPESTORE
 from robot_rl.ros.node import header, stamp_to_seconds
@@ -60,6 +61,30 @@ SPACENAV_JOY = "/spacenav/joy"
 TASK_STATE = "/task/state"
 RESET_REQUEST = "/sim/reset"
 RESET_DONE = "/sim/reset_done"
+#: Message type of :data:`RESET_REQUEST` and :data:`RESET_DONE`: ``data = [request_id, seed]``.
+RESET_TYPE = "std_msgs/msg/Int64MultiArray"
+
+
+def reset_msg(request_id: int, seed: int) -> Any:
+    """``std_msgs/Int64MultiArray`` ``[request_id, seed]`` for ``/sim/reset`` and ``/sim/reset_done``.
+
+    A client repeats a request (same ``request_id``) until answered; the sim resets once per
+    ``request_id`` and answers every repeat, so two episodes with the same ``seed`` are two resets.
+    """
+    return T["std_msgs/msg/Int64MultiArray"](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
+                                             data=np.array([int(request_id), int(seed)], np.int64))
+
+
+def reset_from_msg(msg: Any) -> tuple[int, int]:
+    """``(request_id, seed)`` of a :func:`reset_msg`.
+
+    Raises:
+        WireError: the message does not hold exactly two integers.
+    """
+    data = np.asarray(msg.data)
+    if data.shape != (2,):
+        raise WireError(f"a {RESET_REQUEST} / {RESET_DONE} message holds [request_id, seed], got {data.tolist()!r}.")
+    return int(data[0]), int(data[1])
 
 
 def camera_topics(camera: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ observation and action spaces, same episode lengths); building one needs no runn
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import deque
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.env import RobotEnv
-from robot_rl.errors import ConfigError, DeviceUnavailableError
+from robot_rl.errors import ConfigError, DeviceUnavailableError, WireError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, Camera, CameraIntrinsics, Frame, Task, WorkspaceBox
 from robot_rl.ros import convert
 from robot_rl.ros.node import Node, stamp_to_seconds
@@ -324,13 +325,13 @@ class RosTask(Task):
         self.max_episode_steps = max_episode_steps
         self.reset_timeout_s = reset_timeout_s
         self._states: dict[float, tuple[bool, dict, dict]] = {}
-        self._reset_done: set[int] = set()
+        self._reset_done: set[int] = set()  # request ids answered
         self._success = False
         node = connection.node
         if task != "none":
             node.create_subscription("std_msgs/msg/Float64MultiArray", convert.TASK_STATE, self._on_state, 50)
-            self._reset_done_sub = node.create_subscription("std_msgs/msg/Int64", convert.RESET_DONE, self._on_reset_done)
-            self._reset_pub = node.create_publisher("std_msgs/msg/Int64", convert.RESET_REQUEST)
+            self._reset_done_sub = node.create_subscription(convert.RESET_TYPE, convert.RESET_DONE, self._on_reset_done)
+            self._reset_pub = node.create_publisher(convert.RESET_TYPE, convert.RESET_REQUEST)
         elif success_topic:
             node.create_subscription("std_msgs/msg/Bool", success_topic, self._on_success)
 
@@ -342,7 +343,10 @@ class RosTask(Task):
         self.c.notify()
 
     def _on_reset_done(self, msg: Any) -> None:
-        self._reset_done.add(int(msg.data))
+        try:
+            self._reset_done.add(convert.reset_from_msg(msg)[0])
+        except WireError:
+            return  # not an answer of ours
         self.c.notify()
 
     def _on_success(self, msg: Any) -> None:
@@ -370,22 +374,24 @@ class RosTask(Task):
         if self.task == "none":
             return
         seed = int(rng.integers(0, 2**62))
-        self._reset_done.discard(seed)
+        request_id = secrets.randbits(62)  # unique per reset: a repeated seed is still a new episode
+        request = convert.reset_msg(request_id, seed)
+        self._reset_done.clear()  # late answers to earlier requests
         sent = time.time()
         deadline = time.monotonic() + self.reset_timeout_s
         # only the sim node publishes reset_done: wait until it is matched, not just any subscriber
         # of /sim/reset (a recorder); then repeat the request until answered (discovery of our
-        # writer by the sim's reader may lag; the sim resets once per seed and re-answers repeats)
+        # writer by the sim's reader may lag; the sim resets once per request id and re-answers repeats)
         if not self.c.wait_for(lambda: self._reset_done_sub.get_publisher_count() > 0, self.reset_timeout_s):
             raise DeviceUnavailableError(f"no sim node publishes {convert.RESET_DONE} within {self.reset_timeout_s} s; start the sim node "
                                          "(robot-rl bringup config/sim.yaml) on this ROS domain.")
         while True:
-            self._reset_pub.publish(self.c.node.msg("std_msgs/msg/Int64", data=seed))
-            if self.c.wait_for(lambda: seed in self._reset_done, 0.5):
+            self._reset_pub.publish(request)
+            if self.c.wait_for(lambda: request_id in self._reset_done, 0.5):
                 break
             if time.monotonic() > deadline:
                 raise DeviceUnavailableError(f"the sim node did not answer the reset on {convert.RESET_DONE} within {self.reset_timeout_s} s.")
-        self._reset_done.discard(seed)
+        self._reset_done.discard(request_id)
         self.arm.wait_for_state_after(sent)
 
     def get_observation(self) -> dict[str, np.ndarray]:

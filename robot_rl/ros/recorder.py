@@ -31,8 +31,9 @@ matches both kinds of publisher); all others RELIABLE, so a slow disk does not d
 
 Episodes: with ``split_episodes`` the bags are ``<output_dir>/episode_0000``, ``episode_0001``,
 ...; each message on ``split_on`` (default ``/sim/reset_done``, which the sim node publishes after
-each reset) is written to the current bag, which is then closed, and the next bag starts.
-Without it ``output_dir`` itself is the one bag. The split happens when the split message is
+each reset) is written to the current bag, which is then closed, and the next bag starts. A split
+message byte-identical to the previous one (the sim re-answers a repeated reset request with the
+same ``[request_id, seed]``) is recorded but does not split again. Without it ``output_dir`` itself is the one bag. The split happens when the split message is
 processed: messages of other topics that arrive within the same few milliseconds may land on
 either side of it (stamp-based assignment is left to the reader of the bags). An existing bag directory is never overwritten
 (configure fails with a clear error).
@@ -365,6 +366,7 @@ class RecorderNode(LifecycleNode):
         if record:
             self.bag.add_topic(topic, msgtype, offered)
         split = self.split_episodes and topic == self.split_on
+        last_split: list[bytes] = []
 
         def callback(msg: Any) -> None:
             t_ns = time.time_ns()
@@ -373,6 +375,10 @@ class RecorderNode(LifecycleNode):
             if record:
                 self.bag.write_message(topic, msg, t_ns)
             if split:
+                payload = bytes(TYPESTORE.serialize_cdr(msg, msgtype))
+                if last_split and last_split[0] == payload:
+                    return  # a repeated answer to the same reset: same episode
+                last_split[:] = [payload]
                 path = self.bag.split()
                 self.get_logger().info(f"episode end on {topic}: recording to {path}")
 
