@@ -7,6 +7,7 @@ later, real hardware (:mod:`robot_rl.drivers`), because it only talks to the int
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, Camera, Task
+
+logger = logging.getLogger(__name__)
 
 #: Names and sizes of the proprioceptive entries at the start of ``obs["state"]``.
 PROPRIO_LAYOUT: tuple[tuple[str, int], ...] = (
@@ -162,8 +165,9 @@ class RobotEnv(gym.Env):
             action: (4,) or (5,) array in [-1, 1] (values outside are clipped), see the class doc.
 
         Returns:
-            ``(obs, reward, terminated, truncated, info)``; ``truncated`` is always False here
-            (the episode length limit comes from gymnasium's ``TimeLimit`` wrapper).
+            ``(obs, reward, terminated, truncated, info)``; ``truncated`` is True only when the
+            simulator diverged (``info["sim_unstable"]``; the episode length limit comes from
+            gymnasium's ``TimeLimit`` wrapper).
 
         Raises:
             ValueError: the action has the wrong shape.
@@ -189,7 +193,13 @@ class RobotEnv(gym.Env):
         else:
             terms = [v for k, v in info.items() if k != "is_success"]
             reward, terminated = float(sum(terms)), bool(self.task.get_termination() and not success)
-        return self._observation(self.arm.state()), reward, terminated, False, info
+        truncated = False
+        if getattr(self.arm, "sim_unstable", False):
+            # the simulator diverged and reset its state: end the episode (truncated, so the learner
+            # bootstraps and no reward is credited) and say so
+            truncated, info["sim_unstable"] = True, True
+            logger.warning("the simulation diverged at step %d (MuJoCo reset its state); episode truncated", self.episode_step)
+        return self._observation(self.arm.state()), reward, terminated, truncated, info
 
     def action_from_twist(self, twist: np.ndarray, gripper: float | None, previous_action: np.ndarray | None = None
                           ) -> np.ndarray:

@@ -4,8 +4,9 @@
 :class:`DomainRandomization` draws a new set at every ``reset`` from its own seeded generator and
 applies it: visual and physical quantities through small hooks of the backend's ``PandaPhysics``
 (``set_light``, ``set_geom_rgba``, ``set_camera_pose_offset``, ``set_object_mass_scale``,
-``set_friction_scale``), action latency, action noise and control-period jitter in the wrapper
-itself (so those three also work on any env with a ``Box`` action space, real arms included).
+``set_friction_scale``), action latency, action noise, control-period jitter and observation noise (EE position and
+velocity) in the wrapper itself (so latency, action noise and observation noise also work on any
+env with a ``Box`` action space, real arms included).
 
 Control-period jitter changes the number of physics substeps of the step (the simulated time a
 command acts), never sleeps: the simulation stays deterministic and as fast as without jitter.
@@ -15,7 +16,7 @@ with the default 2 ms step and 100 Hz IK), so the jitter is quantised to that gr
 Sources: Tobin et al. 2017, "Domain Randomization for Transferring Deep Neural Networks from
 Simulation to the Real World", arXiv:1703.06907 (visual randomisation); Peng et al. 2018,
 "Sim-to-Real Transfer of Robotic Control with Dynamics Randomization", arXiv:1710.06537 (masses,
-friction, latency, action noise, time step).
+friction, latency, action noise, time step, observation noise).
 
 Example::
 
@@ -35,9 +36,18 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.env import PROPRIO_LAYOUT
 from robot_rl.errors import ConfigError
 
 Range = tuple[float, float]
+
+#: Observation-noise fields and the ``PROPRIO_LAYOUT`` entry each perturbs.
+_OBS_NOISE = {"ee_position_noise_std": "ee_position", "ee_velocity_noise_std": "ee_linear_velocity"}
+_PROPRIO_SLICES: dict[str, slice] = {}
+_start = 0
+for _name, _size in PROPRIO_LAYOUT:
+    _PROPRIO_SLICES[_name] = slice(_start, _start + _size)
+    _start += _size
 RgbRange = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
@@ -79,6 +89,14 @@ class RandomizationConfig:
     to [-1, 1]); the std is drawn once per episode."""
     control_period_jitter: Range | None = None
     """relative change of each step's control period, e.g. (-0.1, 0.1), drawn every step."""
+    ee_position_noise_std: Range | None = None
+    """std of Gaussian noise on the observed EE position (``obs["state"]`` entries
+    ``ee_position``), metres; the std is drawn once per episode, the noise every step."""
+    ee_velocity_noise_std: Range | None = None
+    """std of Gaussian noise on the observed EE linear velocity (``ee_linear_velocity``), m/s;
+    drawn as ``ee_position_noise_std``. Velocity read at a control-step boundary is where
+    simulators (and real arms' state estimators) differ most: a policy trained on one engine's
+    clean velocities can over-trust them."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -160,11 +178,12 @@ class DomainRandomization(gym.Wrapper):
         self.seed = seed
         self._seed_streams(None)
         physical = [f.name for f in fields(config) if getattr(config, f.name) is not None
-                    and f.name not in ("cameras", "action_latency_steps", "action_noise_std")]
+                    and f.name not in ("cameras", "action_latency_steps", "action_noise_std", *_OBS_NOISE)]
         physics = _physics_of(env)
         if physical and not hasattr(physics, "set_object_mass_scale"):
             raise ConfigError(f"randomising {physical} needs a simulated robot_rl Panda env (its physics hooks); "
-                              f"{env.unwrapped!r} has none. Only action_latency_steps and action_noise_std work on any env.")
+                              f"{env.unwrapped!r} has none. Only action_latency_steps, action_noise_std and the "
+                              "observation noises work on any env.")
         self.arm = getattr(env.unwrapped, "arm", None)
         self._nominal_substeps = getattr(self.arm, "n_substeps", None)
         self._hold = np.zeros(env.action_space.shape, np.float32)
@@ -185,7 +204,8 @@ class DomainRandomization(gym.Wrapper):
             ``{name: value}`` with only the enabled quantities: ``light`` (``direction`` (3,),
             ``intensity``, ``ambient``), ``cube_rgba`` / ``table_rgba`` (4,), ``camera_offsets``
             (``{camera: {"position_m": (3,), "rotation_deg": (3,)}}``), ``object_mass_scale``,
-            ``friction_scale``, ``action_latency_steps`` (int), ``action_noise_std``.
+            ``friction_scale``, ``action_latency_steps`` (int), ``action_noise_std``,
+            ``ee_position_noise_std``, ``ee_velocity_noise_std``.
         """
         c, rng = self.config, self._param_rng
         out: dict[str, Any] = {}
@@ -214,7 +234,7 @@ class DomainRandomization(gym.Wrapper):
                     rot = rng.uniform(*c.camera_rotation_deg, 3) if c.camera_rotation_deg else np.zeros(3)
                 offsets[cam] = {"position_m": [float(x) for x in pos], "rotation_deg": [float(x) for x in rot]}
             out["camera_offsets"] = offsets
-        for name in ("object_mass_scale", "friction_scale", "action_noise_std"):
+        for name in ("object_mass_scale", "friction_scale", "action_noise_std", *_OBS_NOISE):
             if getattr(c, name) is not None:
                 out[name] = float(uniform(getattr(c, name)))
         if c.action_latency_steps is not None:
@@ -247,7 +267,7 @@ class DomainRandomization(gym.Wrapper):
             self.arm.n_substeps = self._nominal_substeps
         self._queue = deque([self._hold.copy() for _ in range(self.params.get("action_latency_steps", 0))])
         obs, info = self.env.reset(seed=seed, options=options)
-        return obs, {**info, "randomization": self.params}
+        return self._observation_noise(obs), {**info, "randomization": self.params}
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Add noise, delay by the latency, jitter the control period, then step the env."""
@@ -266,4 +286,18 @@ class DomainRandomization(gym.Wrapper):
             self.arm.n_substeps = every * max(1, int(round(self._nominal_substeps * scale / every)))
             extra["control_substeps"] = self.arm.n_substeps
         obs, reward, terminated, truncated, info = self.env.step(applied)
-        return obs, reward, terminated, truncated, {**info, **extra}
+        return self._observation_noise(obs), reward, terminated, truncated, {**info, **extra}
+
+    def _observation_noise(self, obs: Any) -> Any:
+        """Add the episode's EE position / velocity noise to a copy of ``obs["state"]``."""
+        stds = {name: self.params.get(f"{name}_noise_std", 0.0) for name in ("ee_position", "ee_velocity")}
+        if not any(stds.values()):
+            return obs
+        if not isinstance(obs, dict) or "state" not in obs:
+            raise ConfigError("EE observation noise needs a robot_rl env observation (a dict with 'state')")
+        state = np.array(obs["state"], copy=True)
+        for name, std in stds.items():
+            if std > 0:
+                sl = _PROPRIO_SLICES[_OBS_NOISE[name + "_noise_std"]]
+                state[sl] += self._step_rng.normal(0.0, std, sl.stop - sl.start).astype(state.dtype)
+        return {**obs, "state": state}

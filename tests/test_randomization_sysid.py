@@ -123,6 +123,25 @@ def test_action_noise_statistics_and_period_jitter():
     env.close()
 
 
+def test_observation_noise_on_ee_position_and_velocity_only():
+    """The noise lands on the EE position / velocity entries of obs["state"] with the drawn std;
+    the rest of the observation and the simulation itself are untouched."""
+    cfg = RandomizationConfig(ee_position_noise_std=(0.01, 0.01), ee_velocity_noise_std=(0.05, 0.05))
+    env, clean = DomainRandomization(_make("mujoco"), cfg, seed=3), _make("mujoco")
+    obs, info = env.reset(seed=0)
+    ref, _ = clean.reset(seed=0)
+    assert info["randomization"]["ee_velocity_noise_std"] == pytest.approx(0.05)
+    diffs = [obs["state"] - ref["state"]]
+    for _ in range(120):
+        a = np.zeros(4, np.float32)
+        obs, ref = env.step(a)[0], clean.step(a)[0]
+        diffs.append(obs["state"] - ref["state"])
+    d = np.array(diffs)
+    assert d[:, 0:3].std() == pytest.approx(0.01, rel=0.15) and d[:, 3:6].std() == pytest.approx(0.05, rel=0.15)
+    np.testing.assert_array_equal(d[:, 6:], 0.0)  # yaw, gripper and the task entries are exact
+    env.close(), clean.close()
+
+
 def test_yaml_config_and_clear_errors(tmp_path):
     cfg = load_randomization_yaml(REPO / "config" / "randomization.yaml")
     assert cfg.action_latency_steps == (0, 1) and cfg.cameras == ("front", "wrist")

@@ -184,3 +184,18 @@ def test_gripper_action_modes(binary):
     env.step(np.array([0, 0, 0, -1], np.float32))
     assert u.arm.state().gripper < 0.1  # closed on empty air
     env.close()
+
+
+def test_a_diverged_simulation_truncates_the_episode():
+    """MuJoCo silently resets a diverged state to qpos0; the env must end the episode and say so."""
+    env = gym.make("robot_rl/PandaPickLift-v0")
+    env.reset(seed=0)
+    obs, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+    assert not truncated and "sim_unstable" not in info
+    physics = env.unwrapped.arm.physics
+    physics.data.qvel[-6:] = 1e12  # the cube's free joint "explodes"
+    obs, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+    assert truncated and info["sim_unstable"]
+    env.reset(seed=1)  # a reset clears it
+    assert not env.step(np.zeros(4, np.float32))[3]
+    env.close()

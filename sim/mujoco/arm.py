@@ -12,6 +12,9 @@ from .scene import ARM_JOINTS, FINGER_TRAVEL_M, PandaPhysics
 
 __all__ = ["READY_Q_RAD", "DiffIKConfig", "MujocoArm", "tool_down_rotation"]
 
+#: MuJoCo warnings raised when the simulation diverged (it then resets the state to ``qpos0``).
+_DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+
 
 class MujocoArm(Arm):
     """The Panda of a :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
@@ -190,6 +193,9 @@ class MujocoArm(Arm):
             d.ctrl[self.physics.arm_actuator_ids] = np.clip(q_des, self._q_low, self._q_high)
             mujoco.mj_step(m, d, nstep=self.ik_every)
         mujoco.mj_forward(m, d)  # positions, contacts and sensors of the final state
+        # MuJoCo resets the state to qpos0 when it diverges (NaN / huge qpos, qvel, qacc) and only
+        # warns: flag it, so the env ends the episode instead of learning from the teleport
+        self.sim_unstable = any(d.warning[w].number for w in _DIVERGENCE_WARNINGS)
         return sent
 
     def home(self) -> None:
@@ -198,7 +204,8 @@ class MujocoArm(Arm):
         In simulation this teleports (a real arm drives there); the task places objects afterwards.
         """
         m, d = self.physics.model, self.physics.data
-        self.physics.reset()
+        self.physics.reset()  # also clears MuJoCo's warning counters
+        self.sim_unstable = False
         d.qpos[self.physics.arm_qpos_adr] = self.home_q_rad
         d.qpos[self.physics.finger_qpos_adr] = FINGER_TRAVEL_M
         d.ctrl[self.physics.arm_actuator_ids] = self.home_q_rad
