@@ -1,14 +1,15 @@
 """Sim-to-real proxy: train in MuJoCo, evaluate zero-shot in PyBullet (the "real" robot here).
 
-    python benchmarks/sim_to_sim.py                                   # trains both variants (~2 x 6 min on 2 cores)
-    python benchmarks/sim_to_sim.py --runs plain=runs/a dr=runs/b     # evaluate existing runs
-    python benchmarks/sim_to_sim.py --sim-params sysid.yaml           # the DR run also trains on fitted sim parameters
+    python benchmarks/sim_to_sim.py                                     # plain and dr (~2 x 6 min alone on 2 cores)
+    python benchmarks/sim_to_sim.py --variants plain dr dr_sysid --sim-params sysid.yaml --jobs 2
+    python benchmarks/sim_to_sim.py --runs plain=runs/a dr=runs/b      # evaluate existing runs
 
-Variants: ``plain`` (MuJoCo as is) and ``dr`` (MuJoCo with ``config/randomization.yaml``: lighting,
-colours, camera jitter, mass, friction, action latency and noise, control-period jitter; plus a
-``sysid.yaml`` from ``robot-rl sysid --source-backend pybullet`` when given). Each run is evaluated
-over the same seeds in MuJoCo (without randomisation) and in PyBullet; the table gives the success
-rates and the fraction of the MuJoCo success retained in PyBullet (goal: >= 80 %).
+Variants: ``plain`` (MuJoCo as is), ``dr`` (MuJoCo with ``--randomize``, by default
+``config/randomization_proxy.yaml``: mass, friction, action noise, control-period jitter, EE
+position / velocity observation noise) and ``dr_sysid`` (the same plus the fitted parameters of
+``--sim-params``, written by ``robot-rl sysid --source-backend pybullet``). Each run is evaluated
+on the same seeds in MuJoCo (without randomisation or fitted parameters) and in PyBullet; the table
+gives the success rates and the fraction of the MuJoCo success retained in PyBullet (goal: >= 80 %).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -24,16 +26,32 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(name: str, out: Path, steps: int, seed: int, extra_kwargs: list[str]) -> Path:
-    """Train one variant with ``robot-rl train`` (state pick-and-lift, 20 scripted demos)."""
+def train_command(name: str, out: Path, steps: int, seed: int, extra_kwargs: list[str]) -> tuple[list[str], Path]:
+    """``robot-rl train`` command of one variant (state pick-and-lift, 20 scripted demos) and its run dir."""
     run = out / name
     cmd = [sys.executable, "-m", "robot_rl.cli", "train", "--env", "robot_rl/PandaPickLift-v0", "--num-demos", "20",
            "--total-env-steps", str(steps), "--run-dir", str(run), "--seed", str(seed), "--no-progress"]
     if extra_kwargs:
         cmd += ["--env-kwargs", *extra_kwargs]
-    print(f"training {name}: {' '.join(cmd[2:])}", flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return run
+    return cmd, run
+
+
+def train_all(commands: dict[str, tuple[list[str], Path]], jobs: int) -> dict[str, Path]:
+    """Run the training commands, ``jobs`` at a time (each with ``torch_threads`` = cores / jobs)."""
+    pending, running = list(commands.items()), {}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    while pending or running:
+        while pending and len(running) < jobs:
+            name, (cmd, run) = pending.pop(0)
+            print(f"training {name}: {' '.join(cmd[2:])}", flush=True)
+            running[name] = subprocess.Popen([*cmd, "--torch-threads", str(threads)], cwd=ROOT)
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                if proc.returncode != 0:
+                    raise SystemExit(f"training {name} failed with exit code {proc.returncode}")
+                del running[name]
+        time.sleep(1.0)
+    return {name: run for name, (_, run) in commands.items()}
 
 
 def evaluate(run: Path, backend: str, episodes: int) -> float:
@@ -53,17 +71,21 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per backend")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "sim_to_sim")
-    parser.add_argument("--sim-params", type=Path, default=None, help="sysid.yaml to train the dr variant on")
+    parser.add_argument("--variants", nargs="+", default=["plain", "dr"], choices=["plain", "dr", "dr_sysid"])
+    parser.add_argument("--randomize", type=Path, default=ROOT / "config" / "randomization_proxy.yaml",
+                        help="randomisation config of the dr variants")
+    parser.add_argument("--sim-params", type=Path, default=None, help="sysid.yaml of the dr_sysid variant")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at a time")
     args = parser.parse_args()
-    runs = dict(item.split("=", 1) for item in args.runs)
-    runs = {k: Path(v) for k, v in runs.items()}
+    runs = {k: Path(v) for k, v in (item.split("=", 1) for item in args.runs)}
     if not runs:
+        if "dr_sysid" in args.variants and args.sim_params is None:
+            parser.error("dr_sysid needs --sim-params (write one with `robot-rl sysid --source-backend pybullet --out sysid.yaml`)")
         args.out.mkdir(parents=True, exist_ok=True)
-        dr_kwargs = ["randomize", str(ROOT / "config" / "randomization.yaml"), "randomize_seed", str(args.seed)]
-        if args.sim_params is not None:
-            dr_kwargs += ["sim_params", str(args.sim_params.resolve())]
-        runs = {"plain": train("plain", args.out, args.steps, args.seed, []),
-                "dr": train("dr", args.out, args.steps, args.seed, dr_kwargs)}
+        dr_kwargs = ["randomize", str(args.randomize.resolve()), "randomize_seed", str(args.seed)]
+        kwargs = {"plain": [], "dr": dr_kwargs,
+                  "dr_sysid": dr_kwargs + ["sim_params", str(args.sim_params.resolve()) if args.sim_params else ""]}
+        runs = train_all({v: train_command(v, args.out, args.steps, args.seed, kwargs[v]) for v in args.variants}, args.jobs)
     print(f"\n{'run':<8} {'MuJoCo':>8} {'PyBullet':>9} {'retained':>9}   ({args.episodes} episodes each, same seeds)")
     for name, run in runs.items():
         mj, pb = evaluate(run, "mujoco", args.episodes), evaluate(run, "pybullet", args.episodes)

@@ -41,7 +41,7 @@ def _backend(name: str) -> ModuleType:
 
 def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, cameras: Sequence[str],
               image_size: int | tuple[int, int], control_hz: float, shadows: bool, render_mode: str | None,
-              sim_params=None, randomize=None, randomize_seed: int | None = None, **env_kwargs):
+              sim_params=None, randomize=None, randomize_seed: int | None = None, hand_eye=None, **env_kwargs):
     unknown = [c for c in cameras if c not in CAMERAS]
     if unknown:
         raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
@@ -56,6 +56,13 @@ def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, c
     if render_mode == "rgb_array" and "front" not in cameras:
         render_camera = b.make_camera(physics, "front", *RENDER_SIZE_PX)
     env = RobotEnv(arm, cams, task, render_mode=render_mode, render_camera=render_camera, **env_kwargs)
+    if hand_eye:
+        from .extrinsics import apply_hand_eye
+
+        unknown = [c for c in hand_eye if c not in CAMERAS]
+        if unknown:
+            raise ConfigError(f"hand_eye names unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
+        apply_hand_eye(env, dict(hand_eye), make_camera=lambda name: b.make_camera(physics, name, 64, 64))
     return _wrap(env, physics, sim_params, randomize, randomize_seed)
 
 
@@ -87,7 +94,7 @@ def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), 
                        reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
                        privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
                        task_config: PickLiftConfig | None = None, render_mode: str | None = None,
-                       sim_params=None, randomize=None, randomize_seed: int | None = None) -> RobotEnv:
+                       sim_params=None, randomize=None, randomize_seed: int | None = None, hand_eye=None) -> RobotEnv:
     """The Panda pick-and-lift env.
 
     Args:
@@ -108,6 +115,9 @@ def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), 
         randomize: a :class:`RandomizationConfig` or a YAML path (``config/randomization.yaml``):
             the env comes wrapped in :class:`robot_rl.sim.randomization.DomainRandomization`.
         randomize_seed: seed of the randomisation draws.
+        hand_eye: camera name -> easy_handeye2 YAML from ``robot-rl calibrate hand-eye`` (or
+            ``(transform, eye_on_hand)``): the camera is placed at the calibrated pose
+            (:mod:`robot_rl.sim.extrinsics`).
 
     Returns:
         The :class:`RobotEnv`, or a ``DomainRandomization`` wrapper of it (``.unwrapped`` is the
@@ -118,7 +128,7 @@ def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), 
     """
     return _assemble(backend, PickLiftTask, task_config, False, cameras=cameras, image_size=image_size,
                      control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
-                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed,
+                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed, hand_eye=hand_eye,
                      enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)
 
 
@@ -126,7 +136,7 @@ def make_push_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image
                   reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
                   privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
                   task_config: PushConfig | None = None, render_mode: str | None = None,
-                  sim_params=None, randomize=None, randomize_seed: int | None = None) -> RobotEnv:
+                  sim_params=None, randomize=None, randomize_seed: int | None = None, hand_eye=None) -> RobotEnv:
     """The Panda push env; arguments as :func:`make_pick_lift_env` (``task_config``: :class:`PushConfig`).
 
     Raises:
@@ -134,5 +144,5 @@ def make_push_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image
     """
     return _assemble(backend, PushTask, task_config, True, cameras=cameras, image_size=image_size,
                      control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
-                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed,
+                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed, hand_eye=hand_eye,
                      enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)

@@ -55,6 +55,8 @@ class SimNode(LifecycleNode):
         self.sim_backend = d("backend", "mujoco", "physics engine", choices=("mujoco", "pybullet"))
         self.camera_names = d("cameras", [], "simulated cameras to publish (front, wrist); empty: the env's own")
         self.image_size = d("image_size", 0, "camera image height and width, pixels; 0: the env's default", units="px")
+        self.hand_eye_files = d("hand_eye_files", [], "place simulated cameras at hand-eye calibrations: entries "
+                                "'<camera>:<easy_handeye2 YAML from robot-rl calibrate hand-eye>', e.g. 'front:front_handeye.yaml'")
         self.control_rate_hz = d("control_rate_hz", 10.0, "physics advances one control period per tick at this rate", units="Hz")
         self.seed = d("seed", 0, "seed of the first episode")
         self.max_ee_speed_m_s = d("max_ee_speed_m_s", 1.0, "largest commanded TCP speed", units="m/s")
@@ -81,7 +83,14 @@ class SimNode(LifecycleNode):
             kwargs["cameras"] = tuple(self.camera_names)
         if self.image_size:
             kwargs["image_size"] = self.image_size
+        if self.hand_eye_files:
+            entries = [str(e).split(":", 1) for e in self.hand_eye_files]
+            if any(len(e) != 2 or not e[0] or not e[1] for e in entries):
+                raise ConfigError(f"hand_eye_files entries must be '<camera>:<yaml path>', got {list(self.hand_eye_files)}")
+            kwargs["hand_eye"] = dict(entries)
         self.env = make_env(self.env_id, **kwargs)
+        for camera, path in kwargs.get("hand_eye", {}).items():
+            self.get_logger().info(f"camera {camera!r} placed at the hand-eye calibration {path}")
         u = self.env.unwrapped
         self.arm, self.task, self.cameras = u.arm, u.task, dict(u.cameras)
         box = u.arm.workspace

@@ -237,6 +237,7 @@ class PandaPhysics:
             "cube_mass": float(m.body_mass[self.cube_body_id]), "cube_inertia": m.body_inertia[self.cube_body_id].copy(),
             "friction": m.geom_friction[list(self._friction_geoms), 0].copy(),
             "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(), "geom_rgba": m.geom_rgba.copy(),
+            "cam_pos_builtin": m.cam_pos.copy(), "cam_quat_builtin": m.cam_quat.copy(),
             "light_dir": m.light_dir.copy(), "light_diffuse": m.light_diffuse.copy(),
             "headlight_ambient": np.array(m.vis.headlight.ambient),
             "damping": m.dof_damping[self.arm_dof_adr].copy(), "frictionloss": m.dof_frictionloss[self.arm_dof_adr].copy(),
@@ -291,9 +292,27 @@ class PandaPhysics:
         mujoco.mju_mulQuat(self.model.cam_quat[cid], offset_quat, self._nominal["cam_quat"][cid])
 
     def camera_position_offset_m(self, name: str) -> np.ndarray:
-        """(3,) current position offset of camera ``name`` from its built-in pose, parent frame, metres."""
+        """(3,) current position offset of camera ``name`` from its (calibrated) pose, parent frame, metres."""
         cid = self.model.camera(name).id
         return self.model.cam_pos[cid] - self._nominal["cam_pos"][cid]
+
+    def set_camera_calibration(self, name: str, position_m, rotation_rotvec_rad) -> None:
+        """Move camera ``name`` for good to a calibrated pose: (3,) translation, metres, and (3,)
+        rotation vector, radians, from its built-in pose, parent frame (as
+        :meth:`set_camera_pose_offset`, whose jitter then applies around the calibrated pose)."""
+        cid = self.model.camera(name).id
+        nom = self._nominal
+        nom["cam_pos"][cid] = nom["cam_pos_builtin"][cid] + np.asarray(position_m, float)
+        offset_quat = np.empty(4)
+        mujoco.mju_axisAngle2Quat(offset_quat, *_axis_angle(rotation_rotvec_rad))
+        mujoco.mju_mulQuat(nom["cam_quat"][cid], offset_quat, nom["cam_quat_builtin"][cid])
+        self.set_camera_pose_offset(name, np.zeros(3), np.zeros(3))
+
+    def camera_parent_rotation(self, name: str) -> np.ndarray:
+        """(3, 3) rotation of camera ``name``'s parent frame in the base frame (identity for ``front``,
+        the hand's rotation for ``wrist``; at the current state)."""
+        body = self.model.cam_bodyid[self.model.camera(name).id]
+        return self.data.xmat[body].reshape(3, 3).copy()
 
     def arm_joint_damping(self) -> np.ndarray:
         """(7,) viscous damping of the arm joints, N·m·s/rad."""

@@ -73,6 +73,8 @@ class PybulletCamera(Camera):
         """
         cfg = self.physics.config
         offset_m, offset_rot = self.physics.camera_offsets.get(self.name, (np.zeros(3), np.eye(3)))
+        cal_m, cal_rot = self.physics.camera_calibrations.get(self.name, (np.zeros(3), np.eye(3)))
+        offset_m, offset_rot = cal_m + offset_m, offset_rot @ cal_rot  # the jitter turns about the calibrated pose
         if self.name == FRONT_CAMERA:
             position = np.array(cfg.front_camera_position_m, float)
             rot = _optical_rotation(position, np.array(cfg.front_camera_lookat_m, float), np.array([0.0, 0.0, 1.0]))

@@ -137,6 +137,9 @@ class PandaPhysics:
         """extra ``getCameraImage`` lighting arguments (``lightDirection``, ...); empty = PyBullet's defaults."""
         self.camera_offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """camera name -> ((3,) position offset m, (3, 3) rotation), parent frame (see set_camera_pose_offset)."""
+        self.camera_calibrations: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """camera name -> ((3,) position m, (3, 3) rotation) of the calibrated pose from the built-in
+        one, parent frame (see set_camera_calibration); offsets apply on top."""
         self.finger_force_limit_n: float | None = None
         """finger servo force limit per finger, N; None = the arm's built-in value."""
         info = p.getDynamicsInfo(self.cube, -1)
@@ -197,6 +200,25 @@ class PandaPhysics:
 
         self.camera_offsets[name] = (np.asarray(position_m, float).copy(),
                                      Rotation.from_rotvec(rotation_rotvec_rad).as_matrix())
+
+    def set_camera_calibration(self, name: str, position_m, rotation_rotvec_rad) -> None:
+        """Move camera ``name`` for good to a calibrated pose: (3,) translation, metres, and (3,)
+        rotation vector, radians, from its built-in pose, parent frame (as
+        :meth:`set_camera_pose_offset`, whose jitter then applies around the calibrated pose)."""
+        from scipy.spatial.transform import Rotation
+
+        self.camera_calibrations[name] = (np.asarray(position_m, float).copy(),
+                                          Rotation.from_rotvec(rotation_rotvec_rad).as_matrix())
+
+    def camera_parent_rotation(self, name: str) -> np.ndarray:
+        """(3, 3) rotation of camera ``name``'s parent frame in the base frame (identity for ``front``,
+        the hand's rotation for ``wrist``; at the current state)."""
+        from scipy.spatial.transform import Rotation
+
+        if name != "wrist":
+            return np.eye(3)
+        quat = self.client.getLinkState(self.robot, self.hand_link, computeForwardKinematics=1)[5]
+        return Rotation.from_quat(quat).as_matrix()
 
     def camera_position_offset_m(self, name: str) -> np.ndarray:
         """(3,) current position offset of camera ``name`` from its built-in pose, parent frame, metres."""
