@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.ros.bringup import BringupConfig, run_bringup
     from robot_rl.transport.keys import KeysConfig, create_keys
     from robot_rl.calibration.cli import HandEyeCliConfig, IntrinsicsCliConfig, run_hand_eye, run_intrinsics
+    from robot_rl.calibration.collect import HandEyeSamplesCliConfig, run_hand_eye_samples
     from robot_rl.calibration.workspace import WorkspaceCliConfig, run_workspace
     from robot_rl.sim.sysid import SysIdConfig, run_sysid
     from robot_rl.rewards.train_classifier import TrainClassifierConfig, train_classifier
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     CalibrateCommand = Union[Annotated[IntrinsicsCliConfig, tyro.conf.subcommand("intrinsics")],
                              Annotated[HandEyeCliConfig, tyro.conf.subcommand("hand-eye")],
+                             Annotated[HandEyeSamplesCliConfig, tyro.conf.subcommand("hand-eye-samples")],
                              Annotated[WorkspaceCliConfig, tyro.conf.subcommand("workspace")]]
 
     cfg = tyro.extras.subcommand_cli_from_dict(
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             print(run_intrinsics(cfg))
         elif isinstance(cfg, HandEyeCliConfig):
             print(run_hand_eye(cfg))
+        elif isinstance(cfg, HandEyeSamplesCliConfig):
+            print(run_hand_eye_samples(cfg))
         elif isinstance(cfg, WorkspaceCliConfig):
             print(run_workspace(cfg))
         elif isinstance(cfg, TrainClassifierConfig):
