@@ -217,7 +217,8 @@ def render_views(scene: BoardScene, camera_name: str, sensor_poses: list[np.ndar
     """Pose the arm for each sensor pose and render one camera: the data a calibration records.
 
     Args:
-        scene: the scene.
+        scene: the scene (:class:`BoardScene`, or PyBullet's
+            :class:`~robot_rl.calibration.sim_board_pybullet.PybulletBoardScene`).
         camera_name: ``"wrist"`` or ``"front"``.
         sensor_poses: (4, 4) base <- sensor poses (camera for eye-in-hand, board for eye-to-hand),
             e.g. from :func:`~robot_rl.calibration.hand_eye.sample_look_at_poses`.
@@ -231,8 +232,11 @@ def render_views(scene: BoardScene, camera_name: str, sensor_poses: list[np.ndar
     """
     from robot_rl.sim.mujoco.scene import ARM_VISUAL_GROUP
 
-    cam = MujocoCamera(scene, camera_name, height=height, width=width,  # type: ignore[arg-type]
-                       hidden_geom_groups=(ARM_VISUAL_GROUP,))
+    if isinstance(scene, BoardScene):
+        cam = MujocoCamera(scene, camera_name, height=height, width=width,  # type: ignore[arg-type]
+                           hidden_geom_groups=(ARM_VISUAL_GROUP,))
+    else:  # another engine's board scene (e.g. sim_board_pybullet.PybulletBoardScene)
+        cam = scene.camera(camera_name, height, width)
     inv = np.linalg.inv(tcp_T_sensor)
     rng = np.random.default_rng(seed)
     images, tcps = [], []

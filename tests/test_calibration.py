@@ -22,11 +22,23 @@ from robot_rl.errors import CalibrationError
 
 TABLE_BOARD = ChArucoBoard(7, 5, 0.04, 0.03)
 HAND_BOARD = ChArucoBoard(6, 5, 0.04, 0.03)
+#: PyBullet's TinyRenderer locates corners about 2x less precisely than MuJoCo (RMS reprojection
+#: 0.16 vs 0.07 px, even supersampled); seen from the front camera 1.2 m away, the hand board then
+#: needs more corners (35 instead of 20) to pin the intrinsics down to 1%.
+HAND_BOARD_PYBULLET = ChArucoBoard(8, 6, 0.035, 0.026)
 NOISE_STD = 6.0  # grey levels, Gaussian per pixel and channel (sensor noise)
 
 
-def _wrist_set(noise: float, n: int = 30, seed: int = 1):
-    scene = BoardScene(TABLE_BOARD, "table")
+def _scene(engine: str, board, mount: str):
+    if engine == "pybullet":
+        from robot_rl.calibration.sim_board_pybullet import PybulletBoardScene
+
+        return PybulletBoardScene(board, mount)
+    return BoardScene(board, mount)
+
+
+def _wrist_set(noise: float, n: int = 30, seed: int = 1, engine: str = "mujoco"):
+    scene = _scene(engine, TABLE_BOARD, "table")
     truth = np.linalg.inv(scene.tcp_pose()) @ scene.camera_pose("wrist")  # TCP <- wrist camera
     c = np.array(TABLE_BOARD_CENTRE_M)
     poses = sample_look_at_poses(n, c + [-0.12, -0.15, 0.28], c + [0.08, 0.15, 0.42], c, max_tilt_deg=10,
@@ -37,8 +49,8 @@ def _wrist_set(noise: float, n: int = 30, seed: int = 1):
     return images, tcps, truth, K
 
 
-def _front_set(noise: float, n: int = 40, seed: int = 2):
-    scene = BoardScene(HAND_BOARD, "hand")
+def _front_set(noise: float, n: int = 40, seed: int = 2, engine: str = "mujoco", board=HAND_BOARD):
+    scene = _scene(engine, board, "hand")
     truth = scene.camera_pose("front")  # base <- front camera
     tcp_T_board = np.linalg.inv(scene.tcp_pose()) @ scene.board_pose()
     poses = sample_look_at_poses(n, np.array([0.35, -0.25, 0.1]), np.array([0.75, 0.25, 0.4]), truth[:3, 3],
@@ -65,9 +77,9 @@ def _assert_intrinsics_close(K_est, K_true, rel=0.01):
         assert abs(K_est[i, j] - K_true[i, j]) <= rel * K_true[i, j], (name, K_est[i, j], K_true[i, j])
 
 
-@pytest.mark.parametrize("noise", [0.0, NOISE_STD])
-def test_eye_in_hand_wrist_camera(noise, tmp_path):
-    images, tcps, truth, K_true = _wrist_set(noise)
+@pytest.mark.parametrize(("engine", "noise"), [("mujoco", 0.0), ("mujoco", NOISE_STD), ("pybullet", NOISE_STD)])
+def test_eye_in_hand_wrist_camera(engine, noise, tmp_path):
+    images, tcps, truth, K_true = _wrist_set(noise, engine=engine)
     result = calibrate_intrinsics([(str(i), im) for i, im in enumerate(images)], TABLE_BOARD)
     _assert_intrinsics_close(result.intrinsics.K, K_true)
     save_intrinsics(result, tmp_path / "wrist.yaml", "wrist")
@@ -75,7 +87,7 @@ def test_eye_in_hand_wrist_camera(noise, tmp_path):
     G, C = _board_poses(images, tcps, TABLE_BOARD, result.intrinsics.K, result.intrinsics.D)
     he = calibrate_hand_eye(G, C, eye_in_hand=True)
     dt_mm, dr_deg = transform_difference(he.transform, truth)
-    print(f"\nwrist noise={noise}: {result.summary().splitlines()[0]}\n{he.summary()}\nerror to truth {dt_mm:.2f} mm {dr_deg:.3f} deg")
+    print(f"\n{engine} wrist noise={noise}: {result.summary().splitlines()[0]}\n{he.summary()}\nerror to truth {dt_mm:.2f} mm {dr_deg:.3f} deg")
     assert dt_mm < 2.0 and dr_deg < 0.5
     save_hand_eye_yaml(tmp_path / "he.yaml", he)
     T, params = load_hand_eye_yaml(tmp_path / "he.yaml")
@@ -83,15 +95,17 @@ def test_eye_in_hand_wrist_camera(noise, tmp_path):
     assert transform_difference(T, he.transform)[0] < 1e-6
 
 
-@pytest.mark.parametrize("noise", [0.0, NOISE_STD])
-def test_eye_to_hand_front_camera(noise):
-    images, tcps, truth, K_true = _front_set(noise)
-    result = calibrate_intrinsics([(str(i), im) for i, im in enumerate(images)], HAND_BOARD)
+@pytest.mark.parametrize(("engine", "noise"), [("mujoco", 0.0), ("mujoco", NOISE_STD), ("pybullet", NOISE_STD)])
+def test_eye_to_hand_front_camera(engine, noise):
+    # PyBullet's IK reaches fewer of the board-facing poses: ask for more, to use about as many views
+    board = HAND_BOARD_PYBULLET if engine == "pybullet" else HAND_BOARD
+    images, tcps, truth, K_true = _front_set(noise, n=70 if engine == "pybullet" else 40, engine=engine, board=board)
+    result = calibrate_intrinsics([(str(i), im) for i, im in enumerate(images)], board)
     _assert_intrinsics_close(result.intrinsics.K, K_true)
-    G, C = _board_poses(images, tcps, HAND_BOARD, result.intrinsics.K, result.intrinsics.D)
+    G, C = _board_poses(images, tcps, board, result.intrinsics.K, result.intrinsics.D)
     he = calibrate_hand_eye(G, C, eye_in_hand=False)
     dt_mm, dr_deg = transform_difference(he.transform, truth)
-    print(f"\nfront noise={noise}: {result.summary().splitlines()[0]}\n{he.summary()}\nerror to truth {dt_mm:.2f} mm {dr_deg:.3f} deg")
+    print(f"\n{engine} front noise={noise}: {result.summary().splitlines()[0]}\n{he.summary()}\nerror to truth {dt_mm:.2f} mm {dr_deg:.3f} deg")
     assert dt_mm < 2.0 and dr_deg < 0.5
 
 
