@@ -220,6 +220,11 @@ class ChunkBuilder:
         return chunk
 
 
+def _with_source(chunk: TransitionChunk, reward_source: dict[str, Any]) -> TransitionChunk:
+    chunk.reward_source = reward_source
+    return chunk
+
+
 def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str, Any]:
     """Act and stream until ``total_env_steps`` or ``stop`` / SIGTERM / SIGINT; returns a summary.
 
@@ -295,6 +300,10 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                     f"--curve-keys with learner.key and {cfg.actor_id}.key_secret authorized by it."
                     + (f" Learner messages refused here: {params.last_error}" if params.last_error else ""))
         builder = ChunkBuilder(layout)
+        # declared on every chunk: the learner refuses to mix rewards of different sources
+        reward_source = {"reward": "intervention" if cfg.rlif_reward else cfg.reward,
+                         "reward_model_path": str(cfg.reward_model_path) if cfg.reward_model_path else None,
+                         "reward_kwargs": dict(cfg.reward_kwargs)}
         episode = sender.next_episode
         obs, _ = env.reset(seed=cfg.seed + episode)
         split = layout.split(obs)  # once per step: used by the policy and by the chunk
@@ -329,7 +338,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                     stats = {"return": ep_return, "length": ep_len, "success": ep_success,
                              "intervention_steps": ep_interventions, "takeovers": ep_takeovers,
                              "intervention_rate": ep_interventions / max(ep_len, 1), "params_version": policy.version}
-                sender.put(builder.take(stats))
+                sender.put(_with_source(builder.take(stats), reward_source))
             if done:
                 episodes += 1
                 episode += 1
@@ -351,7 +360,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                 next_tick += period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
         if len(builder):  # a partial episode: send its steps too (the episode continues as cut)
-            sender.put(builder.take())
+            sender.put(_with_source(builder.take(), reward_source))
         sender.save_state(next_episode=episode + 1 if ep_len else episode)
         if sender.unacked:
             tqdm.write(f"actor {cfg.actor_id}: waiting up to {cfg.drain_timeout_s:.0f} s for the learner to acknowledge "

@@ -18,7 +18,10 @@ Nothing is lost:
 
 Files of a learner run directory: ``config.json``, ``demos/`` (scripted demos when recorded),
 ``replay/`` (the log), ``checkpoints/``, ``episodes.csv`` (the actors' episode stats),
-``status.json`` (counters, refused messages by reason; rewritten every second), ``tb/``.
+``status.json`` (counters, refused messages by reason; rewritten every second), ``tb/``,
+``reward_source.json`` (the reward source the actors declared, e.g. ``{"reward": "classifier",
+"reward_model_path": ..., "reward_kwargs": {...}}``: the actor computes the reward, where the
+cameras are; the learner keeps one source per run and refuses chunks of another).
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ from robot_rl.transport.link import (ChunkReceiver, ParamsPublisher, check_bind_
 from robot_rl.transport.messages import TransitionChunk
 from robot_rl.transport.records import SegmentLog
 from robot_rl.transport.wire import decode
+
+#: file in a learner run holding the actors' reward source (see ``ChunkReceiver``'s ``reward_source``)
+REWARD_SOURCE_FILE = "reward_source.json"
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    tmp.replace(path)
 
 
 @dataclass
@@ -377,9 +389,12 @@ class Learner:
         cfg = self.cfg
         ctx = zmq.Context()
         auth = start_authenticator(ctx, self.curve[2]) if self.curve is not None else None
+        source_file = self.run_dir / REWARD_SOURCE_FILE
         self.receiver = ChunkReceiver(ctx, tcp_address(cfg.host, cfg.port),
                                       (self.layout.state_dim, self.layout.image_shapes, self.scaler.dim), self.log,
-                                      self.last_seq, int(cfg.max_message_mb * 2**20), self.curve)
+                                      self.last_seq, int(cfg.max_message_mb * 2**20), self.curve,
+                                      reward_source=json.loads(source_file.read_text()) if source_file.is_file() else None,
+                                      on_reward_source=lambda source: _write_json_atomic(source_file, source))
         self.receiver.start_and_wait()
         try:
             self.publisher = ParamsPublisher(ctx, tcp_address(cfg.host, cfg.port + 1), self.curve)

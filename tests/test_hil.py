@@ -142,6 +142,8 @@ def test_actor_and_learner_train_together(tmp_path):
     assert status["online_transitions"] == 150 and status["demo_transitions_from_files"] > 0
     assert status["interventions"] > 0
     assert status["demo_transitions"] == status["demo_transitions_from_files"] + status["interventions"]
+    # the actor's reward source is saved with the learner run
+    assert json.loads((tmp_path / "run" / "reward_source.json").read_text())["reward"] == "env"
     summary = _actor_summary(tmp_path)
     assert int(summary["params_version"]) > 0, "the actor never received trained parameters"
     assert int(summary["params_received"]) >= 2

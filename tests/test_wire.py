@@ -212,3 +212,48 @@ def test_add_steps_equals_add_one_by_one_including_wraparound(capacity):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
         np.testing.assert_array_equal(a.images["front"], b.images["front"])
         assert len(a) == len(b)
+
+
+def test_one_learner_run_holds_one_reward_source(tmp_path):
+    """Over real ZeroMQ sockets: the first actor's reward source is adopted and saved; a chunk from
+    an actor with another source is refused (reason 'reward') and never reaches the log."""
+    import zmq
+
+    from robot_rl.transport.link import ChunkReceiver
+
+    ctx = zmq.Context()
+    adopted = []
+    log = SegmentLog(tmp_path / "replay")
+    receiver = ChunkReceiver(ctx, f"tcp://127.0.0.1:{_free_port()}", (STATE_DIM, CAMS, ACTION_DIM),
+                             log, {}, on_reward_source=adopted.append)
+    receiver.start_and_wait()
+    classifier = {"reward": "classifier", "reward_model_path": "/models/cls", "reward_kwargs": {"threshold": 0.7}}
+    try:
+        replies = []
+        for actor, source in [("a", classifier), ("b", {**classifier, "reward_kwargs": {"threshold": 0.5}}),
+                              ("c", None), ("d", dict(classifier))]:
+            chunk = _chunk(actor=actor)
+            chunk.reward_source = source
+            dealer = ctx.socket(zmq.DEALER)  # one socket per actor (error replies are rate-limited per peer)
+            dealer.connect(receiver.address)
+            dealer.send_multipart(encode(chunk.to_message()), copy=False)
+            assert dealer.poll(5000), "no reply from the learner"
+            replies.append(decode(dealer.recv_multipart()))
+            dealer.close(0)
+    finally:
+        receiver.stop()
+        ctx.term()
+    assert [r.kind for r in replies] == ["ack", "error", "error", "ack"]
+    assert replies[1].meta["reason"] == "reward" and "threshold" in replies[1].meta["message"]
+    assert "'env'" in replies[2].meta["message"]  # an undeclared source counts as the env's reward
+    assert adopted == [classifier]
+    assert receiver.stats["chunks"] == 2 and receiver.stats["reward"] == 2
+    log.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

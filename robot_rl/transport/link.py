@@ -71,7 +71,7 @@ class ChunkReceiver(threading.Thread):
     Accepted chunks are appended to ``log`` *before* they are acknowledged, then put on
     ``chunks`` (a :class:`queue.Queue` of :class:`TransitionChunk`) for the training loop.
     Every refused message is counted in :attr:`stats` by reason (``malformed``, ``truncated``,
-    ``oversized``, ``version``, ``layout``), as are ``duplicates``, ``out_of_order`` and CURVE
+    ``oversized``, ``version``, ``layout``, ``reward``), as are ``duplicates``, ``out_of_order`` and CURVE
     ``handshake_failures``; the thread never dies on bad input.
 
     Args:
@@ -82,6 +82,11 @@ class ChunkReceiver(threading.Thread):
         max_message_bytes: larger messages are refused (and ZeroMQ drops any single frame larger
             than this before it is buffered).
         curve: ``(public, secret, authorized_dir)`` of the learner, or None for a plain link.
+        reward_source: the reward source this learner's replay holds (restored on ``--resume``);
+            None: adopt the first actor's. Chunks declaring another source are refused (reason
+            ``reward``): one replay buffer must not mix rewards of different sources. A chunk
+            that declares none counts as ``{"reward": "env"}``.
+        on_reward_source: called once with the adopted source (the learner saves it with the run).
 
     Raises:
         TransportError (from :meth:`start_and_wait`): the address cannot be bound.
@@ -89,8 +94,11 @@ class ChunkReceiver(threading.Thread):
 
     def __init__(self, ctx: zmq.Context, address: str, layout: tuple[int, dict, int], log: SegmentLog,
                  last_seq: dict[str, int], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 curve: tuple[bytes, bytes, Path] | None = None, queue_size: int = 256) -> None:
+                 curve: tuple[bytes, bytes, Path] | None = None, queue_size: int = 256,
+                 reward_source: dict[str, Any] | None = None,
+                 on_reward_source: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(name="robot_rl-chunk-receiver", daemon=True)
+        self.reward_source, self.on_reward_source = reward_source, on_reward_source
         self.ctx, self.address, self.layout, self.log = ctx, address, layout, log
         self.last_seq = last_seq
         self.max_message_bytes = int(max_message_bytes)
@@ -187,12 +195,24 @@ class ChunkReceiver(threading.Thread):
         except zmq.ZMQError:
             pass  # the actor is gone; it resends what it did not see acknowledged
 
+    def _check_reward_source(self, chunk: TransitionChunk) -> None:
+        source = chunk.reward_source or {"reward": "env"}
+        if self.reward_source is None:
+            self.reward_source = source
+            if self.on_reward_source is not None:
+                self.on_reward_source(source)
+        elif source != self.reward_source:
+            raise WireError(f"actor {chunk.actor!r} sends rewards from {source}, but this learner's replay holds rewards from "
+                            f"{self.reward_source}: restart the actor with the same --reward settings, or start a new "
+                            "learner run for the new reward", "reward")
+
     def _handle(self, sock: zmq.Socket, frames: list[zmq.Frame]) -> None:
         identity, body = frames[0], frames[1:]
         self._count("messages")
         try:
             msg = decode(body, self.max_message_bytes)
             chunk = TransitionChunk.from_message(msg, *self.layout)
+            self._check_reward_source(chunk)
         except WireError as e:
             self._count(e.reason)
             self._count("rejected")

@@ -55,6 +55,8 @@ class TransitionChunk:
         action: (n, A) float32 in [-1, 1]. reward: (n,) float32. terminated, truncated,
         intervention: (n,) bool. step_id: (n,) int64.
         episode_stats: set on the chunk that ends the episode.
+        reward_source: the actor's reward source (``{"reward": "classifier", "reward_model_path":
+            ..., "reward_kwargs": {...}}``, as ``robot-rl actor --reward``); None: not declared.
     """
 
     actor: str
@@ -71,6 +73,7 @@ class TransitionChunk:
     intervention: np.ndarray
     step_id: np.ndarray
     episode_stats: dict[str, Any] | None = None
+    reward_source: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -89,6 +92,8 @@ class TransitionChunk:
         meta: dict[str, Any] = {"episode": int(self.episode), "t0": int(self.t0), "first": bool(self.first)}
         if self.episode_stats is not None:
             meta["episode_stats"] = self.episode_stats
+        if self.reward_source is not None:
+            meta["reward_source"] = self.reward_source
         return Message("transitions", seq=self.seq, sender=self.actor, arrays=arrays, meta=meta)
 
     @classmethod
@@ -137,6 +142,10 @@ class TransitionChunk:
         stats = meta.get("episode_stats")
         if stats is not None and not isinstance(stats, dict):
             raise WireError("episode_stats must be a map", "malformed")
+        reward_source = meta.get("reward_source")
+        if reward_source is not None and not (isinstance(reward_source, dict) and isinstance(reward_source.get("reward"), str)):
+            raise WireError("reward_source must be a map with a 'reward' name", "malformed")
         return cls(actor=msg.sender, seq=msg.seq, episode=episode, t0=t0, first=first, state=a["state"], images=images,
                    action=a["action"], reward=a["reward"], terminated=a["terminated"], truncated=a["truncated"],
-                   intervention=a["intervention"], step_id=a["step_id"], episode_stats=stats)
+                   intervention=a["intervention"], step_id=a["step_id"], episode_stats=stats,
+                   reward_source=reward_source)
