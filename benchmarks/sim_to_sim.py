@@ -2,7 +2,8 @@
 
     python benchmarks/sim_to_sim.py                                     # plain and dr (~2 x 6 min alone on 2 cores)
     python benchmarks/sim_to_sim.py --variants plain dr dr_sysid --sim-params sysid.yaml --jobs 2
-    python benchmarks/sim_to_sim.py --runs plain=runs/a dr=runs/b      # evaluate existing runs
+    python benchmarks/sim_to_sim.py --variants plain dr dr_sysid --sim-params sysid.yaml --seeds 1 2 3 --jobs 2
+    python benchmarks/sim_to_sim.py --runs plain_s1=runs/a plain_s2=runs/b dr_s1=runs/c   # evaluate existing runs
 
 Variants: ``plain`` (MuJoCo as is), ``dr`` (MuJoCo with ``--randomize``, by default
 ``config/randomization_proxy.yaml``: mass, friction, action noise, control-period jitter, EE
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -76,22 +80,36 @@ def main() -> None:
                         help="randomisation config of the dr variants")
     parser.add_argument("--sim-params", type=Path, default=None, help="sysid.yaml of the dr_sysid variant")
     parser.add_argument("--jobs", type=int, default=1, help="training runs at a time")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train every variant once per seed (runs <variant>_s<seed>) and add the mean; overrides --seed")
     args = parser.parse_args()
+    seeds = args.seeds or [args.seed]
+    # run name -> (variant, run dir); --runs names may carry a seed suffix "_s<seed>"
     runs = {k: Path(v) for k, v in (item.split("=", 1) for item in args.runs)}
     if not runs:
         if "dr_sysid" in args.variants and args.sim_params is None:
             parser.error("dr_sysid needs --sim-params (write one with `robot-rl sysid --source-backend pybullet --out sysid.yaml`)")
         args.out.mkdir(parents=True, exist_ok=True)
-        dr_kwargs = ["randomize", str(args.randomize.resolve()), "randomize_seed", str(args.seed)]
-        kwargs = {"plain": [], "dr": dr_kwargs,
-                  "dr_sysid": dr_kwargs + ["sim_params", str(args.sim_params.resolve()) if args.sim_params else ""]}
-        runs = train_all({v: train_command(v, args.out, args.steps, args.seed, kwargs[v]) for v in args.variants}, args.jobs)
-    print(f"\n{'run':<8} {'MuJoCo':>8} {'PyBullet':>9} {'retained':>9}   ({args.episodes} episodes each, same seeds)")
+        commands = {}
+        for seed in seeds:
+            dr_kwargs = ["randomize", str(args.randomize.resolve()), "randomize_seed", str(seed)]
+            kwargs = {"plain": [], "dr": dr_kwargs,
+                      "dr_sysid": dr_kwargs + ["sim_params", str(args.sim_params.resolve()) if args.sim_params else ""]}
+            for v in args.variants:
+                name = v if len(seeds) == 1 else f"{v}_s{seed}"
+                commands[name] = train_command(name, args.out, args.steps, seed, kwargs[v])
+        runs = train_all(commands, args.jobs)
+    print(f"\n{'run':<14} {'MuJoCo':>8} {'PyBullet':>9} {'retained':>9}   ({args.episodes} episodes each, same seeds)")
+    by_variant: dict[str, list[tuple[float, float]]] = {}
     for name, run in runs.items():
         mj, pb = evaluate(run, "mujoco", args.episodes), evaluate(run, "pybullet", args.episodes)
-        retained = pb / mj if mj > 0 else float("nan")
-        print(f"{name:<8} {mj:>8.2f} {pb:>9.2f} {retained:>8.0%}", flush=True)
-
+        by_variant.setdefault(re.sub(r"_s\d+$", "", name), []).append((mj, pb))
+        print(f"{name:<14} {mj:>8.2f} {pb:>9.2f} {pb / mj if mj > 0 else float('nan'):>8.0%}", flush=True)
+    for variant, results in by_variant.items():
+        if len(results) > 1:
+            mj, pb = (float(np.mean(x)) for x in zip(*results))
+            print(f"{variant + ' mean':<14} {mj:>8.2f} {pb:>9.2f} {pb / mj if mj > 0 else float('nan'):>8.0%}"
+                  f"   (over {len(results)} seeds)", flush=True)
 
 if __name__ == "__main__":
     main()
