@@ -63,6 +63,16 @@ def stop_node(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _controlling_tty_and_default_sigint() -> None:
+    """Child side of :class:`PtyProcess`: the pty becomes the controlling terminal, and SIGINT gets
+    its default disposition back (a test run started in the background, e.g. under ``nohup``,
+    inherits SIGINT ignored, and Python would then ignore Ctrl-C from the terminal too)."""
+    import signal
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class PtyProcess:
     """A child process whose stdin/stdout/stderr and controlling terminal are a fresh pty."""
 
@@ -73,7 +83,7 @@ class PtyProcess:
         env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(args, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=REPO, env=env,
                                      start_new_session=True,  # setsid, then make the pty the controlling terminal:
-                                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                                     preexec_fn=_controlling_tty_and_default_sigint)
 
     def pump(self, timeout_s: float = 0.0) -> None:
         end = time.monotonic() + timeout_s
