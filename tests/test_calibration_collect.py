@@ -16,19 +16,19 @@ from robot_rl.interfaces import Teleop, TeleopCommand
 
 
 class MoveAndHoldTeleop(Teleop):
-    """A person at the teleop device: hands off for ``hold_s`` (discovery; the home sample), then
-    0.1 m/s along each of ``legs`` for ``move_s`` followed by ``hold_s`` hands off."""
+    """A person at the teleop device: waits (hands off) until ``ready()`` (the home sample was
+    taken), then 0.1 m/s along each of ``legs`` for ``move_s``, each followed by ``hold_s`` hands off."""
 
-    def __init__(self, legs: list[tuple[float, float, float]], move_s: float = 1.0, hold_s: float = 2.0) -> None:
-        self.legs, self.move_s, self.hold_s, self.start = legs, move_s, hold_s, None
+    def __init__(self, legs: list[tuple[float, float, float]], ready, move_s: float = 1.0, hold_s: float = 2.5) -> None:
+        self.legs, self.ready, self.move_s, self.hold_s, self.start = legs, ready, move_s, hold_s, None
 
     def read(self) -> TeleopCommand:
-        self.start = self.start or time.monotonic()
-        t = time.monotonic() - self.start - self.hold_s
-        if t < 0:
-            return TeleopCommand(twist=np.zeros(6), engaged=True)
-        leg, phase = divmod(t, self.move_s + self.hold_s)
         twist = np.zeros(6)
+        if self.start is None:
+            if not self.ready():
+                return TeleopCommand(twist=twist, engaged=True)
+            self.start = time.monotonic()
+        leg, phase = divmod(time.monotonic() - self.start, self.move_s + self.hold_s)
         if int(leg) < len(self.legs) and phase < self.move_s:
             twist[:3] = np.array(self.legs[int(leg)]) * 0.1
         return TeleopCommand(twist=twist, engaged=True)
@@ -41,8 +41,8 @@ def test_samples_are_taken_at_each_new_resting_pose(ros_domain, tmp_path):
     out = tmp_path / "samples"
     poses: list[np.ndarray] = []
     try:
-        teleop = MoveAndHoldTeleop([(1, 0, 0), (0, 1, 1), (-1, -1, 0)])
         sampler = HandEyeSampler(SampleCriteria(still_s=0.5, min_move_mm=20.0))
+        teleop = MoveAndHoldTeleop([(1, 0, 0), (0, 1, 1), (-1, -1, 0)], ready=lambda: bool(sampler.taken))
         orig = sampler.on_pose
 
         def record(stamp, p, q):  # keep the poses the arm node reported, to check the saved ones
@@ -50,7 +50,7 @@ def test_samples_are_taken_at_each_new_resting_pose(ros_domain, tmp_path):
             orig(stamp, p, q)
 
         sampler.on_pose = record
-        writer = collect_hand_eye_samples(out, "front", 4, sampler, teleop=teleop, duration_s=60, progress=False)
+        writer = collect_hand_eye_samples(out, "front", 4, sampler, teleop=teleop, duration_s=90, progress=False)
     finally:
         assert stop_node(node) == 0, log.read_text()[-2000:]
     doc = yaml.safe_load((out / "poses.yaml").read_text())
