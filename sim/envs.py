@@ -63,10 +63,10 @@ def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, c
         if unknown:
             raise ConfigError(f"hand_eye names unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
         apply_hand_eye(env, dict(hand_eye), make_camera=lambda name: b.make_camera(physics, name, 64, 64))
-    return _wrap(env, physics, sim_params, randomize, randomize_seed)
+    return _wrap(env, physics, sim_params, randomize, randomize_seed, hand_eye)
 
 
-def _wrap(env: RobotEnv, physics, sim_params, randomize, randomize_seed: int | None):
+def _wrap(env: RobotEnv, physics, sim_params, randomize, randomize_seed: int | None, hand_eye=None):
     """Apply identified sim parameters and wrap in :class:`DomainRandomization` when asked."""
     if sim_params is None and randomize is None:
         return env
@@ -83,6 +83,13 @@ def _wrap(env: RobotEnv, physics, sim_params, randomize, randomize_seed: int | N
         config = randomize
     else:
         config = load_randomization_yaml(randomize)
+    if config.camera_pose_std == "hand_eye":
+        from .extrinsics import hand_eye_uncertainty
+
+        if not hand_eye:
+            raise ConfigError("camera_pose_std: hand_eye needs the env's hand_eye={camera: YAML} calibrations")
+        stds = [hand_eye_uncertainty(src) for src in hand_eye.values()]
+        config = replace(config, camera_pose_std=(max(s[0] for s in stds), max(s[1] for s in stds)), cameras=tuple(hand_eye))
     if config.action_latency_steps is None and params.action_latency_steps:
         config = replace(config, action_latency_steps=(params.action_latency_steps,) * 2)
     if config == RandomizationConfig():

@@ -69,6 +69,37 @@ def place_camera(physics: Any, arm: Any, camera: Any, transform: np.ndarray, eye
     physics.set_camera_calibration(camera.name, d_pos, Rotation.from_matrix(d_rot).as_rotvec())
 
 
+def hand_eye_uncertainty(source: Any) -> tuple[float, float]:
+    """1-sigma pose uncertainty of a ``robot-rl calibrate hand-eye`` result, for camera jitter.
+
+    The larger of the calibration's residual (RMS spread of the board pose over all poses) and
+    the disagreement between the OpenCV methods, in translation and in rotation (the ``robot_rl``
+    block the tool writes next to easy_handeye2's fields).
+
+    Args:
+        source: the YAML path, or ``(transform, eye_on_hand)`` (no uncertainty: an error).
+
+    Returns:
+        ``(position std m, rotation std deg)``.
+
+    Raises:
+        CalibrationError: the file is missing or has no ``robot_rl`` block (e.g. written by
+            easy_handeye2 itself): give ``camera_pose_std`` as numbers instead.
+    """
+    import yaml
+
+    if not isinstance(source, (str, Path)) or not Path(source).is_file():
+        raise CalibrationError(f"camera_pose_std: hand_eye needs a hand-eye YAML file from `robot-rl calibrate hand-eye`, got {source!r}")
+    block = (yaml.safe_load(Path(source).read_text()) or {}).get("robot_rl") or {}
+    try:
+        mm = max(float(block["residual_mm"]), float(block["agreement_mm"]))
+        deg = max(float(block["residual_deg"]), float(block["agreement_deg"]))
+    except (KeyError, TypeError, ValueError):
+        raise CalibrationError(f"{source} has no robot_rl uncertainty block (residual_mm/deg, agreement_mm/deg); "
+                               "give camera_pose_std as (position std m, rotation std deg) instead") from None
+    return mm / 1000.0, deg
+
+
 def apply_hand_eye(env: Any, sources: dict[str, Any], make_camera: Any = None) -> dict[str, np.ndarray]:
     """Place each named camera of a robot_rl sim env at its hand-eye calibration.
 

@@ -73,9 +73,11 @@ class RandomizationConfig:
     """offset of each camera position per axis, metres, in the camera's parent frame."""
     camera_rotation_deg: Range | None = None
     """rotation of each camera about each parent-frame axis, degrees (a rotation vector)."""
-    camera_pose_std: tuple[float, float] | None = None
+    camera_pose_std: tuple[float, float] | str | None = None
     """``(position std m, rotation std deg)``: Gaussian camera pose jitter instead of the two
-    uniform ranges above, e.g. a hand-eye calibration's reported uncertainty."""
+    uniform ranges above; or ``"hand_eye"``: the uncertainty of the hand-eye calibrations the env
+    was given (``gym.make(ID, hand_eye={...}, randomize=...)``; see
+    :func:`robot_rl.sim.extrinsics.hand_eye_uncertainty`), for the calibrated cameras."""
     cameras: tuple[str, ...] = ("front", "wrist")
     """cameras whose pose is jittered (names of the scene's cameras)."""
     object_mass_scale: Range | None = None
@@ -110,7 +112,10 @@ class RandomizationConfig:
             lo, hi = self.action_latency_steps
             if int(lo) != lo or int(hi) != hi or lo < 0:
                 raise ConfigError(f"action_latency_steps must be whole control steps >= 0, got {self.action_latency_steps}")
-        if self.camera_pose_std is not None and (len(self.camera_pose_std) != 2 or min(self.camera_pose_std) < 0):
+        if isinstance(self.camera_pose_std, str):
+            if self.camera_pose_std != "hand_eye":
+                raise ConfigError(f"camera_pose_std must be (position std m, rotation std deg) or 'hand_eye', got {self.camera_pose_std!r}")
+        elif self.camera_pose_std is not None and (len(self.camera_pose_std) != 2 or min(self.camera_pose_std) < 0):
             raise ConfigError(f"camera_pose_std must be (position std m, rotation std deg) >= 0, got {self.camera_pose_std}")
 
 
@@ -174,6 +179,9 @@ class DomainRandomization(gym.Wrapper):
         super().__init__(env)
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ConfigError(f"DomainRandomization needs a Box action space, got {env.action_space}")
+        if config.camera_pose_std == "hand_eye":
+            raise ConfigError("camera_pose_std: hand_eye takes the std from the env's hand-eye calibrations: build the env "
+                              "with both, gym.make(ID, hand_eye={'front': 'handeye.yaml'}, randomize=...)")
         self.config = config
         self.seed = seed
         self._seed_streams(None)

@@ -114,3 +114,33 @@ def test_sim_node_places_its_cameras_from_hand_eye_files(ros_domain, tmp_path):
     bad = start_node("robot_rl.sim.node", "-p", f"env:={ENV}", "-p", "hand_eye_files:=[front]", log_path=str(log))
     assert bad.wait(30) == 1
     assert "'<camera>:<yaml path>'" in log.read_text()
+
+
+def test_camera_jitter_from_the_calibrations_uncertainty(tmp_path):
+    """randomize camera_pose_std: hand_eye draws the jitter with the calibration's own residual."""
+    from robot_rl.sim.randomization import RandomizationConfig
+
+    ref = gym.make(ENV)
+    ref.reset(seed=0)
+    want = _pose(ref.unwrapped.cameras["front"])
+    ref.close()
+    path = tmp_path / "front_handeye.yaml"
+    save_hand_eye_yaml(path, HandEyeResult(want, "park", eye_in_hand=False, residual_mm=3.0, residual_deg=0.2,
+                                           agreement_mm=0.5, agreement_deg=0.6))
+    cfg = RandomizationConfig(camera_pose_std="hand_eye")
+    env = gym.make(ENV, hand_eye={"front": str(path)}, randomize=cfg, randomize_seed=0)
+    offsets = []
+    for seed in range(40):
+        info = env.reset(seed=seed)[1]
+        assert set(info["randomization"]["camera_offsets"]) == {"front"}  # only the calibrated camera
+        offsets.append(info["randomization"]["camera_offsets"]["front"])
+    env.close()
+    pos = np.array([o["position_m"] for o in offsets])
+    rot = np.array([o["rotation_deg"] for o in offsets])
+    assert pos.std() == pytest.approx(0.003, rel=0.25) and rot.std() == pytest.approx(0.6, rel=0.25)
+    with pytest.raises(ConfigError, match="needs the env's hand_eye"):
+        gym.make(ENV, randomize=cfg)
+    bare = tmp_path / "easy_handeye2.yaml"
+    bare.write_text("transform:\n  translation: {x: 1, y: 0, z: 0.5}\n  rotation: {x: 0, y: 0, z: 0, w: 1}\n")
+    with pytest.raises(CalibrationError, match="no robot_rl uncertainty"):
+        gym.make(ENV, hand_eye={"front": str(bare)}, randomize=cfg)
