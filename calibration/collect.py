@@ -104,6 +104,7 @@ class HandEyeSampler:
         self.last_rejection = ""
 
     def on_pose(self, stamp_s: float, position_m: np.ndarray, quaternion_xyzw: np.ndarray) -> None:
+        """One TCP pose: stamp (s), (3,) position (m, base frame), (4,) unit quaternion xyzw."""
         with self._lock:
             self._poses.append((stamp_s, np.asarray(position_m, float), np.asarray(quaternion_xyzw, float)))
             horizon = stamp_s - 4 * self.criteria.still_s
@@ -111,6 +112,7 @@ class HandEyeSampler:
                 self._poses.pop(0)
 
     def on_image(self, stamp_s: float, rgb: np.ndarray) -> None:
+        """The newest camera frame: stamp (s, same clock as the poses), (H, W, 3) uint8 RGB."""
         with self._lock:
             self._image = (stamp_s, rgb)
 
@@ -127,7 +129,8 @@ class HandEyeSampler:
         return start
 
     def poll(self, force: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-        """A new sample if the criteria hold now (``force``: skip the stillness test, e.g. a button)."""
+        """A new sample ``(rgb (H, W, 3) uint8, position (3,) m, quaternion (4,) xyzw, stamp s)`` if
+        the criteria hold now, else None (``force``: skip the stillness test, e.g. a button)."""
         c = self.criteria
         with self._lock:
             if not self._poses or self._image is None:

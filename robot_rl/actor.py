@@ -63,13 +63,13 @@ class ActorConfig:
     teleop_kwargs: dict[str, str] = field(default_factory=dict)
     """settings of the teleop backend, e.g. --teleop-kwargs linear_speed_mps 0.1 (values parsed as JSON when they can be)."""
     rlif_reward: bool = False
+    """replace the task reward with RLIF's intervention reward (-1 at each take-over)."""
     reward: str = "env"
     """reward source, as `robot-rl train --reward`: env, sparse, dense, classifier (--reward-model-path), vlm, intervention; the actor computes the reward (it has the cameras) and the learner stores it."""
     reward_model_path: Path | None = None
     """--reward classifier: directory from `robot-rl train-reward-classifier`."""
     reward_kwargs: dict[str, str] = field(default_factory=dict)
     """settings of the reward model (values parsed as JSON when they can be), e.g. --reward-kwargs threshold 0.7."""
-    """replace the task reward with RLIF's intervention reward (-1 at each take-over)."""
     chunk_steps: int = 10
     """send steps in chunks of this many (and at every episode end)."""
     total_env_steps: int = 0
@@ -175,10 +175,15 @@ class PolicyHolder:
 
 
 class ChunkBuilder:
-    """Collects the steps of the current episode into :class:`TransitionChunk` s."""
+    """Collects the steps of the current episode into :class:`TransitionChunk` s.
 
-    def __init__(self, layout: ObsLayout) -> None:
-        self.layout = layout
+    Args:
+        layout: the observation layout (how observations split into state and images).
+        reward_source: the actor's reward settings, set on every chunk (the learner checks them).
+    """
+
+    def __init__(self, layout: ObsLayout, reward_source: dict[str, Any] | None = None) -> None:
+        self.layout, self.reward_source = layout, reward_source
         self.reset_obs: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
         self.rows: list[tuple] = []
         self.episode = 0
@@ -214,15 +219,11 @@ class ChunkBuilder:
             action=np.stack([r[2] for r in rows]).astype(np.float32),
             reward=np.array([r[3] for r in rows], np.float32), terminated=np.array([r[4] for r in rows], bool),
             truncated=np.array([r[5] for r in rows], bool), intervention=np.array([r[6] for r in rows], bool),
-            step_id=np.array([r[7] for r in rows], np.int64), episode_stats=episode_stats)
+            step_id=np.array([r[7] for r in rows], np.int64), episode_stats=episode_stats,
+            reward_source=self.reward_source)
         self.t += len(rows)
         self.rows = []
         return chunk
-
-
-def _with_source(chunk: TransitionChunk, reward_source: dict[str, Any]) -> TransitionChunk:
-    chunk.reward_source = reward_source
-    return chunk
 
 
 def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -299,11 +300,11 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                     "Is `robot-rl learner` running and reachable? If it uses --curve-keys, this actor needs "
                     f"--curve-keys with learner.key and {cfg.actor_id}.key_secret authorized by it."
                     + (f" Learner messages refused here: {params.last_error}" if params.last_error else ""))
-        builder = ChunkBuilder(layout)
         # declared on every chunk: the learner refuses to mix rewards of different sources
-        reward_source = {"reward": "intervention" if cfg.rlif_reward else cfg.reward,
-                         "reward_model_path": str(cfg.reward_model_path) if cfg.reward_model_path else None,
-                         "reward_kwargs": dict(cfg.reward_kwargs)}
+        builder = ChunkBuilder(layout, reward_source={
+            "reward": "intervention" if cfg.rlif_reward else cfg.reward,
+            "reward_model_path": str(cfg.reward_model_path) if cfg.reward_model_path else None,
+            "reward_kwargs": dict(cfg.reward_kwargs)})
         episode = sender.next_episode
         obs, _ = env.reset(seed=cfg.seed + episode)
         split = layout.split(obs)  # once per step: used by the policy and by the chunk
@@ -338,7 +339,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                     stats = {"return": ep_return, "length": ep_len, "success": ep_success,
                              "intervention_steps": ep_interventions, "takeovers": ep_takeovers,
                              "intervention_rate": ep_interventions / max(ep_len, 1), "params_version": policy.version}
-                sender.put(_with_source(builder.take(stats), reward_source))
+                sender.put(builder.take(stats))
             if done:
                 episodes += 1
                 episode += 1
@@ -360,7 +361,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                 next_tick += period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
         if len(builder):  # a partial episode: send its steps too (the episode continues as cut)
-            sender.put(_with_source(builder.take(), reward_source))
+            sender.put(builder.take())
         sender.save_state(next_episode=episode + 1 if ep_len else episode)
         if sender.unacked:
             tqdm.write(f"actor {cfg.actor_id}: waiting up to {cfg.drain_timeout_s:.0f} s for the learner to acknowledge "
