@@ -5,7 +5,7 @@ The classifier crops a box out of each camera frame, resizes it to ``image_size`
 :class:`~policies.networks.ImageEncoder`: a small DrQ-style CNN trained from scratch, or a frozen
 torchvision ResNet-18 loaded from a local weights file with only its projection trained) and maps
 the latent to one logit with an MLP head. ``p = sigmoid(logit)`` is the probability of success;
-the reward is ``p`` (``reward_mode="probability"``) or ``1[p >= threshold]`` (``"binary"``), and
+the reward is ``1[p >= threshold]`` (``reward_mode="binary"``, the default) or ``p`` (``"probability"``), and
 a step counts as success when ``p >= threshold`` (the wrapper ends the episode there).
 
 Files (a directory, no pickle anywhere)::
@@ -66,8 +66,10 @@ class ClassifierConfig:
     """widths of the MLP head (latent -> ... -> 1 logit)."""
     threshold: float = 0.5
     """success when the probability is >= this (set from the validation split by training)."""
-    reward_mode: Literal["probability", "binary"] = "probability"
-    """reward = the success probability in [0, 1], or 1.0 / 0.0 thresholded."""
+    reward_mode: Literal["probability", "binary"] = "binary"
+    """reward = 1.0 / 0.0 at the threshold (HIL-SERL), or the success probability in [0, 1]. Binary is
+    the default: the episode ends at success, so a probability reward pays a policy more for hovering
+    just below the threshold for the whole episode than for finishing the task."""
 
     def __post_init__(self) -> None:
         self.cameras = tuple(self.cameras)
@@ -176,8 +178,8 @@ class SuccessClassifierNet(nn.Module):
 class SuccessClassifier(RewardModel):
     """Reward model from a learned binary success classifier (HIL-SERL's reward classifier).
 
-    ``rewards(images)`` is the success probability ``sigmoid(logit)`` per step (or the thresholded
-    0/1 with ``reward_mode="binary"``); ``is_success`` is ``p >= threshold``. Build one with
+    ``rewards(images)`` is ``1[sigmoid(logit) >= threshold]`` per step (``reward_mode="binary"``, the
+    default) or the probability itself (``"probability"``); ``is_success`` is ``p >= threshold``. Build one with
     :func:`robot_rl.rewards.train_classifier.train_classifier` or load a saved one with
     :meth:`load` / ``make_reward_model({"kind": "classifier", "path": DIR})``.
 

@@ -101,8 +101,9 @@ class TrainClassifierConfig:
     """how the threshold is chosen on validation: max F1, or the lowest one reaching --target-precision."""
     target_precision: float = 0.95
     """validation precision the 'precision' rule must reach."""
-    reward_mode: Literal["probability", "binary"] = "probability"
-    """reward of the saved model: the probability, or 0/1 at the threshold."""
+    reward_mode: Literal["probability", "binary"] = "binary"
+    """reward of the saved model: 0/1 at the threshold (HIL-SERL; the episode ends at success, so a
+    probability reward would pay for hovering below it), or the probability."""
     device: str = "auto"
     """'auto', 'cpu', 'cuda', ..."""
     torch_threads: int = 0
