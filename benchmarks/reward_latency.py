@@ -1,4 +1,4 @@
-"""Reward latency per frame of :class:`~robot_rl.rewards.vlm.VLMReward` at batch 1 and batch 32.
+"""Reward latency per frame of the camera reward models (VLM-RM, success classifier) at batch 1 and 32.
 
 Usage:
     python benchmarks/reward_latency.py [--image-size 128] [--repeats 5] [--device cpu] [--threads 1] [--skip-vit-b32]
@@ -7,11 +7,15 @@ Models (random weights, built here: nothing is downloaded, and latency does not 
 weights' values):
     * tiny open_clip ViT (2 layers, width 64, 32 px input; the test suite's model);
     * tiny transformers CLIP (2 layers, width 32, 32 px input);
-    * open_clip ViT-B-32 (the architecture of the usual VLM-RM CLIP, 224 px input, 88 M parameters).
+    * open_clip ViT-B-32 (the architecture of the usual VLM-RM CLIP, 224 px input, 88 M parameters);
+    * success classifier, CNN from scratch, front + wrist cameras (the default of
+      ``robot-rl train-reward-classifier``: crops resized to 64x64);
+    * success classifier, frozen ResNet-18 backbone, front + wrist cameras resized to 128x128.
 
-Each row times ``rewards({"front": frames})`` end to end (uint8 frames -> per-model preprocessing
--> image tower -> goal-baseline reward) after one warm-up call, and prints milliseconds per frame
-(fastest of the repeats) and the batch-32 speed-up over batch 1.
+Each row times ``rewards(frames)`` end to end (uint8 frames -> per-model preprocessing -> image
+tower -> reward: goal-baseline similarity, or thresholded success probability) after one warm-up
+call, and prints milliseconds per step (all cameras of a step; fastest of the repeats) and the
+batch-32 speed-up over batch 1.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robot_rl.rewards.base import RewardModel
+from robot_rl.rewards.classifier import ClassifierConfig, SuccessClassifier
 from robot_rl.rewards.vlm import VLMReward
 
 GOAL, BASELINE = "a robot gripper holding a red cube above the table", "a robot arm and a red cube on a table"
@@ -64,17 +70,20 @@ def tiny_transformers_clip(folder: Path) -> dict:
     return {"backend": "transformers", "model_path": str(folder)}
 
 
-def ms_per_frame(reward: VLMReward, batch: int, image_size: int, repeats: int) -> float:
-    """Fastest wall time of ``repeats`` ``rewards`` calls on ``batch`` random frames, divided by ``batch``, in ms.
+def ms_per_frame(reward: RewardModel, batch: int, image_size: int, repeats: int,
+                 cameras: tuple[str, ...] = ("front",)) -> float:
+    """Fastest wall time of ``repeats`` ``rewards`` calls on ``batch`` random steps (one frame per
+    camera each), divided by ``batch``, in ms.
 
     The minimum, not the median: on a shared machine it is the run least disturbed by other processes.
     """
-    frames = np.random.default_rng(0).integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
-    reward.rewards({"front": frames})  # warm-up
+    rng = np.random.default_rng(0)
+    frames = {c: rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8) for c in cameras}
+    reward.rewards(frames)  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        reward.rewards({"front": frames})
+        reward.rewards(frames)
         if reward.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -96,14 +105,22 @@ def main() -> None:
     models = {"tiny open_clip ViT": tiny_open_clip(tmp / "oc"), "tiny transformers CLIP": tiny_transformers_clip(tmp / "hf")}
     if not args.skip_vit_b32:
         models["open_clip ViT-B-32 (random)"] = {"backend": "open_clip", "model": "ViT-B-32", "pretrained": "random"}
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, frames {args.image_size}x{args.image_size}, alpha 0.5")
-    width = max(len(n) for n in models)
-    print(f"{'model':<{width}}  {'batch 1 ms/frame':>16}  {'batch 32 ms/frame':>17}  {'batch 32 speed-up':>17}")
-    for name, kwargs in models.items():
-        reward = VLMReward(GOAL, BASELINE, alpha=0.5, device=args.device, **kwargs)
-        one = ms_per_frame(reward, 1, args.image_size, args.repeats)
-        many = ms_per_frame(reward, 32, args.image_size, max(1, args.repeats // 2))
-        print(f"{name:<{width}}  {one:16.2f}  {many:17.2f}  {one / many:16.1f}x")
+    two = ("front", "wrist")
+    rows: dict[str, tuple[RewardModel, tuple[str, ...]]] = {
+        name: (VLMReward(GOAL, BASELINE, alpha=0.5, device=args.device, **kwargs), ("front",))
+        for name, kwargs in models.items()}
+    rows["success classifier, CNN, front + wrist"] = (
+        SuccessClassifier(ClassifierConfig(cameras=two, image_size=64), device=args.device), two)
+    rows["success classifier, frozen ResNet-18, front + wrist"] = (
+        SuccessClassifier(ClassifierConfig(cameras=two, image_size=128, encoder="resnet18"), device=args.device), two)
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, frames {args.image_size}x{args.image_size}, "
+          "VLM alpha 0.5")
+    width = max(len(n) for n in rows)
+    print(f"{'model':<{width}}  {'batch 1 ms/step':>15}  {'batch 32 ms/step':>16}  {'batch 32 speed-up':>17}")
+    for name, (reward, cameras) in rows.items():
+        one = ms_per_frame(reward, 1, args.image_size, args.repeats, cameras)
+        many = ms_per_frame(reward, 32, args.image_size, max(1, args.repeats // 2), cameras)
+        print(f"{name:<{width}}  {one:15.2f}  {many:16.2f}  {one / many:16.1f}x")
 
 
 if __name__ == "__main__":
