@@ -180,7 +180,6 @@ class ArmNode(LifecycleNode):
         self.arm: Arm | None = None
         self.joint_names: list[str] = []
         self._sim_env: Any = None
-        self._timer = None
         self._command_subs: list[Any] = []
         self._last_stats_s = time.monotonic()
         q = "default"
@@ -222,13 +221,11 @@ class ArmNode(LifecycleNode):
             self.create_subscription("geometry_msgs/msg/PoseStamped", convert.POSE_CMD, self._on_pose),
             self.create_subscription("std_msgs/msg/Float64", convert.GRIPPER_CMD, self._on_gripper),
         ]
-        self._timer = self.create_timer(1.0 / self.control_rate_hz, self._tick)
+        self.start_work_timer(1.0 / self.control_rate_hz, self._tick)
 
     def on_deactivate(self) -> None:
         """Stop the arm (it holds its pose), the timer and the command subscriptions."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop_work_timer()
         for sub in self._command_subs:
             sub.destroy()
         self._command_subs = []
@@ -246,8 +243,7 @@ class ArmNode(LifecycleNode):
 
     def on_shutdown(self) -> None:
         """Stop and disconnect, from any state."""
-        if self._timer is not None:
-            self._timer.cancel()
+        self.stop_work_timer()
         if self.arm is not None:
             self.arm.stop()
         self.on_cleanup()

@@ -134,7 +134,6 @@ class CameraNode(LifecycleNode):
         self.info_pub = self.create_publisher("sensor_msgs/msg/CameraInfo", topics["info"], qos)
         self.depth_pub = self.create_publisher("sensor_msgs/msg/Image", topics["depth"], qos) if p["enable_depth"] else None
         self.camera: Camera | None = None
-        self._timer = None
         self.frames_published = 0
         self._waiting_logged = False
         self.finished = False
@@ -153,13 +152,11 @@ class CameraNode(LifecycleNode):
     def on_activate(self) -> None:
         """Start publishing at ``rate_hz``."""
         self.finished = False
-        self._timer = self.create_timer(1.0 / self.p["rate_hz"], self._tick)
+        self.start_work_timer(1.0 / self.p["rate_hz"], self._tick)
 
     def on_deactivate(self) -> None:
         """Stop publishing (the device stays open)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop_work_timer()
 
     def on_cleanup(self) -> None:
         """Close the backend."""
@@ -236,8 +233,7 @@ class CameraNode(LifecycleNode):
         if self.finished:
             return
         self.finished = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self.stop_work_timer()
         self.get_logger().info(f"replay finished: {self.frames_published} frames published")
         if self.p["shutdown_when_done"]:
             # Give reliable subscribers time to acknowledge the last frames before the writers go.

@@ -67,7 +67,6 @@ class SimNode(LifecycleNode):
         self.publish_task_state = d("publish_task_state", True, "publish the privileged /task/state (sim only)")
         self.camera_qos = d("camera_qos", "sensor", "QoS of image topics: sensor (best effort, depth 5) or reliable", choices=("sensor", "reliable"))
         self.env = None
-        self._timer = None
         self._last_reset_request: int | None = None
         #: monotonic start times of the ticks (for the jitter benchmark), bounded.
         self.tick_starts: list[float] = []
@@ -124,12 +123,10 @@ class SimNode(LifecycleNode):
             f"workspace {box.low}..{box.high} m")
 
     def on_activate(self) -> None:
-        self._timer = self.create_timer(self.period_s, self._tick)
+        self.start_work_timer(self.period_s, self._tick)
 
     def on_deactivate(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop_work_timer()
 
     def on_cleanup(self) -> None:
         if self.env is not None:

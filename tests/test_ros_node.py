@@ -163,6 +163,46 @@ def test_lifecycle_states_and_transition_events(ros_domain) -> None:
     failing.shutdown()
 
 
+class _Ticker(LifecycleNode):
+    def __init__(self) -> None:
+        super().__init__("ticker", backend="dds")
+        self.ticks = 0
+
+    def _tick(self) -> None:
+        self.ticks += 1
+
+    def on_activate(self) -> None:
+        self.start_work_timer(0.01, self._tick)
+
+    def on_deactivate(self) -> None:
+        self.stop_work_timer()
+
+
+def test_work_timer_runs_only_while_active(ros_domain) -> None:
+    node = _Ticker()
+    try:
+        node.spin_in_thread()
+        assert node.start()
+        deadline = time.monotonic() + 5.0
+        while node.ticks < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert node.ticks >= 10
+        assert node.trigger("deactivate")
+        time.sleep(0.05)  # a tick already dispatched may still finish
+        stopped = node.ticks
+        time.sleep(0.2)
+        assert node.ticks == stopped  # deactivated: no more ticks
+        node.stop_work_timer()  # idempotent
+        assert node.trigger("activate")
+        # starting again replaces the timer rather than adding a second one: ~1 tick per 10 ms
+        node.start_work_timer(0.01, node._tick)
+        before = node.ticks
+        time.sleep(0.5)
+        assert 10 <= node.ticks - before <= 60
+    finally:
+        node.shutdown()
+
+
 def test_logs_reach_rosout_and_nodes_are_announced(ros_domain) -> None:
     listener = Node("rosout_listener", backend="dds")
     logs, infos = [], []

@@ -117,7 +117,6 @@ class TeleopNode(LifecycleNode):
         self.twist_pub = self.create_publisher("geometry_msgs/msg/Twist", twist_topic)
         self.joy_pub = self.create_publisher("sensor_msgs/msg/Joy", joy_topic)
         self.teleop: Teleop | None = None
-        self._timer = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -141,13 +140,11 @@ class TeleopNode(LifecycleNode):
 
     def on_activate(self) -> None:
         """Start publishing at ``rate_hz``."""
-        self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+        self.start_work_timer(1.0 / self.rate_hz, self._tick)
 
     def on_deactivate(self) -> None:
         """Stop publishing, after one zero, not-engaged command (the arm stops, the policy takes over)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop_work_timer()
         self._publish(TeleopCommand(twist=np.zeros(6)))
 
     def on_cleanup(self) -> None:

@@ -79,7 +79,6 @@ class RewardNode(LifecycleNode):
         self.latest: dict[str, tuple[np.ndarray, float]] = {}
         self._scored: dict[str, float] = {}
         self._subs: list[Any] = []
-        self._timer = None
         self.published = 0
         self.last_latency_s = 0.0
 
@@ -112,13 +111,11 @@ class RewardNode(LifecycleNode):
 
     def on_activate(self) -> None:
         """Start scoring at ``rate_hz``."""
-        self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+        self.start_work_timer(1.0 / self.rate_hz, self._tick)
 
     def on_deactivate(self) -> None:
         """Stop scoring (frames keep arriving)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop_work_timer()
 
     def on_cleanup(self) -> None:
         """Drop subscriptions and frames."""

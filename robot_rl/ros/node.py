@@ -744,6 +744,7 @@ class LifecycleNode(Node):
         self._transition_pub = self.create_publisher("lifecycle_msgs/msg/TransitionEvent", "~/transition_event", QoSProfile(10, True))
         self._request_sub = self.create_subscription("std_msgs/msg/String", "~/change_state_request", self._on_request)
         self.last_error: BaseException | None = None
+        self._work_timer: Timer | None = None
 
     @property
     def is_active(self) -> bool:
@@ -778,6 +779,26 @@ class LifecycleNode(Node):
         self._publish_transition(tid, transition, start, target)
         self.get_logger().info(f"{transition}: {start} -> {target}")
         return True
+
+    def start_work_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
+        """Start the node's periodic work (publishing, control ticks) from ``on_activate``.
+
+        One work timer per node: a running one is cancelled first. :meth:`stop_work_timer` (from
+        ``on_deactivate`` / ``on_shutdown``) cancels it.
+
+        Args:
+            period_s: timer period in seconds (1 / rate in Hz).
+            callback: run by the node's executor every period.
+        """
+        self.stop_work_timer()
+        self._work_timer = self.create_timer(period_s, callback)
+        return self._work_timer
+
+    def stop_work_timer(self) -> None:
+        """Cancel the work timer started by :meth:`start_work_timer` (no-op when none runs)."""
+        if self._work_timer is not None:
+            self._work_timer.cancel()
+            self._work_timer = None
 
     def _publish_transition(self, tid: int, label: str, start: str, goal: str) -> None:
         T = TYPESTORE.types

@@ -282,7 +282,6 @@ class RecorderNode(LifecycleNode):
         self._subscribed: dict[str, str] = {}  # topic -> ROS type
         self._skipped: set[str] = set()
         self._discovery: Any = None
-        self._timer = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -303,13 +302,11 @@ class RecorderNode(LifecycleNode):
         if self._discovery is None:
             self._discovery = BuiltinDataReader(self._backend.p.dp, BuiltinTopicDcpsPublication)
         self.discover()
-        self._timer = self.create_timer(self.discovery_period_s, self.discover)
+        self.start_work_timer(self.discovery_period_s, self.discover)
 
     def on_deactivate(self) -> None:
         """Stop discovering and recording (subscriptions are removed)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop_work_timer()
         for sub in list(self._subscriptions_snapshot()):
             if sub.topic in self._subscribed:
                 sub.destroy()
