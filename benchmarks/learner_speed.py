@@ -1,8 +1,9 @@
 """Learner gradient steps per second, robot_rl's SAC/RLPD update against a naive one, same run.
 
-One step = one update at UTD 1 with batch 256: one critic minibatch update (+ Polyak), one actor
-and one temperature update. Settings: state (20-dim state, 4-dim action) and pixels (two 128x128
-cameras + 8-dim state, 4-dim action), both with a 10-critic LayerNorm ensemble (RLPD).
+One step = one update at UTD 1 with batch 256 (``--batch-size``): one critic minibatch update (+
+Polyak), one actor and one temperature update. Settings: state (20-dim state, 4-dim action) and
+pixels (two 128x128 cameras, ``--image-size``, + 8-dim state, 4-dim action), both with a 10-critic
+LayerNorm ensemble (RLPD).
 
 The baseline is the common way SAC code is written (LeRobot's SAC, for example): a Python loop
 over E separate critic networks (all E target critics evaluated, then a subset taken), each camera
@@ -14,6 +15,9 @@ because other processes on a small machine make single timings noisy.
 
     python benchmarks/learner_speed.py                      # ~4 minutes on 2 CPU cores
     python benchmarks/learner_speed.py --pixel-steps 10 --pixel-rounds 3 --no-compile
+    # the CPU scale of benchmarks/classifier_reward.py
+    python benchmarks/learner_speed.py --image-size 64 --encoder-channels 16 --batch-size 128 --num-critics 2 \
+        --pixel-steps 10 --pixel-rounds 3 --no-compile
 """
 
 from __future__ import annotations
@@ -53,6 +57,12 @@ class Args:
     """also time torch.compile variants (first steps include compilation; printed separately)."""
     pixels: bool = True
     """run the pixel setting."""
+    image_size: int = 128
+    """camera side in pixels, pixel setting (64 is the CPU scale of benchmarks/classifier_reward.py)."""
+    encoder_channels: int = 32
+    """filters per conv layer of the image encoder, pixel setting."""
+    batch_size: int = 256
+    """transitions per gradient step."""
     device: str = "cpu"
     """'cpu', 'cuda', 'auto' ..."""
     threads: int = 0
@@ -163,8 +173,9 @@ def time_steps(step: Callable[[], object], n: int, device: torch.device) -> floa
 def run_setting(title: str, state_dim: int, cams: dict[str, tuple[int, int, int]], steps: int, rounds: int,
                 args: Args, device: torch.device) -> list[tuple[str, str, float, float, float]]:
     """Build every variant, warm each up, time them interleaved; rows (setting, variant, steps/s, ratio, warmup s)."""
-    base = SACConfig(batch_size=256, utd_ratio=1, num_critics=args.num_critics)
-    batch = make_batch(256, state_dim, 4, cams, device)
+    base = SACConfig(batch_size=args.batch_size, utd_ratio=1, num_critics=args.num_critics,
+                     encoder_channels=args.encoder_channels)
+    batch = make_batch(args.batch_size, state_dim, 4, cams, device)
     variants: dict[str, Callable[[], object]] = {}
     torch.manual_seed(0)
     naive = NaiveSAC(state_dim, cams, 4, base).to(device)
@@ -196,13 +207,14 @@ def main(args: Args) -> None:
     device = resolve_device(args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average {load:.2f}; batch 256, UTD 1, E={args.num_critics}")
+          f"{os.cpu_count()} CPUs, load average {load:.2f}; batch {args.batch_size}, UTD 1, E={args.num_critics}")
     rows = []
     print("state: 20-dim state, 4-dim action", flush=True)
     rows += run_setting("state", 20, {}, args.state_steps, args.state_rounds, args, device)
     if args.pixels:
-        print("pixels: 2 cameras 128x128 + 8-dim state, 4-dim action", flush=True)
-        rows += run_setting("pixels", 8, {"front": (128, 128, 3), "wrist": (128, 128, 3)}, args.pixel_steps,
+        n = args.image_size
+        print(f"pixels: 2 cameras {n}x{n} ({args.encoder_channels} filters) + 8-dim state, 4-dim action", flush=True)
+        rows += run_setting("pixels", 8, {"front": (n, n, 3), "wrist": (n, n, 3)}, args.pixel_steps,
                             args.pixel_rounds, args, device)
     print(f"\n| setting | variant | steps/s | x baseline | first 2 steps (s) |\n|---|---|---:|---:|---:|")
     for setting, name, r, ratio, warm in rows:
