@@ -13,10 +13,9 @@ Prints a table of env steps vs evaluation success (privileged check) and the cla
 success verdict, per seed, and writes ``<out>/results.json``. Goal (issue 5): >= 80% success.
 
 The defaults are the CPU scale measured for the README (64x64 front + wrist cameras, a 16-filter
-encoder, batch 128, UTD 1, 8k env steps; two seeds train at once on the 2-core VM, ~1 h 40 min for
-three seeds)::
+encoder, batch 128, UTD 1, 8k env steps; 55 min for three seeds sharing the 2-core VM)::
 
-    python benchmarks/classifier_reward.py --seeds 1 2 3 --jobs 2
+    python benchmarks/classifier_reward.py --seeds 1 2 3 --jobs 3
 
 On a GPU machine, at the pixel defaults of ``robot-rl train``::
 
