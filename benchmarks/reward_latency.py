@@ -70,7 +70,7 @@ def tiny_transformers_clip(folder: Path) -> dict:
     return {"backend": "transformers", "model_path": str(folder)}
 
 
-def ms_per_frame(reward: RewardModel, batch: int, image_size: int, repeats: int,
+def ms_per_step(reward: RewardModel, batch: int, image_size: int, repeats: int,
                  cameras: tuple[str, ...] = ("front",)) -> float:
     """Fastest wall time of ``repeats`` ``rewards`` calls on ``batch`` random steps (one frame per
     camera each), divided by ``batch``, in ms.
@@ -118,8 +118,8 @@ def main() -> None:
     width = max(len(n) for n in rows)
     print(f"{'model':<{width}}  {'batch 1 ms/step':>15}  {'batch 32 ms/step':>16}  {'batch 32 speed-up':>17}")
     for name, (reward, cameras) in rows.items():
-        one = ms_per_frame(reward, 1, args.image_size, args.repeats, cameras)
-        many = ms_per_frame(reward, 32, args.image_size, max(1, args.repeats // 2), cameras)
+        one = ms_per_step(reward, 1, args.image_size, args.repeats, cameras)
+        many = ms_per_step(reward, 32, args.image_size, max(1, args.repeats // 2), cameras)
         print(f"{name:<{width}}  {one:15.2f}  {many:16.2f}  {one / many:16.1f}x")
 
 

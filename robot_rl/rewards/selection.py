@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +80,22 @@ def build_reward_model(reward: str, model_path: Path | None, reward_kwargs: dict
         reward: ``"classifier"`` or ``"vlm"``.
         model_path: the classifier directory (or a VLM's local weights path, passed as ``path``).
         reward_kwargs: further settings of the model (``threshold``, ``device``, a VLM's prompts ...).
+
+    Warns (``UserWarning``) when a classifier gives its success probability as reward (a directory
+    saved with ``reward_mode: probability``, or the override): the episode ends at success, so that
+    reward pays a policy for hovering just below the threshold (measured: see the README).
     """
     kind = {"classifier": "classifier", "vlm": "vlm"}[reward]
     _import_kind(kind)
     cfg: dict[str, Any] = {"kind": kind, **reward_kwargs}
     if model_path is not None:
         cfg["path"] = str(model_path)
-    return make_reward_model(cfg)
+    model = make_reward_model(cfg)
+    if kind == "classifier" and getattr(getattr(model, "settings", None), "reward_mode", None) == "probability":
+        warnings.warn("the success classifier's reward is its probability (reward_mode probability) while the episode "
+                      "ends at success: a policy can earn more by hovering just below the threshold than by succeeding; "
+                      "use --reward-kwargs reward_mode binary (the default of new classifiers)", UserWarning, stacklevel=2)
+    return model
 
 
 def load_reward_model(config: dict[str, Any]) -> RewardModel:
