@@ -9,6 +9,7 @@ import gymnasium as gym
 
 from robot_rl.errors import ConfigError
 from robot_rl.layout import ActionScaler, ObsLayout
+from robot_rl.torch_setup import preload_torch
 
 
 def robot_rl_env_ids() -> list[str]:
@@ -46,6 +47,7 @@ def make_env(env_id: str, render: bool = False, **kwargs: Any) -> gym.Env:
         ConfigError: the ID is unknown (the message lists robot_rl's IDs).
         ObservationLayoutError: the env's observation or action space cannot be learned from.
     """
+    preload_torch()  # before the env can open an EGL context (robot_rl/torch_setup.py says why)
     ids = robot_rl_env_ids()
     if render:
         kwargs.setdefault("render_mode", "rgb_array")
