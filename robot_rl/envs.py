@@ -1,4 +1,27 @@
-"""Making gymnasium environments by ID with clear errors."""
+"""robot_rl's gymnasium environment IDs, registered when ``robot_rl`` is imported, and
+:func:`make_env`, which makes any gymnasium env by ID with clear errors.
+
+Entry points are strings, so registering imports neither MuJoCo, PyBullet nor a ROS client
+library; the backend is imported by ``gymnasium.make``.
+
+===================================== ======================================================
+ID                                    observation
+===================================== ======================================================
+``robot_rl/PandaPickLift-v0``         state: proprioception + true cube pose
+``robot_rl/PandaPickLiftPixels-v0``   state: proprioception; images: front + wrist, 128 x 128
+``robot_rl/PandaPush-v0``             state: proprioception + true cube pose + target position
+``robot_rl/PandaPushPixels-v0``       state: proprioception; images: front + wrist, 128 x 128
+``robot_rl/RosPanda<same>-v0``        the four above over ROS 2 topics, against the sim node or
+                                      real nodes (:class:`robot_rl.ros.env.RosRobotEnv`)
+===================================== ======================================================
+
+The simulated IDs take ``backend`` (``"mujoco"``, the default, or ``"pybullet"``: same
+observation and action spaces), the keyword arguments of
+:func:`robot_rl.sim.envs.make_sim_env` (``cameras``, ``image_size``, ``reward_type``,
+``enable_yaw``, ``control_hz``, ...) and gymnasium's ``max_episode_steps``; the ROS IDs take
+those of :class:`~robot_rl.ros.env.RosRobotEnv`. A sim ID and its ROS twin have the same
+observation and action spaces and episode lengths.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +35,43 @@ from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.torch_setup import preload_torch
 
 
+#: Episode lengths in control steps (10 Hz); the sim task configs default to the same numbers.
+PICK_LIFT_EPISODE_STEPS = 50
+PUSH_EPISODE_STEPS = 60
+
+#: Entry points of the simulated and the ROS IDs; both take the task name as ``task``.
+SIM_ENTRY_POINT = "robot_rl.sim.envs:make_sim_env"
+ROS_ENTRY_POINT = "robot_rl.ros.env:make_ros_env"
+
+_PIXELS = {"cameras": ("front", "wrist"), "image_size": 128, "privileged_state": False}
+
+#: (name, task, episode length in control steps, default kwargs): each is registered twice, as
+#: ``robot_rl/Panda<name>-v0`` (simulated in process) and ``robot_rl/RosPanda<name>-v0`` (the
+#: same task over ROS 2 topics). Task names are those of :data:`robot_rl.sim.tasks.TASKS`.
+TASK_ENVS = (
+    ("PickLift", "pick_lift", PICK_LIFT_EPISODE_STEPS, {}),
+    ("PickLiftPixels", "pick_lift", PICK_LIFT_EPISODE_STEPS, _PIXELS),
+    ("Push", "push", PUSH_EPISODE_STEPS, {}),
+    ("PushPixels", "push", PUSH_EPISODE_STEPS, _PIXELS),
+)
+SIM_ENV_IDS = tuple(f"robot_rl/Panda{name}-v0" for name, *_ in TASK_ENVS)
+ROS_ENV_IDS = tuple(f"robot_rl/RosPanda{name}-v0" for name, *_ in TASK_ENVS)
+
+
+def register_envs() -> None:
+    """Register :data:`SIM_ENV_IDS` and :data:`ROS_ENV_IDS` with gymnasium (skipping IDs already
+    registered). Runs when this module is imported, which ``import robot_rl`` does."""
+    for (_, task, steps, kwargs), sim_id, ros_id in zip(TASK_ENVS, SIM_ENV_IDS, ROS_ENV_IDS):
+        for env_id, entry_point in ((sim_id, SIM_ENTRY_POINT), (ros_id, ROS_ENTRY_POINT)):
+            if env_id not in gym.registry:
+                gym.register(id=env_id, entry_point=entry_point, max_episode_steps=steps, kwargs={"task": task, **kwargs})
+
+
+register_envs()
+
+
 def robot_rl_env_ids() -> list[str]:
     """The gymnasium IDs robot_rl registers (``robot_rl/...``)."""
-    import robot_rl  # noqa: F401 - registers the IDs
-
     return sorted(k for k in gym.registry if k.startswith("robot_rl/"))
 
 

@@ -1,11 +1,12 @@
-"""The ``robot_rl/Panda*-v0`` envs, assembled from one simulation backend.
+"""The ``robot_rl/Panda*-v0`` envs (:func:`make_sim_env`), assembled from one simulation backend.
 
-``backend`` names a simulation package (``mujoco`` default, ``pybullet``). Each backend's
-``envs`` module provides the same four pieces (``PandaPhysics``, ``SceneConfig``,
-``make_arm(physics, workspace, home_tcp_position_m, control_hz)`` and
-``make_camera(physics, name, height, width)``); the env itself (tasks, cameras, RobotEnv
-settings) is put together here once. A backend is imported only when its env is made, so
-registering the IDs imports no physics engine.
+``backend`` names a simulation package (``mujoco`` default, ``pybullet``). Each backend package
+(:mod:`robot_rl.sim.mujoco`, :mod:`robot_rl.sim.pybullet`) provides the same four pieces
+(``PandaPhysics``, ``SceneConfig``, ``make_arm(physics, workspace, home_tcp_position_m,
+control_hz)`` and ``make_camera(physics, name, height, width)``); the env itself (tasks, cameras,
+RobotEnv settings) is put together here once, and :mod:`robot_rl.envs` registers it as the
+gymnasium IDs. A backend is imported only when its env is made, so registering the IDs
+imports no physics engine.
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ import numpy as np
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 
-from .tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask
+from .tasks import TASKS, PickLiftConfig, PushConfig
 
 #: Size in pixels (height, width) of ``render()`` frames when the env has no front camera.
 RENDER_SIZE_PX = (256, 256)
 #: Cameras of the Panda table scene.
 CAMERAS = ("front", "wrist")
 
-#: Simulation backend name -> module with ``PandaPhysics``, ``SceneConfig``, ``make_arm``, ``make_camera``.
+#: Simulation backend name -> package with ``PandaPhysics``, ``SceneConfig``, ``make_arm``, ``make_camera``.
 BACKENDS: dict[str, str] = {
-    "mujoco": "robot_rl.sim.mujoco.envs",
-    "pybullet": "robot_rl.sim.pybullet.envs",
+    "mujoco": "robot_rl.sim.mujoco",
+    "pybullet": "robot_rl.sim.pybullet",
 }
 
 
@@ -39,23 +40,68 @@ def _backend(name: str) -> ModuleType:
     return importlib.import_module(BACKENDS[name])
 
 
-def _assemble(backend: str, task_cls: type, task_config, with_target: bool, *, cameras: Sequence[str],
-              image_size: int | tuple[int, int], control_hz: float, shadows: bool, render_mode: str | None,
-              sim_params=None, randomize=None, randomize_seed: int | None = None, hand_eye=None, **env_kwargs):
+def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: Sequence[str] = (),
+                 image_size: int | tuple[int, int] = 128, reward_type: str = "sparse", enable_yaw: bool = False,
+                 binary_gripper: bool = True, privileged_state: bool = True, control_hz: float = 10.0,
+                 shadows: bool = False, task_config: PickLiftConfig | PushConfig | None = None,
+                 render_mode: str | None = None, sim_params=None, randomize=None, randomize_seed: int | None = None,
+                 hand_eye=None) -> RobotEnv:
+    """A simulated Panda table env: the entry point of the ``robot_rl/Panda*-v0`` IDs.
+
+    Args:
+        task: a name of :data:`robot_rl.sim.tasks.TASKS` (``"pick_lift"``, ``"push"``).
+        backend: ``"mujoco"`` or ``"pybullet"``.
+        cameras: camera names for ``obs["images"]`` (``front``, ``wrist``); none for state only.
+        image_size: image size in pixels, ``N`` for N x N or ``(height, width)``.
+        reward_type: ``"sparse"`` (1 on success, terminates) or ``"dense"`` (named terms).
+        enable_yaw: 5-D actions with a yaw change.
+        binary_gripper: gripper action > 0 opens, <= 0 closes; False: target opening (a + 1) / 2.
+        privileged_state: append the true object poses (the task's ``OBSERVATION_LAYOUT``) to
+            ``obs["state"]``.
+        control_hz: control rate; 500 / control_hz must be a whole number (2 ms physics steps).
+        shadows: render shadows (MuJoCo; about 5x slower image rendering).
+        task_config: the task's settings (:class:`PickLiftConfig`, :class:`PushConfig`); the task's
+            ``default_config()`` when None.
+        render_mode: ``None`` or ``"rgb_array"``.
+        sim_params: identified parameters (:class:`robot_rl.sim.params.SimParams`, a dict or a
+            ``sysid.yaml`` path from ``robot-rl sysid``) applied to the physics; a non-zero
+            ``action_latency_steps`` wraps the env in a fixed-latency :class:`DomainRandomization`.
+        randomize: a :class:`RandomizationConfig` or a YAML path (``config/randomization.yaml``):
+            the env comes wrapped in :class:`robot_rl.sim.randomization.DomainRandomization`.
+        randomize_seed: seed of the randomisation draws.
+        hand_eye: camera name -> easy_handeye2 YAML from ``robot-rl calibrate hand-eye`` (or
+            ``(transform, eye_on_hand)``): the camera is placed at the calibrated pose
+            (:mod:`robot_rl.sim.extrinsics`).
+
+    Returns:
+        The :class:`RobotEnv`, or a ``DomainRandomization`` wrapper of it (``.unwrapped`` is the
+        RobotEnv) when ``randomize`` or a latency is given.
+
+    Raises:
+        ConfigError: unknown task, backend or camera name, a ``task_config`` of another task, or
+            other invalid settings.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown sim task {task!r}; choose one of {sorted(TASKS)}")
+    task_cls = TASKS[task]
+    cfg = task_config if task_config is not None else task_cls.default_config()
+    if not isinstance(cfg, type(task_cls.default_config())):
+        raise ConfigError(f"task_config for task {task!r} must be a {type(task_cls.default_config()).__name__}, "
+                          f"got {type(cfg).__name__}")
     unknown = [c for c in cameras if c not in CAMERAS]
     if unknown:
         raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
     b = _backend(backend)
-    cfg = task_config if task_config is not None else task_cls.default_config()
-    physics = b.PandaPhysics(b.SceneConfig(shadows=shadows, with_target=with_target))
-    task = task_cls(physics, cfg)
+    physics = b.PandaPhysics(b.SceneConfig(shadows=shadows, with_target=task_cls.NEEDS_TARGET))
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
     arm = b.make_arm(physics, cfg.workspace, np.asarray(cfg.home_tcp_position_m), control_hz)
     cams = [b.make_camera(physics, name, height, width) for name in cameras]
     render_camera = None
     if render_mode == "rgb_array" and "front" not in cameras:
         render_camera = b.make_camera(physics, "front", *RENDER_SIZE_PX)
-    env = RobotEnv(arm, cams, task, render_mode=render_mode, render_camera=render_camera, **env_kwargs)
+    env = RobotEnv(arm, cams, task_cls(physics, cfg), render_mode=render_mode, render_camera=render_camera,
+                   reward_type=reward_type, enable_yaw=enable_yaw, binary_gripper=binary_gripper,
+                   privileged_state=privileged_state)
     if hand_eye:
         from .extrinsics import apply_hand_eye
 
@@ -95,61 +141,3 @@ def _wrap(env: RobotEnv, physics, sim_params, randomize, randomize_seed: int | N
     if config == RandomizationConfig():
         return env
     return DomainRandomization(env, config, seed=randomize_seed)
-
-
-def make_pick_lift_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
-                       reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
-                       privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
-                       task_config: PickLiftConfig | None = None, render_mode: str | None = None,
-                       sim_params=None, randomize=None, randomize_seed: int | None = None, hand_eye=None) -> RobotEnv:
-    """The Panda pick-and-lift env.
-
-    Args:
-        backend: ``"mujoco"`` or ``"pybullet"``.
-        cameras: camera names for ``obs["images"]`` (``front``, ``wrist``); none for state only.
-        image_size: image size in pixels, ``N`` for N x N or ``(height, width)``.
-        reward_type: ``"sparse"`` (1 on success, terminates) or ``"dense"`` (named terms).
-        enable_yaw: 5-D actions with a yaw change.
-        binary_gripper: gripper action > 0 opens, <= 0 closes; False: target opening (a + 1) / 2.
-        privileged_state: append the true cube pose to ``obs["state"]``.
-        control_hz: control rate; 500 / control_hz must be a whole number (2 ms physics steps).
-        shadows: render shadows (MuJoCo; about 5x slower image rendering).
-        task_config: task settings; ``PickLiftTask.default_config()`` when None.
-        render_mode: ``None`` or ``"rgb_array"``.
-        sim_params: identified parameters (:class:`robot_rl.sim.params.SimParams`, a dict or a
-            ``sysid.yaml`` path from ``robot-rl sysid``) applied to the physics; a non-zero
-            ``action_latency_steps`` wraps the env in a fixed-latency :class:`DomainRandomization`.
-        randomize: a :class:`RandomizationConfig` or a YAML path (``config/randomization.yaml``):
-            the env comes wrapped in :class:`robot_rl.sim.randomization.DomainRandomization`.
-        randomize_seed: seed of the randomisation draws.
-        hand_eye: camera name -> easy_handeye2 YAML from ``robot-rl calibrate hand-eye`` (or
-            ``(transform, eye_on_hand)``): the camera is placed at the calibrated pose
-            (:mod:`robot_rl.sim.extrinsics`).
-
-    Returns:
-        The :class:`RobotEnv`, or a ``DomainRandomization`` wrapper of it (``.unwrapped`` is the
-        RobotEnv) when ``randomize`` or a latency is given.
-
-    Raises:
-        ConfigError: unknown backend, camera name or other invalid settings.
-    """
-    return _assemble(backend, PickLiftTask, task_config, False, cameras=cameras, image_size=image_size,
-                     control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
-                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed, hand_eye=hand_eye,
-                     enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)
-
-
-def make_push_env(*, backend: str = "mujoco", cameras: Sequence[str] = (), image_size: int | tuple[int, int] = 128,
-                  reward_type: str = "sparse", enable_yaw: bool = False, binary_gripper: bool = True,
-                  privileged_state: bool = True, control_hz: float = 10.0, shadows: bool = False,
-                  task_config: PushConfig | None = None, render_mode: str | None = None,
-                  sim_params=None, randomize=None, randomize_seed: int | None = None, hand_eye=None) -> RobotEnv:
-    """The Panda push env; arguments as :func:`make_pick_lift_env` (``task_config``: :class:`PushConfig`).
-
-    Raises:
-        ConfigError: unknown backend, camera name or other invalid settings.
-    """
-    return _assemble(backend, PushTask, task_config, True, cameras=cameras, image_size=image_size,
-                     control_hz=control_hz, shadows=shadows, render_mode=render_mode, reward_type=reward_type,
-                     sim_params=sim_params, randomize=randomize, randomize_seed=randomize_seed, hand_eye=hand_eye,
-                     enable_yaw=enable_yaw, binary_gripper=binary_gripper, privileged_state=privileged_state)

@@ -82,9 +82,9 @@ class Trajectory:
 
 # ---------------------------------------------------------------------------- recording
 def _make_env(backend: str, sim_params: SimParams | None = None):
-    from .envs import make_pick_lift_env
+    from .envs import make_sim_env
 
-    return make_pick_lift_env(backend=backend, sim_params=sim_params)
+    return make_sim_env("pick_lift", backend=backend, sim_params=sim_params)
 
 
 def random_actions(steps: int, rng: np.random.Generator, gripper_switch_prob: float = 0.15) -> np.ndarray:

@@ -6,18 +6,20 @@ distributions, success checks and reward terms are the same code in both backend
 
 Each task follows dm_control / MuJoCo Playground: ``default_config()`` returns a fresh config
 dataclass, dense reward terms are weighted by a named ``scales`` block and reported one by one.
+Each task class also states its privileged observation layout (``OBSERVATION_LAYOUT``), which the
+ROS env (:mod:`robot_rl.ros.env`) reads from here; this module imports no physics engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
+from robot_rl.envs import PICK_LIFT_EPISODE_STEPS, PUSH_EPISODE_STEPS
 from robot_rl.interfaces import Task, WorkspaceBox
-from robot_rl.sim_registration import PICK_LIFT_EPISODE_STEPS, PUSH_EPISODE_STEPS
-
 
 
 class TableScene(Protocol):
@@ -56,10 +58,9 @@ def _tanh_closeness(distance_m: float, length_m: float) -> float:
     return float(1.0 - np.tanh(distance_m / length_m))
 
 
-def _quat_xyzw_canonical(quat_wxyz: np.ndarray) -> np.ndarray:
-    """(4,) quaternion reordered to xyzw with w >= 0 (one of the two equivalent signs)."""
-    q = np.roll(quat_wxyz, -1)
-    return -q if q[3] < 0 else q
+def _cube_quaternion_xyzw(scene: TableScene) -> np.ndarray:
+    """(4,) float32 cube orientation, quaternion xyzw with w >= 0 (one of the two equivalent signs)."""
+    return Rotation.from_quat(scene.cube_quaternion_wxyz(), scalar_first=True).as_quat(canonical=True).astype(np.float32)
 
 
 @dataclass
@@ -103,12 +104,18 @@ class PickLiftConfig:
 class PickLiftTask(Task):
     """Grasp the cube with the fingers and lift it ``success_height_m`` above the table.
 
-    Privileged observation: ``cube_position`` (3,) metres and ``cube_quaternion`` (4,) xyzw, base frame.
+    Privileged observation: :attr:`OBSERVATION_LAYOUT` (see :meth:`get_observation`).
 
     Args:
         physics: the scene (built without a target marker).
         config: task settings; ``default_config()`` when None.
     """
+
+    #: (name, size) of the entries of :meth:`get_observation`, in order.
+    OBSERVATION_LAYOUT: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("cube_position", 3), ("cube_quaternion", 4), ("cube_minus_tcp", 3))
+    #: the scene needs the target marker (``SceneConfig(with_target=True)``).
+    NEEDS_TARGET: ClassVar[bool] = False
 
     def __init__(self, physics: TableScene, config: PickLiftConfig | None = None):
         self.physics = physics
@@ -136,7 +143,7 @@ class PickLiftTask(Task):
         float32, base frame."""
         cube = self.physics.cube_position()
         return {"cube_position": cube.astype(np.float32),
-                "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32),
+                "cube_quaternion": _cube_quaternion_xyzw(self.physics),
                 "cube_minus_tcp": (cube - self.physics.tcp_position()).astype(np.float32)}
 
     def lift_height_m(self) -> float:
@@ -205,8 +212,7 @@ class PushConfig:
 class PushTask(Task):
     """Push the cube across the table until its centre lies on the target disc.
 
-    Privileged observation: ``cube_position`` (3,), ``cube_quaternion`` (4,) xyzw and
-    ``target_position`` (3,) metres, base frame.
+    Privileged observation: :attr:`OBSERVATION_LAYOUT` (see :meth:`get_observation`).
 
     Args:
         physics: the scene, built with ``SceneConfig(with_target=True)``.
@@ -215,6 +221,13 @@ class PushTask(Task):
     Raises:
         ValueError: the scene has no target marker.
     """
+
+    #: (name, size) of the entries of :meth:`get_observation`, in order.
+    OBSERVATION_LAYOUT: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("cube_position", 3), ("cube_quaternion", 4), ("target_position", 3), ("cube_minus_tcp", 3),
+        ("target_minus_cube", 3))
+    #: the scene needs the target marker (``SceneConfig(with_target=True)``).
+    NEEDS_TARGET: ClassVar[bool] = True
 
     def __init__(self, physics: TableScene, config: PushConfig | None = None):
         physics.target_position()  # raises if the scene has no target
@@ -243,7 +256,7 @@ class PushTask(Task):
         and target minus cube (3,); float32, metres, base frame."""
         cube, target = self.physics.cube_position(), self.physics.target_position()
         return {"cube_position": cube.astype(np.float32),
-                "cube_quaternion": _quat_xyzw_canonical(self.physics.cube_quaternion_wxyz()).astype(np.float32),
+                "cube_quaternion": _cube_quaternion_xyzw(self.physics),
                 "target_position": target.astype(np.float32),
                 "cube_minus_tcp": (cube - self.physics.tcp_position()).astype(np.float32),
                 "target_minus_cube": (target - cube).astype(np.float32)}
@@ -265,3 +278,8 @@ class PushTask(Task):
             "push": s.push * _tanh_closeness(self.cube_to_target_m(), c.push_length_m),
             "success": s.success * float(self.is_success()),
         }
+
+
+#: Task name -> task class: the ``task`` argument of :func:`robot_rl.sim.envs.make_sim_env` and of
+#: :class:`robot_rl.ros.env.RosRobotEnv` (the names :mod:`robot_rl.envs` registers IDs for).
+TASKS: dict[str, type[PickLiftTask] | type[PushTask]] = {"pick_lift": PickLiftTask, "push": PushTask}

@@ -16,9 +16,9 @@ import mujoco  # noqa: E402
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 from robot_rl.sim.scripted import scripted_policy_for
-from robot_rl.sim_registration import SIM_ENVS
+from robot_rl.envs import SIM_ENV_IDS
 
-ENV_IDS = [env_id for env_id, *_ in SIM_ENVS]
+ENV_IDS = list(SIM_ENV_IDS)
 
 
 def run_scripted(env: gym.Env, seeds: range) -> float:

@@ -1,4 +1,8 @@
-"""MuJoCo backend: the Franka Panda at a table as Arm / Camera / Task implementations.
+"""MuJoCo backend: the Franka Panda at a table as Arm / Camera implementations.
+
+:mod:`robot_rl.sim.envs` assembles the ``robot_rl/Panda*-v0`` envs from a backend package's four
+pieces: ``PandaPhysics``, ``SceneConfig``, :func:`make_arm` and :func:`make_camera` (the tasks are
+backend-independent, :mod:`robot_rl.sim.tasks`).
 
 Importing this package sets ``MUJOCO_GL=egl`` (headless rendering) unless it is already set.
 """
@@ -7,11 +11,25 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from .arm import DiffIKConfig, MujocoArm  # noqa: E402
-from .camera import MujocoCamera  # noqa: E402
-from .envs import make_pick_lift_env, make_push_env  # noqa: E402
-from .scene import PandaPhysics, SceneConfig  # noqa: E402
-from .tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask  # noqa: E402
+import numpy as np  # noqa: E402
 
-__all__ = ["DiffIKConfig", "MujocoArm", "MujocoCamera", "PandaPhysics", "PickLiftConfig", "PickLiftTask",
-           "PushConfig", "PushTask", "SceneConfig", "make_pick_lift_env", "make_push_env"]
+from robot_rl.interfaces import WorkspaceBox  # noqa: E402
+
+from .arm import MujocoArm  # noqa: E402
+from .camera import MujocoCamera  # noqa: E402
+from .scene import ARM_VISUAL_GROUP, WRIST_CAMERA, PandaPhysics, SceneConfig  # noqa: E402
+
+__all__ = ["MujocoArm", "MujocoCamera", "PandaPhysics", "SceneConfig", "make_arm", "make_camera"]
+
+
+def make_arm(physics: PandaPhysics, workspace: WorkspaceBox, home_tcp_position_m: np.ndarray,
+             control_hz: float) -> MujocoArm:
+    """The scene's Panda as an :class:`~robot_rl.interfaces.Arm` (see :class:`MujocoArm`)."""
+    return MujocoArm(physics, workspace, home_tcp_position_m, control_hz=control_hz)
+
+
+def make_camera(physics: PandaPhysics, name: str, height: int, width: int) -> MujocoCamera:
+    """Camera ``name`` of the scene rendering (height, width) images; the wrist camera skips the
+    arm links it cannot see (half its render time)."""
+    return MujocoCamera(physics, name, height, width,
+                        hidden_geom_groups=(ARM_VISUAL_GROUP,) if name == WRIST_CAMERA else ())

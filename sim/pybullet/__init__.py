@@ -1,10 +1,27 @@
-"""PyBullet backend: the same Panda table scene, Arm / Camera and tasks as :mod:`robot_rl.sim.mujoco`."""
+"""PyBullet backend: the same Panda table scene and Arm / Camera as :mod:`robot_rl.sim.mujoco`,
+with the same observation and action spaces.
 
-from ..tasks import PickLiftConfig, PickLiftTask, PushConfig, PushTask
+:mod:`robot_rl.sim.envs` assembles the ``robot_rl/Panda*-v0`` envs from a backend package's four
+pieces: ``PandaPhysics``, ``SceneConfig``, :func:`make_arm` and :func:`make_camera`.
+"""
+
+import numpy as np
+
+from robot_rl.interfaces import WorkspaceBox
+
 from .arm import PybulletArm
 from .camera import PybulletCamera
-from .envs import make_pick_lift_env, make_push_env
 from .scene import PandaPhysics, SceneConfig
 
-__all__ = ["PandaPhysics", "PickLiftConfig", "PickLiftTask", "PushConfig", "PushTask", "PybulletArm",
-           "PybulletCamera", "SceneConfig", "make_pick_lift_env", "make_push_env"]
+__all__ = ["PandaPhysics", "PybulletArm", "PybulletCamera", "SceneConfig", "make_arm", "make_camera"]
+
+
+def make_arm(physics: PandaPhysics, workspace: WorkspaceBox, home_tcp_position_m: np.ndarray,
+             control_hz: float) -> PybulletArm:
+    """The scene's Panda as an :class:`~robot_rl.interfaces.Arm` (see :class:`PybulletArm`)."""
+    return PybulletArm(physics, workspace, home_tcp_position_m, control_hz=control_hz)
+
+
+def make_camera(physics: PandaPhysics, name: str, height: int, width: int) -> PybulletCamera:
+    """Camera ``name`` of the scene rendering (height, width) images."""
+    return PybulletCamera(physics, name, height, width)
