@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,20 +37,109 @@ class EvalConfig:
     """evaluate in another env ID with the same spaces (e.g. robot_rl/RosPandaPickLift-v0 against the sim node)."""
 
 
-def write_video(frames: list[np.ndarray], path: Path, fps: float = 10.0) -> Path:
-    """Write (H, W, 3) uint8 frames as an H.264 mp4 (GIF if ffmpeg is unavailable); returns the path."""
-    import imageio.v2 as imageio
+def _rgb_frame(frame: Any) -> np.ndarray | None:
+    """One ``env.render()`` result as an (H, W, 3) uint8 image, or None if it is not an image.
 
+    Accepts (H, W, 3) uint8; (H, W, 4) RGBA (alpha dropped); (H, W) or (H, W, 1) grey; integer
+    frames in [0, 255]; float frames in [0, 1]; and a list or tuple of such frames (one per
+    camera), tiled left to right with black below the shorter ones.
+    """
+    if isinstance(frame, (list, tuple)):
+        parts = [_rgb_frame(f) for f in frame]
+        if not parts or any(p is None for p in parts):
+            return None
+        height = max(p.shape[0] for p in parts)
+        return np.concatenate([_pad_frame(p, height, p.shape[1]) for p in parts], axis=1)
+    a = np.asarray(frame)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.size == 0:
+        return None
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        return a
+    if np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0:
+        return np.rint(a * 255.0).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer) and a.min() >= 0 and a.max() <= 255:
+        return a.astype(np.uint8)
+    return None
+
+
+def _pad_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> (height, width, 3) uint8, black below and to the right."""
+    if image.shape[:2] == (height, width):
+        return image
+    out = np.zeros((height, width, 3), np.uint8)
+    out[:image.shape[0], :image.shape[1]] = image
+    return out
+
+
+def _describe_frame(frame: Any) -> str:
+    """'ndarray (1, 1, 64, 3) uint8', 'list of 2', 'dict' ... for warnings."""
+    if isinstance(frame, (list, tuple)):
+        return f"{type(frame).__name__} of {len(frame)}"
+    shape, dtype = getattr(frame, "shape", None), getattr(frame, "dtype", None)
+    return f"{type(frame).__name__} {tuple(shape)} {dtype}" if shape is not None else type(frame).__name__
+
+
+def write_video(frames: list[Any], path: Path, fps: float = 10.0) -> Path | None:
+    """Write one episode's ``env.render()`` results as an H.264 mp4 (a GIF if ffmpeg fails).
+
+    A video is a by-product: when it cannot be written this warns and returns None, never raises,
+    so a training run or an evaluation still finishes.
+
+    Args:
+        frames: ``env.render()`` results in order; each (H, W, 3) uint8, (H, W, 4) RGBA, (H, W)
+            grey, float in [0, 1], or a list/tuple of those (one per camera, tiled side by side).
+            None entries are dropped.
+        path: output file (``.mp4``); the GIF fallback swaps the suffix.
+        fps: frames per second of the video.
+
+    Returns:
+        The written path, or None (with a warning) when a frame is not an image, there are no
+        frames, or neither format could be written. Frames are padded with black to the largest
+        one, with even sides (H.264 needs them; ffmpeg writes an empty file otherwise).
+    """
+    images: list[np.ndarray] = []
+    for i, frame in enumerate(frames):
+        if frame is None:
+            continue
+        image = _rgb_frame(frame)
+        if image is None:
+            warnings.warn(f"no video written to {path}: render() result {i} ({_describe_frame(frame)}) is not an "
+                          "image. Return (H, W, 3) uint8, float in [0, 1], (H, W) grey, or a list of those (one per "
+                          "camera) from the env's render(), or turn the video off (--no-final-video, eval --no-video).",
+                          stacklevel=2)
+            return None
+        images.append(image)
+    if not images:
+        warnings.warn(f"no video written to {path}: the env's render() returned None; it must support "
+                      "render_mode='rgb_array'. Turn the video off with --no-final-video (eval: --no-video).", stacklevel=2)
+        return None
+    height = -(-max(im.shape[0] for im in images) // 2) * 2
+    width = -(-max(im.shape[1] for im in images) // 2) * 2
+    images = [_pad_frame(im, height, width) for im in images]
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = [np.asarray(f, np.uint8) for f in frames if f is not None]
-    if not frames:
-        raise ValueError("no frames to write: the env returned None from render()")
     try:
-        imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
-    except (ImportError, RuntimeError, ValueError):
-        path = path.with_suffix(".gif")
-        imageio.mimwrite(path, frames, duration=1.0 / fps)
-    return path
+        import imageio.v2 as imageio
+    except ImportError as e:
+        warnings.warn(f"no video written to {path}: {e}. pip install imageio imageio-ffmpeg", stacklevel=2)
+        return None
+    try:
+        imageio.mimwrite(path, images, fps=fps, macro_block_size=1)
+        if path.stat().st_size == 0:  # ffmpeg reports some failures only on its stderr
+            raise RuntimeError("ffmpeg wrote an empty file")
+        return path
+    except (ImportError, RuntimeError, ValueError, OSError) as mp4_error:
+        gif = path.with_suffix(".gif")
+        try:
+            imageio.mimwrite(gif, images, duration=1000.0 / fps, loop=0)  # duration: ms per frame (pillow)
+            return gif
+        except (ImportError, RuntimeError, ValueError, OSError, TypeError) as gif_error:
+            warnings.warn(f"no video written to {path} ({mp4_error}) nor to {gif} ({gif_error})", stacklevel=2)
+            return None
 
 
 def write_learning_curve(evals_csv: Path, path: Path, title: str = "") -> Path:
@@ -161,8 +251,9 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": env_id, "env_kwargs": env_kwargs, "arm_module": arm_module,
                                "trained_env_steps": state.get("env_steps", state.get("received")), "episodes": cfg.episodes, **result}
-    if frames:
-        summary["video"] = str(write_video(frames, out / f"eval_step_{summary['trained_env_steps']}.mp4"))
+    video = write_video(frames, out / f"eval_step_{summary['trained_env_steps']}.mp4") if frames else None
+    if video is not None:
+        summary["video"] = str(video)
     summary["learning_curve"] = str(write_learning_curve(Path(cfg.run_dir) / "evals.csv", out / "learning_curve.png",
                                                          title=train_cfg.env))
     episode_curve = write_episode_curve(Path(cfg.run_dir) / "episodes.csv", out / "training_episodes.png",
