@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.calibration.workspace import WorkspaceCliConfig, run_workspace
     from robot_rl.sim.sysid import SysIdConfig, run_sysid
     from robot_rl.rewards.train_classifier import TrainClassifierConfig, train_classifier
+    from robot_rl.export import ExportPolicyConfig, export_policy
 
     from typing import Annotated, Union
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
          "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
          "calibrate": CalibrateCommand, "sysid": SysIdConfig,
-         "train-reward-classifier": TrainClassifierConfig},
+         "train-reward-classifier": TrainClassifierConfig, "export-policy": ExportPolicyConfig},
         args=argv, prog="robot-rl",
     )
     try:
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             train_classifier(cfg)
         elif isinstance(cfg, SysIdConfig):
             run_sysid(cfg)
+        elif isinstance(cfg, ExportPolicyConfig):
+            _print_summary("policy exported", export_policy(cfg))
         elif isinstance(cfg, EnvsConfig):
             from robot_rl.envs import make_env, robot_rl_env_ids
 
