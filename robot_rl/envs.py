@@ -41,7 +41,7 @@ PUSH_EPISODE_STEPS = 60
 
 #: Entry points of the simulated and the ROS IDs; both take the task name as ``task``.
 SIM_ENTRY_POINT = "robot_rl.sim.envs:make_sim_env"
-ROS_ENTRY_POINT = "robot_rl.ros.env:make_ros_env"
+ROS_ENTRY_POINT = "robot_rl.ros.env:RosRobotEnv"
 
 _PIXELS = {"cameras": ("front", "wrist"), "image_size": 128, "privileged_state": False}
 

@@ -72,14 +72,16 @@ def test_ros_env_builds_without_a_running_node(ros_domain) -> None:
     env.close()
 
 
-@pytest.mark.parametrize("task", ["pick_lift", "push"])
-def test_task_observation_layout_matches_the_sim_tasks(task: str) -> None:
-    sim_id = {"pick_lift": "robot_rl/PandaPickLift-v0", "push": "robot_rl/PandaPush-v0"}[task]
+@pytest.mark.parametrize(("task", "sim_id"), [("pick_lift", "robot_rl/PandaPickLift-v0"), ("push", "robot_rl/PandaPush-v0")])
+def test_sim_task_observation_follows_the_layout_the_ros_env_reads(task: str, sim_id: str) -> None:
+    """RosRobotEnv takes each task's OBSERVATION_LAYOUT; the sim task's observation must follow it."""
     env = gym.make(sim_id)
     env.reset(seed=0)
-    sim_obs = env.unwrapped.task.get_observation()
+    sim_task = env.unwrapped.task
+    sim_obs = sim_task.get_observation()
     env.close()
-    assert tuple((k, int(np.size(v))) for k, v in sim_obs.items()) == TASK_OBSERVATIONS[task]
+    assert tuple((k, int(np.size(v))) for k, v in sim_obs.items()) == type(sim_task).OBSERVATION_LAYOUT
+    assert TASK_OBSERVATIONS[task] == type(sim_task).OBSERVATION_LAYOUT
 
 
 def test_missing_and_stopped_sim_node_give_clear_errors(ros_domain, tmp_path) -> None:
@@ -106,12 +108,12 @@ def test_missing_and_stopped_sim_node_give_clear_errors(ros_domain, tmp_path) ->
 def test_camera_frames_of_another_size_are_resized_or_refused(ros_domain) -> None:
     from robot_rl.errors import ConfigError
     from robot_rl.ros import convert
-    from robot_rl.ros.env import RosCamera, _Connection
+    from robot_rl.ros.clients import RosCamera, RosConnection
     from robot_rl.ros.node import Node
 
     publisher = Node("cam_pub")
     pub = publisher.create_publisher("sensor_msgs/msg/Image", convert.camera_topics("side")["image"], "sensor")
-    connection = _Connection("cam_client")
+    connection = RosConnection("cam_client")
     try:
         resizing = RosCamera(connection, "side", 32, 32)
         strict = RosCamera(connection, "side", 32, 32, resize=False)
@@ -136,11 +138,12 @@ def test_task_state_matches_the_arm_state_despite_float_stamp_rounding(ros_domai
     from types import SimpleNamespace
 
     from robot_rl.ros import convert
-    from robot_rl.ros.env import RosTask, _Connection
+    from robot_rl.ros.clients import RosConnection
+    from robot_rl.ros.env import RosTask
 
     stamp = 1795306777.5000002
     arm = SimpleNamespace(state=lambda: SimpleNamespace(stamp=stamp - 2.4e-7))
-    connection = _Connection("task_client")
+    connection = RosConnection("task_client")
     try:
         task = RosTask(connection, "pick_lift", arm)
         obs = {"cube_position": np.ones(3), "cube_quaternion": np.zeros(4), "cube_minus_tcp": np.zeros(3)}

@@ -90,7 +90,7 @@ def test_keyboard_teleop_node_to_ros_teleop(ros_domain):
 
 def test_ros_teleop_joy_layout_matches_teleop_msgs(ros_domain):
     """Messages from teleop_msgs (the node's encoder) decode to the same command, events latched."""
-    from robot_rl.drivers.ros2 import RosTeleop
+    from robot_rl.ros.clients import RosTeleop
     from robot_rl.interfaces import TeleopCommand
     from robot_rl.ros.convert import teleop_msgs
 

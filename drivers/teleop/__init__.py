@@ -6,7 +6,7 @@
   hidapi and a 3Dconnexion SpaceMouse;
 * ``scripted``: ``robot_rl.sim.corrector.ScriptedCorrector`` (takes ``env=``), a scripted
   stand-in for the human on the simulated tasks;
-* ``ros``: :class:`~robot_rl.drivers.ros2.RosTeleop`, the ``/spacenav/twist`` and ``/spacenav/joy``
+* ``ros``: :class:`~robot_rl.ros.clients.RosTeleop`, the ``/spacenav/twist`` and ``/spacenav/joy``
   topics of a ROS 2 graph (robot_rl's teleop node on another machine, or the spacenav node).
 
 Every command is a twist in the robot base frame (REP 103: x forward, y left, z up), linear
@@ -81,7 +81,7 @@ def _scripted(**kwargs: Any) -> Teleop:
 
 
 def _ros(**kwargs: Any) -> Teleop:
-    from robot_rl.drivers.ros2 import RosTeleop
+    from robot_rl.ros.clients import RosTeleop
 
     return RosTeleop(**kwargs)
 

@@ -1,7 +1,7 @@
 """ROS 2 teleop node: any teleop device of the registry on ``/spacenav/twist`` and ``/spacenav/joy``.
 
 Publishes what the spacenav node publishes, so anything that listens to a SpaceMouse (and
-robot_rl's :class:`~robot_rl.drivers.ros2.RosTeleop`, teleop ``ros``) works with a keyboard or a
+robot_rl's :class:`~robot_rl.ros.clients.RosTeleop`, teleop ``ros``) works with a keyboard or a
 gamepad too:
 
 * ``/spacenav/twist`` (``geometry_msgs/Twist``): the EE twist the human asks for, linear m/s then
