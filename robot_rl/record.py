@@ -15,6 +15,7 @@ from robot_rl.drivers.teleop import make_teleop, teleop_names
 from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Teleop
+from robot_rl.validate import require_at_least, require_positive
 
 
 @dataclass
@@ -48,6 +49,29 @@ class RecordDemosConfig:
     """scripted teleop: give up after num_episodes * this many attempts (a human stops with Ctrl-C)."""
 
 
+def check_record_config(cfg: RecordDemosConfig) -> None:
+    """Reject counts and rates that make no sense, before any env or device is opened.
+
+    Raises:
+        ConfigError: naming the flag, its value and what to do.
+    """
+    require_at_least("--num-episodes", cfg.num_episodes, 1, "record at least one episode "
+                     "(to train without demos: robot-rl train --num-demos 0)")
+    require_at_least("--seed", cfg.seed, 0, "gymnasium seeds are non-negative")
+    require_at_least("--action-noise", cfg.action_noise, 0.0, "it is a standard deviation (0: no noise)")
+    require_at_least("--max-attempts-factor", cfg.max_attempts_factor, 1.0,
+                     "fewer attempts than episodes can never record them all")
+    require_positive("--teleop-linear-speed-mps", cfg.teleop_linear_speed_mps)
+    require_positive("--teleop-yaw-rate-rps", cfg.teleop_yaw_rate_rps)
+
+
+def success_summary(written: int, attempts: int, out: Path, seconds: float) -> str:
+    """The closing line of a recording, e.g. ``recorded 3 successful episodes of 4 attempts (75%
+    success) into demos/x in 1.2 s``; ``n/a`` instead of a rate when nothing was attempted."""
+    rate = f"{written / attempts:.0%}" if attempts > 0 else "n/a"
+    return f"recorded {written} successful episodes of {attempts} attempts ({rate} success) into {out} in {seconds:.1f} s"
+
+
 def record_demos(cfg: RecordDemosConfig, progress: bool = True) -> list[Path]:
     """Record demonstrations and write the successful episodes; returns the written paths.
 
@@ -55,10 +79,12 @@ def record_demos(cfg: RecordDemosConfig, progress: bool = True) -> list[Path]:
     human device, see :func:`_record_human`.
 
     Raises:
-        ConfigError: unknown teleop, no scripted controller for the env, an env a human device
-            cannot drive, an existing dataset without ``--append``, or too many failed attempts.
+        ConfigError: a count or rate that makes no sense (``--num-episodes 0``), unknown teleop, no
+            scripted controller for the env, an env a human device cannot drive, an existing
+            dataset without ``--append``, or too many failed attempts.
         DeviceUnavailableError: the teleop device or its SDK is missing.
     """
+    check_record_config(cfg)
     if cfg.teleop not in teleop_names():
         raise ConfigError(f"unknown --teleop {cfg.teleop!r}; choose one of: {', '.join(teleop_names())}")
     if cfg.teleop != "scripted" and cfg.action_noise > 0:
@@ -119,9 +145,7 @@ def _record_scripted(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, pro
     bar.close()
     env.close()
     if progress:
-        dt = time.perf_counter() - t0
-        print(f"recorded {len(written)} successful episodes of {attempts} attempts "
-              f"({len(written) / attempts:.0%} success) into {cfg.out} in {dt:.1f} s")
+        print(success_summary(len(written), attempts, cfg.out, time.perf_counter() - t0))
     return written
 
 
@@ -210,9 +234,7 @@ def _record_human(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progre
     finally:
         teleop.close()
     if progress:
-        dt = time.perf_counter() - t0
-        print(f"recorded {len(written)} successful episodes of {attempts} attempts "
-              f"({len(written) / max(attempts, 1):.0%} success) into {cfg.out} in {dt:.1f} s")
+        print(success_summary(len(written), attempts, cfg.out, time.perf_counter() - t0))
     return written
 
 

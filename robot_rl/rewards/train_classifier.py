@@ -41,6 +41,7 @@ from tqdm import tqdm
 from robot_rl.demos import Episode, episode_files, load_episode
 from robot_rl.errors import ConfigError
 from robot_rl.rewards.classifier import ClassifierConfig, SuccessClassifier, SuccessClassifierNet, crop_and_resize
+from robot_rl.validate import require_at_least
 
 
 @dataclass
@@ -399,6 +400,21 @@ def fit_classifier(net: SuccessClassifierNet, train: FrameDataset, val: FrameDat
     return hist
 
 
+def check_count_settings(cfg: TrainClassifierConfig) -> None:
+    """Reject training-loop counts that make no sense (``--epochs 0``, ``--batch-size 0`` ...) before
+    any loading. ``--final-k`` is checked by :func:`frame_labels`, ``--image-size`` by
+    :class:`~robot_rl.rewards.classifier.ClassifierConfig`.
+
+    Raises:
+        ConfigError: naming the flag, its value and what to do.
+    """
+    require_at_least("--epochs", cfg.epochs, 1, "without an epoch there is no trained model to save")
+    require_at_least("--patience", cfg.patience, 1, "it counts epochs without improvement before stopping")
+    require_at_least("--batch-size", cfg.batch_size, 1)
+    require_at_least("--shift-pad", cfg.shift_pad, 0, "0 turns the random shift off")
+    require_at_least("--seed", cfg.seed, 0, "numpy seeds are non-negative")
+
+
 def train_classifier(cfg: TrainClassifierConfig) -> dict[str, Any]:
     """Label, split, train, choose the threshold, evaluate, save; returns the metrics dict.
 
@@ -409,6 +425,7 @@ def train_classifier(cfg: TrainClassifierConfig) -> dict[str, Any]:
     from robot_rl.agent import resolve_device
     from robot_rl.rewards.classifier import WEIGHTS_FILE
 
+    check_count_settings(cfg)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     if (cfg.out / WEIGHTS_FILE).exists() and not cfg.overwrite:
