@@ -23,13 +23,12 @@ import os
 import re
 import shutil
 import time
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from robot_rl.config_io import dataclass_from_dict
 from robot_rl.errors import CheckpointError, RunDirectoryExistsError
 
 CHECKPOINT_FORMAT = "robot_rl.checkpoint"
@@ -79,33 +78,15 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def from_jsonable(cls: type, data: dict) -> Any:
-    """Rebuild dataclass ``cls`` from :func:`to_jsonable` output (unknown keys are errors)."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise CheckpointError(f"config has fields {sorted(unknown)} that {cls.__name__} does not know; "
-                              "it was written by another robot_rl version")
-    kwargs = {k: _coerce(hints[k], v) for k, v in data.items()}
-    return cls(**kwargs)
+def from_jsonable(cls: type, data: dict, where: str = "config") -> Any:
+    """Rebuild dataclass ``cls`` from :func:`to_jsonable` output.
 
-
-def _coerce(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if arg is not type(None):
-                return _coerce(arg, value)
-    if dataclasses.is_dataclass(tp):
-        return from_jsonable(tp, value)
-    if tp is Path:
-        return Path(value)
-    if origin is tuple:
-        return tuple(value)
-    return value
+    Raises:
+        CheckpointError: ``data`` has keys ``cls`` does not know (the message names them, the
+            valid ones and ``where``).
+    """
+    return dataclass_from_dict(cls, data, where, error=CheckpointError,
+                               hint="it was written by another robot_rl version")
 
 
 def load_config(run_dir: Path, cls: type) -> Any:
@@ -118,7 +99,7 @@ def load_config(run_dir: Path, cls: type) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a robot_rl run directory (no config.json); "
                               "pass the directory `robot-rl train` printed at its start")
-    return from_jsonable(cls, json.loads(path.read_text()))
+    return from_jsonable(cls, json.loads(path.read_text()), str(path))
 
 
 def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, Any], state: dict[str, Any], keep: int = 2) -> Path:

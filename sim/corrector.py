@@ -13,12 +13,13 @@ Registered as teleop ``"scripted"``: the teleop registry builds it lazily with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.config_io import check_fields
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Teleop, TeleopCommand
@@ -121,11 +122,8 @@ class ScriptedCorrector(Teleop):
 
     def __init__(self, env: gym.Env, config: CorrectorConfig | None = None, *, seed: int | None = None,
                  **settings: Any) -> None:
-        try:
-            self.config = replace(config if config is not None else CorrectorConfig(), **settings)
-        except TypeError as e:
-            names = ", ".join(f.name for f in fields(CorrectorConfig))
-            raise ConfigError(f"unknown scripted-corrector setting(s) {sorted(settings)}: {e}; valid: {names}") from e
+        check_fields(CorrectorConfig, settings, "scripted-corrector settings")
+        self.config = replace(config if config is not None else CorrectorConfig(), **settings)
         c = self.config
         if c.patience_steps < 1 or c.min_takeover_steps < 1:
             raise ConfigError("patience_steps and min_takeover_steps must be >= 1, got "

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from robot_rl.config_io import dataclass_from_dict, load_yaml_dataclass
 from robot_rl.errors import ConfigError
 
 
@@ -70,17 +71,6 @@ def load_sim_params(source: str | Path | dict | SimParams | None) -> SimParams:
     if isinstance(source, SimParams):
         return source
     if isinstance(source, dict):
-        doc = source
-    else:
-        import yaml
-
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"sim params file {path} does not exist; write one with `robot-rl sysid --out {path}`")
-        doc = yaml.safe_load(path.read_text()) or {}
-    doc = doc.get("sim_params", doc)
-    known = {f.name for f in fields(SimParams)}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise ConfigError(f"unknown sim params {unknown}; known: {sorted(known)}")
-    return SimParams(**doc)
+        return dataclass_from_dict(SimParams, source.get("sim_params", source), "sim_params")
+    return load_yaml_dataclass(source, SimParams, section="sim_params",
+                               missing_hint=f"write one with `robot-rl sysid --out {source}`")

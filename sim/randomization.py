@@ -36,6 +36,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.config_io import load_yaml_dataclass
 from robot_rl.env import PROPRIO_LAYOUT
 from robot_rl.errors import ConfigError
 
@@ -127,22 +128,8 @@ def load_randomization_yaml(path: str | Path) -> RandomizationConfig:
     Raises:
         ConfigError: the file is missing, or has an unknown key or an invalid range.
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"randomisation config {path} does not exist (see config/randomization.yaml for an example)")
-    doc = yaml.safe_load(path.read_text()) or {}
-    doc = doc.get("randomization", doc)
-    known = {f.name for f in fields(RandomizationConfig)}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown randomisation keys {unknown}; known: {sorted(known)}")
-
-    def as_tuple(v: Any) -> Any:
-        return tuple(as_tuple(x) for x in v) if isinstance(v, list) else v
-
-    return RandomizationConfig(**{k: as_tuple(v) for k, v in doc.items()})
+    return load_yaml_dataclass(path, RandomizationConfig, section="randomization",
+                               missing_hint="see config/randomization.yaml for an example")
 
 
 def _physics_of(env: gym.Env) -> Any:

@@ -214,7 +214,7 @@ def test_corrector_budget_and_takeover_probability():
     half = takeovers(takeover_probability=0.5, seed=3)
     assert half == takeovers(takeover_probability=0.5, seed=3)  # seeded: reproducible
     assert 0 < sum(half) < sum(unlimited)
-    with pytest.raises(ConfigError, match="unknown scripted-corrector setting"):
+    with pytest.raises(ConfigError, match=r"scripted-corrector settings: unknown key\(s\) \[.patience.\] for CorrectorConfig; valid keys: .*patience_steps"):
         ScriptedCorrector(env=gym.make(ENV_ID), patience=2)
     with pytest.raises(ConfigError, match="RobotEnv"):
         ScriptedCorrector(env=gym.make("Pendulum-v1"))

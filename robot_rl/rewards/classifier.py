@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_rl.policies.networks import ImageEncoder, mlp
+from robot_rl.config_io import dataclass_from_dict
 from robot_rl.errors import CheckpointError, ConfigError
+from robot_rl.policies.networks import ImageEncoder, mlp
 from robot_rl.rewards.base import RewardModel, register_reward_model
 
 CLASSIFIER_FORMAT = "robot_rl.success_classifier"
@@ -295,7 +296,8 @@ class SuccessClassifier(RewardModel):
             raw["threshold"] = float(threshold)
         if reward_mode is not None:
             raw["reward_mode"] = reward_mode
-        config = ClassifierConfig(**raw)
+        config = dataclass_from_dict(ClassifierConfig, raw, str(cfg_file), error=CheckpointError,
+                                     hint="it was written by another robot_rl version")
         net = SuccessClassifierNet(config, None)
         from safetensors.torch import load_file
 
