@@ -2,7 +2,7 @@
 
 Each (variant, seed) is a real training process (``python -m robot_rl.train``, the flags of
 ``robot-rl train``) with the same seed, the same few scripted demos and the same settings; the
-only difference is ``--intervention scripted`` (the scripted corrector,
+only difference is ``--teleop scripted`` (the scripted corrector,
 :mod:`robot_rl.sim.corrector`, takes over from a stalling policy; its transitions go to the
 online and the demo buffer, HIL-SERL style). Evaluation never intervenes: the deterministic
 policy must solve the task alone. Env steps count every step, the corrector's included; the
@@ -12,7 +12,7 @@ table also gives the intervention steps spent up to the threshold (the "human" e
     python benchmarks/intervention_efficiency.py --pixels            # front + wrist 128x128 (GPU)
     python benchmarks/intervention_efficiency.py --seeds 1 2 3 --jobs 2 --budget none 2 --rlif
 
-Extra arguments after ``--`` go to every training run (e.g. ``-- --corrector.max-takeover-steps 8``).
+Extra arguments after ``--`` go to every training run (e.g. ``-- --teleop-kwargs max_takeover_steps 8``).
 
 Measured on 2 CPU cores, no GPU (``--seeds 1 2 3 --jobs 2 --budget none``, 534 s in all):
 env steps to 90%, seeds 1 / 2 / 3 (intervention steps spent up to then in brackets):
@@ -46,9 +46,9 @@ from pathlib import Path
 #: variant name -> extra training flags
 VARIANTS = {
     "no_intervention": [],
-    "scripted_corrector": ["--intervention", "scripted"],
+    "scripted_corrector": ["--teleop", "scripted"],
 }
-RLIF_VARIANT = ("corrector_rlif", ["--intervention", "scripted", "--rlif-reward"])
+RLIF_VARIANT = ("corrector_rlif", ["--teleop", "scripted", "--reward", "intervention"])
 
 
 def run_one(env: str, variant: str, flags: list[str], seed: int, steps: int, demos: int, eval_every: int,
@@ -72,7 +72,7 @@ def run_one(env: str, variant: str, flags: list[str], seed: int, steps: int, dem
             "best": max((float(r["success_rate"]) for r in rows), default=0.0),
             "total_steps": int(rows[-1]["env_steps"]) if rows else 0,
             "total_interventions": sum(int(e["intervention_steps"]) for e in episodes),
-            "takeovers": sum(int(e["intervention_takeovers"]) for e in episodes),
+            "takeovers": sum(int(e["takeovers"]) for e in episodes),
             "total_wall_s": time.perf_counter() - t0}
 
 
@@ -106,7 +106,7 @@ def main() -> None:
     variants = dict(VARIANTS)
     for n in args.budget:
         value = "None" if n.lower() == "none" else str(int(n))
-        variants[f"corrector_budget_{n.lower()}"] = ["--intervention", "scripted", "--corrector.max-takeovers-per-episode", value]
+        variants[f"corrector_budget_{n.lower()}"] = ["--teleop", "scripted", "--teleop-kwargs", "max_takeovers_per_episode", value]
     if args.rlif:
         variants[RLIF_VARIANT[0]] = RLIF_VARIANT[1]
     # seed-major order: the variants of one seed train side by side under the same machine load

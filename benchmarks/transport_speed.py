@@ -48,14 +48,31 @@ class Args:
     """first port to use (several consecutive ports)."""
 
 
-def _layout():
+def _spaces():
     import gymnasium as gym
 
+    obs = gym.spaces.Dict({"state": gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
+                           "images": gym.spaces.Dict({k: gym.spaces.Box(0, 255, s, np.uint8) for k, s in CAMS.items()})})
+    return obs, gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+
+
+def _layout():
     from robot_rl.layout import ObsLayout
 
-    return ObsLayout.from_space(gym.spaces.Dict({
-        "state": gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
-        "images": gym.spaces.Dict({k: gym.spaces.Box(0, 255, s, np.uint8) for k, s in CAMS.items()})}))
+    return ObsLayout.from_space(_spaces()[0])
+
+
+def _scaler():
+    from robot_rl.layout import ActionScaler
+
+    return ActionScaler.from_space(_spaces()[1])
+
+
+class _SpacesOnly:
+    """What the actor's PolicyHolder reads of an env: its spaces."""
+
+    def __init__(self) -> None:
+        self.observation_space, self.action_space = _spaces()
 
 
 def _episode_chunks(n_total: int, chunk: int, episode_len: int = 50):
@@ -218,14 +235,14 @@ def _param_actor(port: int, rounds: int, out) -> None:
     ctx = zmq.Context()
     sub = ParamsSubscriber(ctx, f"tcp://127.0.0.1:{port}")
     with tempfile.TemporaryDirectory() as tmp:
-        holder = PolicyHolder(_layout(), ACTION_DIM, torch.device("cpu"), Path(tmp))
+        holder = PolicyHolder(_SpacesOnly(), torch.device("cpu"), Path(tmp))
         latencies = []
         deadline = time.monotonic() + 300
         while len(latencies) < rounds and time.monotonic() < deadline:
             p = sub.poll(100)
             if p is None:
                 continue
-            if holder.agent is None:  # the first load also builds the network: not a broadcast latency
+            if holder.policy is None:  # the first load also builds the network: not a broadcast latency
                 holder.load(p, cache=False)
                 ready = time.time()
                 continue
@@ -242,7 +259,6 @@ def measure_param_latency(port: int, rounds: int) -> dict[str, float]:
     import zmq
 
     from robot_rl.agent import SACAgent, SACConfig
-    from robot_rl.runs import to_jsonable
     from safetensors.torch import save
 
     from robot_rl.transport.link import ParamsPublisher
@@ -255,14 +271,16 @@ def measure_param_latency(port: int, rounds: int) -> dict[str, float]:
     out = mpctx.Queue()
     proc = mpctx.Process(target=_param_actor, args=(port, rounds, out))
     proc.start()
-    meta = {"agent_config": to_jsonable(cfg), "state_dim": STATE_DIM,
-            "image_shapes": {k: list(v) for k, v in CAMS.items()}, "action_dim": ACTION_DIM}
+    from robot_rl.policies.policy import Policy
+
+    policy = Policy.from_modules(_layout(), _scaler(), agent.state_norm, agent.encoder, agent.actor, cfg)
+    meta = {"policy": policy.spec()}
     nbytes = 0
     latencies = None
     for version in range(10_000):
         # publish() serialises first and stamps published_at after; the actor adds this time
         t0 = time.perf_counter()
-        params = {k: v.detach().cpu() for k, v in agent.policy_state_dict().items()}
+        params = {k: v.cpu() for k, v in policy.params().items()}
         save(params)
         serialise_s = time.perf_counter() - t0
         nbytes = pub.publish(params, version, {**meta, "serialise_s": serialise_s})

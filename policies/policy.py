@@ -10,7 +10,7 @@ and so imports the simulator; it runs on the learner's side (``robot-rl export-p
 
 A saved policy is a directory::
 
-    policy.safetensors        flat tensors, keys as SACAgent.policy_state_dict(): actor.*, encoder.*, state_norm.*
+    policy.safetensors        flat tensors, keys actor.*, encoder.*, state_norm.*
     policy.json               format/version, observation layout, action bounds, network settings, metadata
     policy.torchscript.pt     optional (robot-rl export-policy): traced deterministic forward in env units
 
@@ -48,7 +48,7 @@ POLICY_VERSION = 1
 PARAMS_FILE = "policy.safetensors"
 SPEC_FILE = "policy.json"
 TORCHSCRIPT_FILE = "policy.torchscript.pt"
-#: Key prefixes of the flat parameter dict (as ``SACAgent.policy_state_dict()`` writes them).
+#: Key prefixes of the flat parameter dict (the prefixes of the agent modules the policy shares).
 PARAM_PREFIXES = ("actor", "encoder", "state_norm")
 
 
@@ -398,14 +398,14 @@ class Policy(nn.Module):
                 if m is not None}
 
     def params(self) -> dict[str, torch.Tensor]:
-        """Flat dict of contiguous copies on the policy's device, keys as ``SACAgent.policy_state_dict()``:
+        """Flat dict of contiguous copies on the policy's device, keys
         ``actor.*``, ``encoder.*`` (with cameras), ``state_norm.*``."""
         return {f"{prefix}.{k}": v.detach().clone(memory_format=torch.contiguous_format)
                 for prefix, module in self._modules_by_prefix().items() for k, v in module.state_dict().items()}
 
     @torch.no_grad()
     def load_params(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Copy flat tensors (``SACAgent.policy_state_dict()`` / :meth:`params` format, any device)
+        """Copy flat tensors (:meth:`params` format, any device)
         into the modules. Nothing is changed unless every key and shape fits.
 
         Raises:

@@ -1,16 +1,24 @@
-"""``robot-rl actor``: run the policy on the robot (or a sim) and stream transitions to a learner.
+"""The actor: one control loop for ``robot-rl train`` (in memory) and ``robot-rl actor`` (ZeroMQ).
 
-The control loop never waits for the network: each step it takes the newest parameters the
-learner published (if any arrived), acts, steps the env, and hands finished chunks of steps to
-:class:`~robot_rl.transport.link.ChunkSender`, which spools them to disk and sends them without
-blocking. While the learner is away the actor keeps acting with its last parameters and the
-spool grows; when the learner returns, the spool drains in order and the learner drops
+:class:`ActorLoop` owns the acting side of a run: the env (with the reward model and the
+intervention wrapper around it), the teleop device, uniform random actions for the first
+``random_steps``, the episode statistics, and the cutting of steps into
+:class:`~robot_rl.transport.messages.TransitionChunk` s. It acts with a deployable
+:class:`~robot_rl.policies.policy.Policy`, never with the learner's agent: in ``robot-rl train``
+the policy shares the learner's networks; in ``robot-rl actor`` (:func:`run_actor`) it is loaded
+from the parameters the learner publishes.
+
+In ``robot-rl actor`` the control loop never waits for the network: each step it takes the newest
+parameters the learner published (if any arrived), acts, steps the env, and hands finished
+chunks to :class:`~robot_rl.transport.link.ChunkSender`, which spools them to disk and sends them
+without blocking. While the learner is away the actor keeps acting with its last parameters and
+the spool grows; when the learner returns, the spool drains in order and the learner drops
 duplicates. The newest parameters are also cached in the spool directory, so a restarted actor
 can act before the learner answers.
 
 With ``--teleop`` a human device (or the scripted corrector) can take over at any step
-(:class:`~robot_rl.intervention.InterventionWrapper`); those steps are tagged and the learner puts
-them into its demo buffer as well.
+(:class:`~robot_rl.intervention.InterventionWrapper`); those steps are tagged, and the learner
+puts them into its demo buffer as well (HIL-SERL, Luo et al. 2024, arXiv:2410.21845).
 """
 
 from __future__ import annotations
@@ -24,154 +32,103 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from robot_rl.agent import SACAgent, SACConfig, resolve_device
-from robot_rl.batch import Obs
 from robot_rl.envs import make_env, parse_env_kwargs
-from robot_rl.errors import ConfigError, TransportError
+from robot_rl.errors import CheckpointError, ConfigError, ObservationLayoutError, TransportError
+from robot_rl.interfaces import Teleop
 from robot_rl.layout import ActionScaler, ObsLayout
-from robot_rl.runs import from_jsonable
-from robot_rl.transport.link import ChunkSender, ParamsSubscriber, ReceivedParams, curve_for_actor, tcp_address
+from robot_rl.policies.policy import Policy
 from robot_rl.transport.messages import TransitionChunk
+from robot_rl.validate import require_at_least, require_positive
+
+#: Offset of the scripted corrector's seed from the run's seed (its own RNG stream).
+CORRECTOR_SEED_OFFSET = 20_000
+#: Offset of the uniform-random-action RNG's seed from the run's seed.
+RANDOM_ACTION_SEED_OFFSET = 30_000
 
 
 @dataclass
-class ActorConfig:
-    """Run the policy in an env and stream transitions to a `robot-rl learner` (ZeroMQ)."""
+class ActorSettings:
+    """What the acting side of a run needs, shared by `robot-rl train` and `robot-rl actor`."""
 
     env: str = "robot_rl/PandaPickLift-v0"
-    """gymnasium env ID (the same as the learner's)."""
+    """gymnasium env ID; any env with a Box or Dict-of-Box observation and a Box action (the learner's)."""
     env_kwargs: dict[str, str] = field(default_factory=dict)
-    """keyword arguments of the env (the same as the learner's)."""
+    """keyword arguments of the env, e.g. --env-kwargs reward_type dense image_size 96 (values parsed as JSON when they can be)."""
     seed: int = 1
-    """seed of env resets and action sampling."""
-    learner: str = "127.0.0.1"
-    """host name or address of the learner."""
-    port: int = 5555
-    """the learner's transition port (parameters come from port + 1)."""
-    actor_id: str = "actor0"
-    """unique name of this actor (the learner de-duplicates per actor; CURVE key <actor_id>.key_secret)."""
-    curve_keys: Path | None = None
-    """directory with learner.key and <actor_id>.key_secret (from `robot-rl keys`)."""
-    spool_dir: Path | None = None
-    """where unacknowledged chunks wait on disk; default spool/<actor_id>."""
+    """seed of networks, replay sampling, env resets (episode k resets with seed + k)."""
     teleop: str = "none"
-    """who may take over: none, keyboard, gamepad, spacemouse or scripted (the scripted corrector)."""
+    """who may take over during training: none, scripted (the scripted corrector, simulated tasks only), keyboard, gamepad, spacemouse or ros; evaluation never intervenes."""
     teleop_kwargs: dict[str, str] = field(default_factory=dict)
-    """settings of the teleop backend, e.g. --teleop-kwargs linear_speed_mps 0.1 (values parsed as JSON when they can be)."""
-    rlif_reward: bool = False
-    """replace the task reward with RLIF's intervention reward (-1 at each take-over)."""
+    """settings of the teleop, e.g. --teleop-kwargs linear_speed_mps 0.1, or the scripted corrector's takeover_probability 0.7 max_takeover_steps 6 (values parsed as JSON when they can be)."""
     reward: str = "env"
-    """reward source, as `robot-rl train --reward`: env, sparse, dense, classifier (--reward-model-path), vlm, intervention; the actor computes the reward (it has the cameras) and the learner stores it."""
+    """reward source: 'env' (the env's own), 'sparse' / 'dense' (robot_rl sims' reward_type), 'classifier' (a learned success classifier, --reward-model-path), 'vlm' (--reward-kwargs), 'intervention' (RLIF: -1 at each take-over, else 0; needs --teleop). Model rewards end the episode on the model's success; the env's privileged success is only logged (env_success_rate). The actor computes the reward (it has the cameras)."""
     reward_model_path: Path | None = None
-    """--reward classifier: directory from `robot-rl train-reward-classifier`."""
+    """--reward classifier: directory written by `robot-rl train-reward-classifier` (copied into a train run)."""
     reward_kwargs: dict[str, str] = field(default_factory=dict)
-    """settings of the reward model (values parsed as JSON when they can be), e.g. --reward-kwargs threshold 0.7."""
+    """settings of the reward model, e.g. --reward-kwargs threshold 0.7 device cpu (values parsed as JSON when they can be)."""
+    random_steps: int = 0
+    """uniform random actions for the first N env steps (useful without demos)."""
     chunk_steps: int = 10
-    """send steps in chunks of this many (and at every episode end)."""
-    total_env_steps: int = 0
-    """stop after this many env steps (0: run until Ctrl-C / SIGTERM)."""
-    deterministic: bool = False
-    """act with the policy mean instead of sampling (evaluation)."""
-    params_timeout_s: float = 120.0
-    """give up when no parameters arrive within this long and none are cached."""
-    ack_timeout_s: float = 5.0
-    """resend unacknowledged chunks after this long."""
-    window: int = 16
-    """chunks in flight without acknowledgement."""
-    drain_timeout_s: float = 60.0
-    """at exit, wait this long for the learner to acknowledge the spool (what remains is sent next time)."""
-    fsync: bool = False
-    """fsync each spooled chunk (survives power loss of this PC)."""
-    realtime: bool = False
-    """pace the loop at the env's control rate (simulated envs run as fast as they can otherwise)."""
-    max_message_mb: float = 256.0
-    """refuse parameter messages larger than this (MiB)."""
-    device: str = "cpu"
-    """where the policy runs: 'cpu', 'cuda', ... ('auto' picks a GPU when present)."""
-    torch_threads: int = 1
-    """torch intra-op threads (0: torch's default)."""
-    progress: bool = True
-    """show a progress bar."""
+    """hand steps to the learner in chunks of this many (and at every episode end)."""
 
 
-class PolicyHolder:
-    """The actor's copy of the policy; rebuilt from the parameter meta, swapped in when newer.
+def check_actor_settings(s: ActorSettings) -> dict[str, Any]:
+    """Validate the acting settings; returns the env kwargs they imply.
 
-    Args:
-        layout / scaler: of the actor's env (checked against the learner's meta).
-        device: where the policy runs.
+    Raises:
+        ConfigError: a bad count, an unknown reward source, or a reward that needs what is missing.
     """
+    from robot_rl.rewards.selection import check_reward_source
 
-    def __init__(self, layout: ObsLayout, action_dim: int, device: torch.device, cache_dir: Path) -> None:
-        self.layout, self.action_dim, self.device = layout, action_dim, device
-        self.cache_dir = cache_dir
-        self.agent: SACAgent | None = None
-        self.version = -1
-        self.latencies: list[float] = []
-        self._last_cache_write = 0.0
+    require_at_least("--chunk-steps", s.chunk_steps, 1)
+    require_at_least("--random-steps", s.random_steps, 0)
+    require_at_least("--seed", s.seed, 0)
+    return check_reward_source(s.reward, parse_env_kwargs(s.env_kwargs), s.teleop, s.reward_model_path)
 
-    def load(self, p: ReceivedParams, cache: bool = True) -> None:
-        """Build the agent on first use, then load ``p`` (newer versions only).
 
-        Raises:
-            TransportError: the learner's observation/action layout differs from this env's.
-        """
-        if self.agent is None:
-            meta = p.meta
-            shapes = {k: tuple(v) for k, v in meta.get("image_shapes", {}).items()}
-            if (meta.get("state_dim") != self.layout.state_dim or shapes != self.layout.image_shapes
-                    or meta.get("action_dim") != self.action_dim):
-                raise TransportError(
-                    f"the learner trains on state {meta.get('state_dim')}, cameras {shapes}, actions {meta.get('action_dim')} "
-                    f"({meta.get('env')}); this actor's env has state {self.layout.state_dim}, cameras "
-                    f"{self.layout.image_shapes}, actions {self.action_dim}: start both with the same --env and --env-kwargs")
-            cfg = from_jsonable(SACConfig, meta["agent_config"])
-            cfg.compile = False
-            self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.action_dim, cfg, self.device)
-            self.agent.eval()
-        if p.version < self.version:
-            return
-        self.agent.load_policy_state_dict({k: v.to(self.device) for k, v in p.tensors.items()})
-        self.version = p.version
-        if np.isfinite(p.latency_s):
-            self.latencies.append(p.latency_s)
-        if cache and time.monotonic() - self._last_cache_write > 5.0:
-            self._write_cache(p)
+def reward_source(s: ActorSettings) -> dict[str, Any]:
+    """The reward source declared on every chunk (the learner keeps one source per replay)."""
+    return {"reward": s.reward, "reward_model_path": str(s.reward_model_path) if s.reward_model_path else None,
+            "reward_kwargs": dict(s.reward_kwargs)}
 
-    def _write_cache(self, p: ReceivedParams) -> None:
-        from safetensors.torch import save_file
 
-        tmp = self.cache_dir / "params.safetensors.tmp"
-        save_file({k: v.contiguous() for k, v in p.tensors.items()}, str(tmp))
-        os.replace(tmp, self.cache_dir / "params.safetensors")
-        meta_tmp = self.cache_dir / "params.json.tmp"
-        meta_tmp.write_text(json.dumps({"version": p.version, "meta": p.meta}))
-        os.replace(meta_tmp, self.cache_dir / "params.json")
-        self._last_cache_write = time.monotonic()
+def make_teleop(name: str, kwargs: dict[str, str], env: gym.Env, seed: int) -> Teleop:
+    """The teleop ``name`` from the registry (:mod:`robot_rl.drivers.teleop`) with ``kwargs``; the
+    scripted corrector also gets the env (its privileged state) and the seed ``seed + CORRECTOR_SEED_OFFSET``.
 
-    def load_cache(self) -> bool:
-        """Load the cached parameters of an earlier run of this actor; True when there were some."""
-        f, m = self.cache_dir / "params.safetensors", self.cache_dir / "params.json"
-        if not (f.is_file() and m.is_file()):
-            return False
-        from safetensors.torch import load_file
+    Raises:
+        ConfigError: an unknown name or setting, or a scripted corrector for an env without a scripted controller.
+        DeviceUnavailableError: a human device's SDK or hardware is missing.
+    """
+    from robot_rl.drivers.teleop import make_teleop as make_device
 
-        meta = json.loads(m.read_text())
-        self.load(ReceivedParams(int(meta["version"]), load_file(str(f)), meta["meta"], float("nan")), cache=False)
-        return True
+    settings = parse_env_kwargs(kwargs)
+    if name == "scripted":
+        settings = {"env": env, "seed": seed + CORRECTOR_SEED_OFFSET, **settings}
+    return make_device(name, **settings)
 
-    def act(self, state: np.ndarray, images: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
-        """Policy action for one split observation (state (S,) float32, images camera -> (H, W, 3) uint8).
 
-        Returns:
-            (A,) float32 action in [-1, 1].
-        """
-        with torch.no_grad():
-            return self.agent.act(Obs.single(state, images, self.device), deterministic=deterministic)[0].cpu().numpy()
+def build_actor_env(s: ActorSettings, reward_model: Any = None) -> tuple[gym.Env, Teleop | None]:
+    """The env an actor runs: ``make_env`` with the reward's env kwargs, the reward model's wrapper,
+    and the intervention wrapper when ``s.teleop`` is not ``none``.
+
+    Returns:
+        ``(env, teleop)``; teleop is None without ``--teleop``.
+    """
+    from robot_rl.rewards.selection import wrap_with_reward
+
+    env = wrap_with_reward(make_env(s.env, **check_actor_settings(s)), reward_model)
+    if s.teleop == "none":
+        return env, None
+    from robot_rl.intervention import InterventionWrapper
+
+    teleop = make_teleop(s.teleop, s.teleop_kwargs, env, s.seed)
+    return InterventionWrapper(env, teleop, rlif_reward=s.reward == "intervention"), teleop
 
 
 class ChunkBuilder:
@@ -205,7 +162,7 @@ class ChunkBuilder:
         return len(self.rows)
 
     def take(self, episode_stats: dict[str, Any] | None = None) -> TransitionChunk:
-        """The collected steps as a chunk (seq / actor are set by the sender)."""
+        """The collected steps as a chunk (``actor`` / ``seq`` are set by the transport)."""
         rows, first = self.rows, self.t == 0
         states = [r[0] for r in rows]
         images = {k: [r[1][k] for r in rows] for k in self.layout.image_shapes}
@@ -226,6 +183,231 @@ class ChunkBuilder:
         return chunk
 
 
+class ActorLoop:
+    """The control loop of one actor: reset, act, step, record; one :meth:`step` per env step.
+
+    Episode ``k`` resets the env with seed ``seed + k``. The first ``random_steps`` steps (counted
+    by ``step_id``, which survives actor restarts) act uniformly at random from an RNG of their own.
+    The executed action (the human's while a teleop intervenes) is what is recorded, in the
+    learner's [-1, 1] units.
+
+    Args:
+        env: the env, already wrapped (:func:`build_actor_env`).
+        settings: the run's acting settings.
+        teleop: the env's teleop (its RNG state is part of :meth:`state_dict`), or None.
+        episode / step_id: where this actor's counters start (a restarted actor continues them).
+
+    Attributes:
+        episode: the current (or next) episode number. step_id: the next step's ID.
+        last_stats: the statistics of the last finished episode (``return``, ``length``,
+            ``success``, ``intervention_steps``, ``takeovers``, ``intervention_rate``,
+            ``params_version``; ``env_success`` with a reward model).
+    """
+
+    def __init__(self, env: gym.Env, settings: ActorSettings, teleop: Teleop | None = None,
+                 episode: int = 0, step_id: int = 0) -> None:
+        self.env, self.settings, self.teleop = env, settings, teleop
+        self.layout = ObsLayout.from_space(env.observation_space)
+        self.scaler = ActionScaler.from_space(env.action_space)
+        self.builder = ChunkBuilder(self.layout, reward_source(settings))
+        self.episode, self.step_id = episode, step_id
+        self.rng = np.random.default_rng(settings.seed + RANDOM_ACTION_SEED_OFFSET)
+        self.split: tuple[np.ndarray, dict[str, np.ndarray]] | None = None  # None: reset before the next step
+        self.last_stats: dict[str, Any] | None = None
+        self._stats: dict[str, Any] = {}
+
+    def _reset(self) -> None:
+        obs, _ = self.env.reset(seed=self.settings.seed + self.episode)
+        self.split = self.layout.split(obs)
+        self.builder.start(*self.split, self.episode)
+        self._stats = {"return": 0.0, "length": 0, "success": False, "intervention_steps": 0, "takeovers": 0}
+
+    def step(self, policy: Policy | None, deterministic: bool = False, params_version: int = -1
+             ) -> tuple[TransitionChunk | None, bool]:
+        """Act once (resetting first when the last episode ended).
+
+        Args:
+            policy: the policy (may be None during ``random_steps``).
+            deterministic: act with the policy mean.
+            params_version: recorded in the episode stats (the learner's update count).
+
+        Returns:
+            ``(chunk, done)``: a finished chunk (``chunk_steps`` steps, or the episode's last
+            steps) or None, and whether this step ended the episode.
+        """
+        if self.split is None:
+            self._reset()
+        if self.step_id < self.settings.random_steps:
+            action = self.rng.uniform(-1, 1, self.scaler.dim).astype(np.float32)
+        else:
+            action = policy.act_normalized(*self.split, deterministic=deterministic)
+        env_action = self.scaler.to_env(action)
+        obs, reward, terminated, truncated, info = self.env.step(env_action)
+        self.split = self.layout.split(obs)
+        executed = self.scaler.from_env(info.get("action", env_action))  # what a human executed, if engaged
+        intervention = bool(info.get("intervention", False))
+        self.builder.step(*self.split, executed, float(reward), bool(terminated), bool(truncated), intervention,
+                          self.step_id)
+        self.step_id += 1
+        st = self._stats
+        st["return"] += float(reward)
+        st["length"] += 1
+        st["success"] = st["success"] or bool(info.get("is_success", False))
+        if "env_is_success" in info:
+            st["env_success"] = bool(st.get("env_success", False)) or bool(info["env_is_success"])
+        st["intervention_steps"] += intervention
+        st["takeovers"] += bool(info.get("takeover", False))
+        done = bool(terminated or truncated)
+        chunk = None
+        if done:
+            self.last_stats = {**st, "return": round(st["return"], 6),
+                               "intervention_rate": st["intervention_steps"] / max(st["length"], 1),
+                               "params_version": params_version}
+            chunk = self.builder.take(self.last_stats)
+            self.episode += 1
+            self.split = None
+        elif len(self.builder) >= self.settings.chunk_steps:
+            chunk = self.builder.take()
+        return chunk, done
+
+    def take_partial(self) -> TransitionChunk | None:
+        """The steps of an unfinished episode not yet handed over (at shutdown), or None."""
+        return self.builder.take() if len(self.builder) else None
+
+    def abandon_episode(self) -> None:
+        """Give up the current episode (at shutdown, after :meth:`take_partial`): the next step resets."""
+        if self.split is not None:
+            self.episode += 1
+            self.split = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state for an exact resume; valid between episodes only.
+
+        Raises:
+            RuntimeError: called in the middle of an episode.
+        """
+        if self.split is not None:
+            raise RuntimeError("ActorLoop.state_dict() is only valid between episodes")
+        state: dict[str, Any] = {"episode": self.episode, "step_id": self.step_id, "rng": self.rng.bit_generator.state}
+        if self.teleop is not None and hasattr(self.teleop, "state_dict"):
+            state["teleop"] = self.teleop.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self.episode, self.step_id = int(state["episode"]), int(state["step_id"])
+        self.rng.bit_generator.state = state["rng"]
+        if "teleop" in state and self.teleop is not None and hasattr(self.teleop, "load_state_dict"):
+            self.teleop.load_state_dict(state["teleop"])
+        self.split = None
+
+
+# =============================================================================== ZeroMQ actor
+@dataclass
+class ActorConfig(ActorSettings):
+    """Run the policy in an env and stream transitions to a `robot-rl learner` (ZeroMQ)."""
+
+    learner: str = "127.0.0.1"
+    """host name or address of the learner."""
+    port: int = 5555
+    """the learner's transition port (parameters come from port + 1)."""
+    actor_id: str = "actor0"
+    """unique name of this actor (the learner de-duplicates per actor; CURVE key <actor_id>.key_secret)."""
+    curve_keys: Path | None = None
+    """directory with learner.key and <actor_id>.key_secret (from `robot-rl keys`)."""
+    spool_dir: Path | None = None
+    """where unacknowledged chunks wait on disk; default spool/<actor_id>."""
+    total_env_steps: int = 0
+    """stop after this many env steps (0: run until Ctrl-C / SIGTERM)."""
+    deterministic: bool = False
+    """act with the policy mean instead of sampling (evaluation)."""
+    params_timeout_s: float = 120.0
+    """give up when no parameters arrive within this long and none are cached."""
+    ack_timeout_s: float = 5.0
+    """resend unacknowledged chunks after this long."""
+    window: int = 16
+    """chunks in flight without acknowledgement."""
+    drain_timeout_s: float = 60.0
+    """at exit, wait this long for the learner to acknowledge the spool (what remains is sent next time)."""
+    fsync: bool = False
+    """fsync each spooled chunk (survives power loss of this PC)."""
+    realtime: bool = False
+    """pace the loop at the env's control rate (simulated envs run as fast as they can otherwise)."""
+    max_message_mb: float = 256.0
+    """refuse parameter messages larger than this (MiB)."""
+    device: str = "cpu"
+    """where the policy runs: 'cpu', 'cuda', ... ('auto' picks a GPU when present)."""
+    torch_threads: int = 1
+    """torch intra-op threads (0: torch's default)."""
+    progress: bool = True
+    """show a progress bar."""
+
+
+class PolicyHolder:
+    """The actor's :class:`~robot_rl.policies.policy.Policy`, built from the learner's parameter
+    meta on first use and updated when newer parameters arrive; caches them in ``cache_dir``.
+
+    Args:
+        env: the actor's env (its spaces are checked against the learner's policy).
+        device: where the policy runs.
+        cache_dir: where the newest parameters are cached (the spool directory).
+    """
+
+    def __init__(self, env: gym.Env, device: torch.device, cache_dir: Path) -> None:
+        self.env, self.device, self.cache_dir = env, device, cache_dir
+        self.policy: Policy | None = None
+        self.version = -1
+        self.latencies: list[float] = []
+        self._last_cache_write = 0.0
+
+    def load(self, p: Any, cache: bool = True) -> None:
+        """Build the policy on first use, then load ``p`` (a ``ReceivedParams``; newer versions only).
+
+        Raises:
+            TransportError: the learner's observation/action layout differs from this env's.
+        """
+        if self.policy is None:
+            try:
+                policy = Policy.from_spec(p.meta.get("policy"), p.tensors, self.device)
+                policy.check_env(self.env.observation_space, self.env.action_space)
+            except (CheckpointError, ObservationLayoutError) as e:
+                raise TransportError(f"{e} (learner env {p.meta.get('env')}): start actor and learner with the same "
+                                     "--env and --env-kwargs") from e
+            self.policy = policy
+        if p.version < self.version:
+            return
+        self.policy.load_params({k: v.to(self.device) for k, v in p.tensors.items()})
+        self.version = p.version
+        if np.isfinite(p.latency_s):
+            self.latencies.append(p.latency_s)
+        if cache and time.monotonic() - self._last_cache_write > 5.0:
+            self._write_cache(p)
+
+    def _write_cache(self, p: Any) -> None:
+        from safetensors.torch import save_file
+
+        tmp = self.cache_dir / "params.safetensors.tmp"
+        save_file({k: v.contiguous() for k, v in p.tensors.items()}, str(tmp))
+        os.replace(tmp, self.cache_dir / "params.safetensors")
+        meta_tmp = self.cache_dir / "params.json.tmp"
+        meta_tmp.write_text(json.dumps({"version": p.version, "meta": p.meta}))
+        os.replace(meta_tmp, self.cache_dir / "params.json")
+        self._last_cache_write = time.monotonic()
+
+    def load_cache(self) -> bool:
+        """Load the cached parameters of an earlier run of this actor; True when there were some."""
+        from robot_rl.transport.link import ReceivedParams
+
+        f, m = self.cache_dir / "params.safetensors", self.cache_dir / "params.json"
+        if not (f.is_file() and m.is_file()):
+            return False
+        from safetensors.torch import load_file
+
+        meta = json.loads(m.read_text())
+        self.load(ReceivedParams(int(meta["version"]), load_file(str(f)), meta["meta"], float("nan")), cache=False)
+        return True
+
+
 def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str, Any]:
     """Act and stream until ``total_env_steps`` or ``stop`` / SIGTERM / SIGINT; returns a summary.
 
@@ -236,38 +418,34 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
     """
     import zmq
 
-    if cfg.chunk_steps < 1:
-        raise ConfigError(f"--chunk-steps must be >= 1, got {cfg.chunk_steps}")
+    from robot_rl.agent import resolve_device
+    from robot_rl.rewards.selection import MODEL_REWARDS, build_reward_model
+    from robot_rl.transport.link import ChunkSender, ParamsSubscriber, curve_for_actor, tcp_address
+
+    require_at_least("--total-env-steps", cfg.total_env_steps, 0, "0 runs until stopped")
+    require_at_least("--port", cfg.port, 1)
+    require_at_least("--window", cfg.window, 1)
+    require_at_least("--drain-timeout-s", cfg.drain_timeout_s, 0)
+    require_at_least("--torch-threads", cfg.torch_threads, 0)
+    for flag, value in (("--params-timeout-s", cfg.params_timeout_s), ("--ack-timeout-s", cfg.ack_timeout_s),
+                        ("--max-message-mb", cfg.max_message_mb)):
+        require_positive(flag, value)
+    check_actor_settings(cfg)
     stop = stop or threading.Event()
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)
     curve = curve_for_actor(cfg.curve_keys, cfg.actor_id)
     spool_dir = Path(cfg.spool_dir or Path("spool") / cfg.actor_id)
-    from robot_rl.rewards.selection import MODEL_REWARDS, build_reward_model, check_reward_source, wrap_with_reward
-
-    if cfg.rlif_reward and cfg.reward not in ("env", "intervention"):
-        raise ConfigError(f"--rlif-reward is --reward intervention; it cannot be combined with --reward {cfg.reward}")
-    env_kwargs = check_reward_source(cfg.reward, parse_env_kwargs(cfg.env_kwargs), cfg.teleop, cfg.reward_model_path)
     reward_model = (build_reward_model(cfg.reward, cfg.reward_model_path, parse_env_kwargs(cfg.reward_kwargs))
                     if cfg.reward in MODEL_REWARDS else None)
-    env = wrap_with_reward(make_env(cfg.env, **env_kwargs), reward_model)
-    layout = ObsLayout.from_space(env.observation_space)
-    scaler = ActionScaler.from_space(env.action_space)
-    if cfg.teleop != "none":
-        from robot_rl.drivers.teleop import make_teleop
-        from robot_rl.intervention import InterventionWrapper
-
-        kwargs = parse_env_kwargs(cfg.teleop_kwargs)
-        if cfg.teleop == "scripted":  # the corrector needs the env (privileged state) and a seed
-            kwargs = {"env": env, "seed": cfg.seed, **kwargs}
-        teleop = make_teleop(cfg.teleop, **kwargs)
-        env = InterventionWrapper(env, teleop, rlif_reward=cfg.rlif_reward or cfg.reward == "intervention")
+    env, teleop = build_actor_env(cfg, reward_model)
     ctx = zmq.Context()
     sender = ChunkSender(ctx, tcp_address(cfg.learner, cfg.port), cfg.actor_id, spool_dir, curve, cfg.window,
                          cfg.ack_timeout_s, cfg.fsync)
     params = ParamsSubscriber(ctx, tcp_address(cfg.learner, cfg.port + 1), curve, int(cfg.max_message_mb * 2**20))
-    policy = PolicyHolder(layout, scaler.dim, device, spool_dir)
+    holder = PolicyHolder(env, device, spool_dir)
+
     def on_signal(*_: Any) -> None:  # first: finish cleanly (drain the spool); second: leave at once
         if stop.is_set():
             raise KeyboardInterrupt
@@ -280,18 +458,19 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
     steps = episodes = 0
     t_start = time.monotonic()
     bar = None
+    loop = ActorLoop(env, cfg, teleop, episode=sender.next_episode, step_id=sender.next_step_id)
     try:
         if sender.recovered_chunks:
             tqdm.write(f"actor {cfg.actor_id}: {sender.recovered_chunks} unacknowledged chunks found in {spool_dir}; "
                        "they are sent first")
-        if policy.load_cache():
-            tqdm.write(f"actor {cfg.actor_id}: acting with cached parameters (version {policy.version}) until the learner answers")
+        if holder.load_cache():
+            tqdm.write(f"actor {cfg.actor_id}: acting with cached parameters (version {holder.version}) until the learner answers")
         deadline = time.monotonic() + cfg.params_timeout_s
-        while policy.agent is None:
+        while holder.policy is None:
             p = params.poll(200)
             sender.pump()
             if p is not None:
-                policy.load(p)
+                holder.load(p)
             elif stop.is_set():
                 return {"env_steps": 0}
             elif time.monotonic() > deadline:
@@ -300,16 +479,6 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                     "Is `robot-rl learner` running and reachable? If it uses --curve-keys, this actor needs "
                     f"--curve-keys with learner.key and {cfg.actor_id}.key_secret authorized by it."
                     + (f" Learner messages refused here: {params.last_error}" if params.last_error else ""))
-        # declared on every chunk: the learner refuses to mix rewards of different sources
-        builder = ChunkBuilder(layout, reward_source={
-            "reward": "intervention" if cfg.rlif_reward else cfg.reward,
-            "reward_model_path": str(cfg.reward_model_path) if cfg.reward_model_path else None,
-            "reward_kwargs": dict(cfg.reward_kwargs)})
-        episode = sender.next_episode
-        obs, _ = env.reset(seed=cfg.seed + episode)
-        split = layout.split(obs)  # once per step: used by the policy and by the chunk
-        builder.start(*split, episode)
-        ep_return, ep_len, ep_success, ep_interventions, ep_takeovers = 0.0, 0, False, 0, 0
         bar = tqdm(total=cfg.total_env_steps or None, desc=f"actor {cfg.actor_id}", unit="step", disable=not cfg.progress,
                    dynamic_ncols=True)
         period = 1.0 / getattr(env.unwrapped, "control_hz", 10.0)
@@ -318,36 +487,15 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         while not stop.is_set() and not (cfg.total_env_steps and steps >= cfg.total_env_steps):
             p = params.poll(0)
             if p is not None:
-                policy.load(p)
-            action = policy.act(*split, cfg.deterministic)
-            obs, reward, terminated, truncated, info = env.step(scaler.to_env(action))
-            split = layout.split(obs)
-            executed = scaler.from_env(info["action"]) if "action" in info else action
-            intervention = bool(info.get("intervention", False))
-            builder.step(*split, executed, float(reward), bool(terminated), bool(truncated), intervention, sender.next_step_id)
-            sender.next_step_id += 1
+                holder.load(p)
+            chunk, done = loop.step(holder.policy, cfg.deterministic, holder.version)
+            sender.next_step_id = loop.step_id
             steps += 1
-            ep_return += float(reward)
-            ep_len += 1
-            ep_success = ep_success or bool(info.get("is_success", False))
-            ep_interventions += intervention
-            ep_takeovers += bool(info.get("takeover", False))
-            done = terminated or truncated
-            if done or len(builder) >= cfg.chunk_steps:
-                stats = None
-                if done:
-                    stats = {"return": ep_return, "length": ep_len, "success": ep_success,
-                             "intervention_steps": ep_interventions, "takeovers": ep_takeovers,
-                             "intervention_rate": ep_interventions / max(ep_len, 1), "params_version": policy.version}
-                sender.put(builder.take(stats))
+            if chunk is not None:
+                sender.put(chunk)
             if done:
                 episodes += 1
-                episode += 1
-                sender.save_state(next_episode=episode)
-                obs, _ = env.reset(seed=cfg.seed + episode)
-                split = layout.split(obs)
-                builder.start(*split, episode)
-                ep_return, ep_len, ep_success, ep_interventions, ep_takeovers = 0.0, 0, False, 0, 0
+                sender.save_state(next_episode=loop.episode)
             sender.pump()
             bar.update(1)
             now = time.monotonic()
@@ -356,13 +504,15 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                 tqdm.write(f"actor {cfg.actor_id}: no acknowledgement from the learner for {sender.seconds_since_ack():.0f} s; "
                            f"{sender.unacked} chunks ({sender.spool_bytes() / 2**20:.1f} MiB) wait in {spool_dir}")
             if steps % 20 == 0:
-                bar.set_postfix(params=policy.version, unacked=sender.unacked, refresh=False)
+                bar.set_postfix(params=holder.version, unacked=sender.unacked, refresh=False)
             if cfg.realtime:
                 next_tick += period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
-        if len(builder):  # a partial episode: send its steps too (the episode continues as cut)
-            sender.put(builder.take())
-        sender.save_state(next_episode=episode + 1 if ep_len else episode)
+        partial = loop.take_partial()
+        if partial is not None:  # a partial episode: send its steps too (the episode continues as cut)
+            sender.put(partial)
+        loop.abandon_episode()
+        sender.save_state(next_episode=loop.episode)
         if sender.unacked:
             tqdm.write(f"actor {cfg.actor_id}: waiting up to {cfg.drain_timeout_s:.0f} s for the learner to acknowledge "
                        f"{sender.unacked} chunks (Ctrl-C again leaves them in {spool_dir} for the next start)")
@@ -379,8 +529,8 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         params.close()
         ctx.destroy(linger=0)
         env.close()
-    lat = np.array(policy.latencies) if policy.latencies else np.array([np.nan])
+    lat = np.array(holder.latencies) if holder.latencies else np.array([np.nan])
     return {"actor_id": cfg.actor_id, "env_steps": steps, "episodes": episodes, "next_step_id": sender.next_step_id,
-            "params_version": policy.version, "params_received": len(policy.latencies),
+            "params_version": holder.version, "params_received": len(holder.latencies),
             "params_latency_ms_p50": float(np.nanmedian(lat) * 1e3), "unacknowledged_chunks": sender.unacked,
             "resent_chunks": sender.resent, "wall_s": round(time.monotonic() - t_start, 1)}

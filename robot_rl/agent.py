@@ -23,7 +23,8 @@ from torch import nn
 
 from robot_rl.batch import Batch, Obs
 from robot_rl.errors import CheckpointError, ConfigError, DeviceUnavailableError
-from robot_rl.policies.networks import Actor, CriticEnsemble, ImageEncoder, StateNormalizer
+from robot_rl.policies.networks import CriticEnsemble, StateNormalizer
+from robot_rl.policies.policy import PolicyConfig
 
 
 @dataclass
@@ -191,20 +192,15 @@ class SACAgent(nn.Module):
             raise ConfigError(f"critic_subset_size={cfg.critic_subset_size} must be in [1, num_critics={cfg.num_critics}]")
         if cfg.utd_ratio < 1 or cfg.batch_size < 1 or cfg.actor_update_period < 1:
             raise ConfigError("utd_ratio, batch_size and actor_update_period must be >= 1")
-        if cfg.pretrained_weights is not None and cfg.encoder != "resnet18":
-            raise ConfigError(f"pretrained_weights is only used by encoder='resnet18' (got encoder='{cfg.encoder}'); "
-                              "set --agent.encoder resnet18 or drop the weights")
         if state_dim == 0 and not image_shapes:
             raise ConfigError("the agent needs a state vector, cameras, or both; got neither")
         self.cfg = cfg
         self.device = torch.device(device)
-        self.encoder = None
-        if image_shapes:
-            self.encoder = ImageEncoder(image_shapes, cfg.encoder_latent_dim, cfg.encoder, cfg.encoder_strides,
-                                        cfg.encoder_channels, cfg.pretrained_weights, cfg.channels_last)
-        feature_dim = state_dim + (cfg.encoder_latent_dim if image_shapes else 0)
+        policy_cfg = PolicyConfig.from_agent_config(cfg)  # the policy's networks are built in one place
+        self.encoder = policy_cfg.make_encoder(image_shapes)
+        feature_dim = policy_cfg.feature_dim(state_dim, image_shapes)
         self.state_norm = StateNormalizer(state_dim)
-        self.actor = Actor(feature_dim, action_dim, cfg.hidden_dims)
+        self.actor = policy_cfg.make_actor(state_dim, image_shapes, action_dim)
         self.critic = CriticEnsemble(feature_dim + action_dim, cfg.hidden_dims, cfg.num_critics, cfg.critic_layer_norm)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
@@ -322,16 +318,3 @@ class SACAgent(nn.Module):
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"the checkpoint does not fit this agent ({type(e).__name__}: {e}); it was written "
                                   "with other observation/action spaces or other network settings") from e
-
-    def policy_state_dict(self) -> dict[str, torch.Tensor]:
-        """What an actor process needs: ``actor.*`` and ``encoder.*`` parameters and buffers as a flat
-        dict of contiguous copies on the agent's device (``safetensors.torch.save_file`` takes it as is)."""
-        modules = {"actor": self.actor, "encoder": self.encoder, "state_norm": self.state_norm}
-        return {f"{prefix}.{k}": v.detach().clone(memory_format=torch.contiguous_format)
-                for prefix, module in modules.items() if module is not None for k, v in module.state_dict().items()}
-
-    def load_policy_state_dict(self, params: dict[str, torch.Tensor]) -> None:
-        """Load :meth:`policy_state_dict` output into the actor and encoder (for actor processes)."""
-        for prefix, module in (("actor", self.actor), ("encoder", self.encoder), ("state_norm", self.state_norm)):
-            if module is not None:
-                module.load_state_dict({k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")})

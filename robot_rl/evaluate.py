@@ -203,61 +203,104 @@ def write_episode_curve(episodes_csv: Path, path: Path, title: str = "", window:
     return path
 
 
+def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = None,
+             seed: int | None = None) -> dict[str, float]:
+    """Run ``episodes`` episodes of ``policy``'s deterministic action (no intervention, no learning).
+
+    Args:
+        policy: a :class:`~robot_rl.policies.policy.Policy` (anything with ``act(obs, deterministic)``
+            returning the env's action).
+        env: the env (a reward model's wrapper decides success when there is one).
+        frames: if given, ``env.render()`` frames of the first episode are appended to it.
+        seed: episode ``i`` resets with ``seed + i`` (reproducible evaluations); None continues the
+            env's own RNG stream.
+
+    Returns:
+        ``success_rate`` (fraction of episodes with ``info['is_success']``), ``mean_return``,
+        ``mean_length`` (steps); with a reward model (:mod:`robot_rl.rewards`) ``success_rate`` is
+        the model's verdict and ``env_success_rate`` the env's own (privileged in sim) success
+        (``info['env_is_success']``).
+    """
+    successes, returns, lengths, env_successes = [], [], [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=None if seed is None else seed + ep)
+        done, ret, length, success, env_success = False, 0.0, 0, False, None
+        while not done:
+            if frames is not None and ep == 0:
+                frames.append(env.render())
+            obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
+            ret += float(reward)
+            length += 1
+            success = success or bool(info.get("is_success", False))
+            if "env_is_success" in info:
+                env_success = bool(env_success) or bool(info["env_is_success"])
+            done = terminated or truncated
+        if frames is not None and ep == 0:
+            frames.append(env.render())
+        successes.append(success)
+        if env_success is not None:
+            env_successes.append(env_success)
+        returns.append(ret)
+        lengths.append(length)
+    result = {"success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
+              "mean_length": float(np.mean(lengths))}
+    if env_successes:
+        result["env_success_rate"] = float(np.mean(env_successes))
+    return result
+
+
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
-    """Load the run's config and latest checkpoint, evaluate, write video/curve/results.json.
+    """Load the run's latest policy (:meth:`~robot_rl.policies.policy.Policy.from_run`), evaluate it,
+    write video/curve/results.json.
 
     Raises:
         CheckpointError: the run directory or its checkpoint is missing or unreadable.
+        ObservationLayoutError: ``--env`` / ``--env-kwargs`` give spaces the policy was not trained on.
     """
-    from robot_rl.agent import SACAgent, resolve_device
-    from robot_rl.envs import make_env
+    from robot_rl.agent import resolve_device
+    from robot_rl.envs import make_env, parse_env_kwargs
     from robot_rl.layout import ActionScaler, ObsLayout
-    from robot_rl.runs import latest_checkpoint, load_checkpoint, load_config
-    from robot_rl.train import TrainConfig, evaluate
-
-    if not Path(cfg.run_dir).exists():
-        raise CheckpointError(f"run directory {cfg.run_dir} does not exist; pass the directory `robot-rl train` printed")
-    raw = json.loads((Path(cfg.run_dir) / "config.json").read_text()) if (Path(cfg.run_dir) / "config.json").is_file() else {}
-    if "host" in raw:  # a `robot-rl learner` run
-        from robot_rl.learner import LearnerConfig
-
-        train_cfg = load_config(cfg.run_dir, LearnerConfig)
-    else:
-        train_cfg = load_config(cfg.run_dir, TrainConfig)
-    ckpt = latest_checkpoint(cfg.run_dir)
-    device = resolve_device(cfg.device)
-    from robot_rl.envs import parse_env_kwargs
+    from robot_rl.policies.policy import Policy
     from robot_rl.rewards.selection import check_reward_source, load_run_reward, wrap_with_reward
 
+    from robot_rl.validate import require_at_least
+
+    require_at_least("--episodes", cfg.episodes, 1, "evaluation needs at least one episode")
+    require_at_least("--seed", cfg.seed, 0)
+    run_dir = Path(cfg.run_dir)
+    if not run_dir.exists():
+        raise CheckpointError(f"run directory {run_dir} does not exist; pass the directory `robot-rl train` printed")
+    raw = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    device = resolve_device(cfg.device)
     # the run's env settings and reward source; with a reward model, success_rate is the model's
     # verdict and env_success_rate the env's own (privileged in sim) success
-    reward = getattr(train_cfg, "reward", "env")
-    env_kwargs = {**parse_env_kwargs(getattr(train_cfg, "env_kwargs", {}) or {}), **parse_env_kwargs(cfg.env_kwargs)}
+    reward = raw.get("reward", "env")
+    env_kwargs = {**parse_env_kwargs(raw.get("env_kwargs") or {}), **parse_env_kwargs(cfg.env_kwargs)}
     if reward in ("sparse", "dense"):
         env_kwargs = check_reward_source(reward, env_kwargs)
-    env_id = cfg.env or train_cfg.env
-    env = wrap_with_reward(make_env(env_id, render=cfg.video, **env_kwargs), load_run_reward(cfg.run_dir))
-    layout = ObsLayout.from_space(env.observation_space)
-    scaler = ActionScaler.from_space(env.action_space)
-    agent = SACAgent(layout.state_dim, layout.image_shapes, scaler.dim, train_cfg.agent, device)
-    tensors, state = load_checkpoint(ckpt, map_location=device)
-    agent.load_checkpoint_state(tensors["agent"])
-    frames: list[np.ndarray] | None = [] if cfg.video else None
-    # the module of the arm that ran (robot_rl.sim.mujoco..., robot_rl.sim.pybullet..., robot_rl.ros.env)
-    arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
-    result = evaluate(agent, env, layout, scaler, cfg.episodes, device, frames=frames, seed=cfg.seed)
-    env.close()
-    out = Path(cfg.out or Path(cfg.run_dir) / "eval")
+    env_id = cfg.env or raw.get("env")
+    env = wrap_with_reward(make_env(env_id, render=cfg.video, **env_kwargs), load_run_reward(run_dir))
+    try:
+        policy = Policy.from_run(run_dir, device, ObsLayout.from_space(env.observation_space),
+                                 ActionScaler.from_space(env.action_space))
+        frames: list[Any] | None = [] if cfg.video else None
+        # the module of the arm that ran (robot_rl.sim.mujoco..., robot_rl.sim.pybullet..., robot_rl.ros.env)
+        arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
+        result = evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed)
+    finally:
+        env.close()
+    out = Path(cfg.out or run_dir / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "checkpoint": str(ckpt), "env": env_id, "env_kwargs": env_kwargs, "arm_module": arm_module,
-                               "trained_env_steps": state.get("env_steps", state.get("received")), "episodes": cfg.episodes, **result}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run_dir / "checkpoints" / policy.metadata["checkpoint"]),
+                               "env": env_id, "env_kwargs": env_kwargs, "arm_module": arm_module,
+                               "trained_env_steps": policy.metadata.get("env_steps"), "episodes": cfg.episodes, **result}
     video = write_video(frames, out / f"eval_step_{summary['trained_env_steps']}.mp4") if frames else None
     if video is not None:
         summary["video"] = str(video)
-    summary["learning_curve"] = str(write_learning_curve(Path(cfg.run_dir) / "evals.csv", out / "learning_curve.png",
-                                                         title=train_cfg.env))
-    episode_curve = write_episode_curve(Path(cfg.run_dir) / "episodes.csv", out / "training_episodes.png",
-                                        title=train_cfg.env)
+    if (run_dir / "evals.csv").is_file():
+        summary["learning_curve"] = str(write_learning_curve(run_dir / "evals.csv", out / "learning_curve.png",
+                                                             title=raw.get("env", "")))
+    episode_curve = write_episode_curve(run_dir / "episodes.csv", out / "training_episodes.png", title=raw.get("env", ""))
     if episode_curve is not None:
         summary["training_episodes_curve"] = str(episode_curve)
     (out / "results.json").write_text(json.dumps(summary, indent=2))

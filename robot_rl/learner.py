@@ -1,33 +1,42 @@
-"""``robot-rl learner``: the SAC/RLPD learner as its own process, fed by actors over ZeroMQ.
+"""The learner: one SAC/RLPD learning core for ``robot-rl train`` and ``robot-rl learner``.
 
-HIL-SERL's shape (Luo et al. 2024, "Precise and Dexterous Robotic Manipulation via
-Human-in-the-Loop Reinforcement Learning", arXiv:2410.21845): actors on robot PCs stream
-transitions; the learner (on a GPU box) keeps an online buffer of every transition and a demo
-buffer of demonstrations plus human interventions, samples them 50/50 (RLPD), and publishes the
-policy parameters back every ``publish_every_updates`` gradient steps.
+:class:`Learner` owns everything on the learning side: the agent, the demo buffer (demos plus
+interventions) and the online buffer, the update schedule, evaluation, checkpoints, metrics and
+resume. It is fed :class:`~robot_rl.transport.messages.TransitionChunk` s by one or more actors
+(:class:`robot_rl.actor.ActorLoop`) through a transport:
 
-Nothing is lost:
+* **in memory** (``robot-rl train``, :mod:`robot_rl.train`): one actor loop and the learner take
+  turns in one thread (act one step, hand over its chunk, update), so a run is deterministic and
+  ``--resume`` continues bit for bit;
+* **ZeroMQ** (``robot-rl learner`` + ``robot-rl actor``, :func:`run_learner`): actors on robot
+  PCs stream chunks, the learner publishes the policy parameters back every
+  ``publish_every_updates`` gradient steps (HIL-SERL's shape: Luo et al. 2024, "Precise and
+  Dexterous Robotic Manipulation via Human-in-the-Loop Reinforcement Learning", arXiv:2410.21845).
 
-* every accepted chunk is appended to ``<run>/replay/log_*.rrl`` before it is acknowledged (the
-  actor deletes its spooled copy only then); the log is the learner's online and intervention
-  data, written incrementally, and ``--resume`` rebuilds both buffers from it;
-* checkpoints (networks, targets, optimisers, temperature, counters, RNG) are written atomically
-  every ``checkpoint_every_updates`` gradient steps / ``checkpoint_every_s`` seconds and on exit
-  (SIGINT, SIGTERM); after SIGKILL, ``--resume`` continues from the newest one with every
-  transition the log holds.
+Both modes share one run directory format (``run.json`` says ``{"format": 2, "mode": ...}``):
 
-Files of a learner run directory: ``config.json``, ``demos/`` (scripted demos when recorded),
-``replay/`` (the log), ``checkpoints/``, ``episodes.csv`` (the actors' episode stats),
-``status.json`` (counters, refused messages by reason; rewritten every second), ``tb/``,
-``reward_source.json`` (the reward source the actors declared, e.g. ``{"reward": "classifier",
-"reward_model_path": ..., "reward_kwargs": {...}}``: the actor computes the reward, where the
-cameras are; the learner keeps one source per run and refuses chunks of another).
+* ``replay/log_*.rrl``: every transition chunk, appended before it is used (and, over ZeroMQ,
+  before it is acknowledged). It is the run's one on-disk dataset: ``--resume`` rebuilds both
+  buffers, the episode counters and the intervention totals from it.
+* ``checkpoints/step_<env steps>/``: networks, target critics, optimisers, temperature, update
+  counters and every RNG state, written atomically at the first episode end after every
+  ``checkpoint_every_steps`` env steps (and after ``checkpoint_every_s`` seconds), and at exit.
+  After SIGKILL, ``--resume`` continues from the newest one. In memory, a checkpoint also holds the
+  actor loop's state and the log is cut back to what the checkpoint had seen (the cut-off tail is
+  kept in ``replay_after_step_<N>/``, never deleted), so the resumed run repeats those steps exactly.
+* ``episodes.csv`` (one row per finished training episode), ``evals.csv`` (one row per
+  evaluation), ``tb/`` (TensorBoard): the same columns and tags in both modes, and **every x-axis
+  is env steps** (transitions received), so curves of ``train`` and ``learner`` runs overlay.
+* ``config.json``, ``demos/`` (scripted demos when recorded), ``reward.json`` /
+  ``reward_source.json`` (the reward the replay holds), ``status.json`` (learner mode: counters,
+  refused messages by reason; rewritten every second).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import queue
 import random
@@ -35,6 +44,7 @@ import signal
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,92 +55,161 @@ from tqdm import tqdm
 
 from robot_rl.agent import SACAgent, SACConfig, resolve_device
 from robot_rl.envs import make_env, parse_env_kwargs
-from robot_rl.errors import ConfigError, WireError
+from robot_rl.errors import CheckpointError, ConfigError, WireError
 from robot_rl.layout import ActionScaler, ObsLayout
+from robot_rl.policies.policy import Policy
 from robot_rl.record import load_demo_buffer
 from robot_rl.replay import ReplayBuffer, sample_mixed
-from robot_rl.runs import (latest_checkpoint, load_checkpoint, load_config, make_run_dir, save_checkpoint,
-                           save_config, to_jsonable)
-from robot_rl.transport.link import (ChunkReceiver, ParamsPublisher, check_bind_host, curve_for_learner,
-                                     start_authenticator, tcp_address)
+from robot_rl.runs import (load_checkpoint, load_config, make_run_dir, save_checkpoint, save_config,
+                           to_jsonable)
 from robot_rl.transport.messages import TransitionChunk
 from robot_rl.transport.records import SegmentLog
-from robot_rl.transport.wire import decode
+from robot_rl.transport.wire import decode, encode
+from robot_rl.validate import require_at_least, require_positive
 
-#: file in a learner run holding the actors' reward source (see ``ChunkReceiver``'s ``reward_source``)
+#: file in a run holding the reward source its replay holds (see ``ChunkReceiver``'s ``reward_source``)
 REWARD_SOURCE_FILE = "reward_source.json"
+#: file in a run holding its format version and mode
+RUN_FILE = "run.json"
+#: run directory format: 2 = one replay log for both modes (1: train runs kept ``episodes/*.npz``)
+RUN_FORMAT = 2
+#: columns of ``episodes.csv`` (both modes)
+EPISODE_COLUMNS = ("wall_time", "actor", "episode", "env_steps", "updates", "return", "length", "success",
+                   "intervention_steps", "takeovers", "intervention_rate")
+#: columns of ``evals.csv`` (both modes); ``env_success_rate`` is the env's privileged success,
+#: filled when the reward comes from a model (empty otherwise)
+EVAL_COLUMNS = ("env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length",
+                "intervention_steps", "env_success_rate")
+#: numpy SeedSequence stream of evaluation episodes (independent of training resets)
+EVAL_SEED_STREAM = 7
 
 
-def _write_json_atomic(path: Path, value: Any) -> None:
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(value, indent=2))
     tmp.replace(path)
 
 
 @dataclass
-class LearnerConfig:
-    """Run the SAC/RLPD learner as a server for `robot-rl actor` processes (ZeroMQ)."""
+class LearnConfig:
+    """Settings of the learning core, shared by `robot-rl train` and `robot-rl learner`."""
 
     env: str = "robot_rl/PandaPickLift-v0"
-    """gymnasium env ID the actors run (the learner builds it once to read its spaces)."""
+    """gymnasium env ID; any env with a Box or Dict-of-Box observation and a Box action."""
     env_kwargs: dict[str, str] = field(default_factory=dict)
-    """keyword arguments of the env, e.g. --env-kwargs reward_type dense (must match the actors')."""
+    """keyword arguments of the env, e.g. --env-kwargs reward_type dense image_size 96 (values parsed as JSON when they can be)."""
     seed: int = 1
-    """seed of networks and replay sampling."""
-    host: str = "127.0.0.1"
-    """address to bind; anything but loopback needs --curve-keys (or --insecure)."""
-    port: int = 5555
-    """transition port (actors connect here); parameters are published on port + 1."""
-    curve_keys: Path | None = None
-    """directory made by `robot-rl keys`: encrypt the link and accept only authorized actors."""
-    insecure: bool = False
-    """allow binding a non-loopback address without CURVE (trusted, isolated networks only)."""
-    max_message_mb: float = 256.0
-    """refuse messages larger than this (MiB)."""
+    """seed of networks, replay sampling, env resets."""
+    total_env_steps: int = 5_000
+    """stop after this many env steps (on --resume: the larger of this and the saved value)."""
     num_demos: int = 20
-    """scripted demos to record into the run when --demos is not given (0: none)."""
+    """scripted demos to record into the run when --demos is not given (0: train without demos)."""
     demos: Path | None = None
     """directory of demo episode files (robot-rl record-demos) to use instead of recording."""
     demo_fraction: float = 0.5
     """fraction of each batch drawn from the demo buffer (RLPD: 0.5)."""
     online_capacity: int = 100_000
     """online replay capacity in transitions."""
-    intervention_capacity: int = 100_000
-    """room in the demo buffer for intervention transitions (on top of the demos)."""
+    intervention_capacity: int = 50_000
+    """demo-buffer rows added for intervention transitions (one per transition plus one per take-over); when full the oldest rows, demos first, are overwritten."""
     update_ratio: float = 1.0
-    """agent updates (each of agent.utd_ratio gradient steps) per received transition; 0: as fast as possible."""
+    """agent updates (each agent.utd_ratio gradient steps) per env step; 0: as fast as possible (learner process only)."""
     learning_starts: int = 0
-    """received transitions before the first update."""
-    publish_every_updates: int = 20
-    """publish the policy every N gradient steps."""
-    publish_interval_s: float = 2.0
-    """also publish at least this often (actors that join late, idle learner)."""
-    checkpoint_every_updates: int = 1_000
-    """checkpoint every N gradient steps."""
+    """env steps before the first update (with demos updates can start at once)."""
+    eval_every_steps: int = 500
+    """evaluate (deterministic policy) at the first episode end after every N env steps; 0: only at the end."""
+    eval_episodes: int = 10
+    """episodes per evaluation."""
+    checkpoint_every_steps: int = 1_000
+    """checkpoint at the first episode end after every N env steps (and at the end)."""
     checkpoint_every_s: float = 300.0
-    """and at least every this many seconds."""
-    total_env_steps: int = 0
-    """stop after receiving this many transitions (0: run until Ctrl-C / SIGTERM)."""
-    fsync: bool = False
-    """fsync the replay log after every chunk (survives power loss; slower)."""
+    """also checkpoint when this many seconds passed since the last one."""
     log_every_updates: int = 50
-    """write losses to TensorBoard every N gradient steps."""
+    """write losses to TensorBoard every N agent updates."""
     runs_dir: Path = Path("runs")
     """parent directory of run directories."""
-    exp_name: str = "learner"
+    exp_name: str = "sac"
     """experiment name, part of the run directory name."""
     run_dir: Path | None = None
-    """explicit run directory (must not exist)."""
+    """explicit run directory (must not exist); default runs_dir/<env>__<exp>__<seed>__<time>."""
     resume: Path | None = None
-    """continue the learner run in this directory: networks, optimisers, counters and both buffers."""
+    """continue the run in this directory from its latest checkpoint and its replay log."""
     device: str = "auto"
     """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     torch_threads: int = 0
     """torch intra-op threads (0: torch's default)."""
+    fsync: bool = False
+    """fsync the replay log after every chunk (survives power loss; slower)."""
     progress: bool = True
     """show a progress bar."""
     agent: SACConfig = field(default_factory=SACConfig)
-    """learner settings (the actors get the policy part with the parameters)."""
+    """learner settings."""
+
+
+def check_learn_config(cfg: LearnConfig) -> None:
+    """Reject settings that make no sense, each with one clear :class:`ConfigError` saying what to pass
+    (before any env is built, demo recorded or run directory made)."""
+    a = cfg.agent
+    if not 0.0 <= cfg.demo_fraction <= 1.0:
+        raise ConfigError(f"--demo-fraction must be in [0, 1], got {cfg.demo_fraction}")
+    if not 0.0 <= a.gamma < 1.0:
+        raise ConfigError(f"--agent.gamma must be in [0, 1), got {a.gamma}")
+    if not 0.0 < a.tau <= 1.0:
+        raise ConfigError(f"--agent.tau must be in (0, 1], got {a.tau}")
+    for flag, value, minimum, hint in (
+            ("--seed", cfg.seed, 0, ""), ("--total-env-steps", cfg.total_env_steps, 0, ""),
+            ("--num-demos", cfg.num_demos, 0, ""),
+            ("--online-capacity", cfg.online_capacity, 2, "the online buffer needs room for at least one transition"),
+            ("--intervention-capacity", cfg.intervention_capacity, 0, ""), ("--update-ratio", cfg.update_ratio, 0, ""),
+            ("--learning-starts", cfg.learning_starts, 0, ""), ("--eval-every-steps", cfg.eval_every_steps, 0, ""),
+            ("--eval-episodes", cfg.eval_episodes, 1, "evaluation needs at least one episode"),
+            ("--checkpoint-every-steps", cfg.checkpoint_every_steps, 0, ""),
+            ("--log-every-updates", cfg.log_every_updates, 1, ""), ("--torch-threads", cfg.torch_threads, 0, ""),
+            ("--agent.batch-size", a.batch_size, 1, ""), ("--agent.utd-ratio", a.utd_ratio, 1, ""),
+            ("--agent.num-critics", a.num_critics, 1, ""), ("--agent.actor-update-period", a.actor_update_period, 1, ""),
+            ("--agent.hidden-dims", a.hidden_dims, 1, "every layer needs a width"),
+            ("--agent.encoder-latent-dim", a.encoder_latent_dim, 1, ""),
+            ("--agent.encoder-channels", a.encoder_channels, 1, ""), ("--agent.encoder-strides", a.encoder_strides, 1, ""),
+            ("--agent.image-shift-pad", a.image_shift_pad, 0, "")):
+        require_at_least(flag, value, minimum, hint)
+    for flag, value in (("--checkpoint-every-s", cfg.checkpoint_every_s), ("--agent.actor-lr", a.actor_lr),
+                        ("--agent.critic-lr", a.critic_lr), ("--agent.temperature-lr", a.temperature_lr),
+                        ("--agent.init-temperature", a.init_temperature)):
+        require_positive(flag, value)
+    if a.max_grad_norm is not None:
+        require_positive("--agent.max-grad-norm", a.max_grad_norm, "or leave it unset for no clipping")
+
+
+def resolve_run(cfg: LearnConfig, mode: str) -> tuple[LearnConfig, Path | None]:
+    """``cfg`` itself for a new run; for ``--resume`` the run's saved config (with this call's
+    ``total_env_steps`` if larger, and its ``progress``) and the run directory.
+
+    Raises:
+        CheckpointError: the directory is no run, or a run of an older format (the message says
+            what to do), or a run of the other mode (train vs learner).
+    """
+    if cfg.resume is None:
+        return cfg, None
+    run_dir = Path(cfg.resume)
+    if not (run_dir / "config.json").is_file():
+        raise CheckpointError(f"{run_dir} is not a robot_rl run directory (no config.json); "
+                              "pass the directory `robot-rl train` or `robot-rl learner` printed at its start")
+    info = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {}
+    if info.get("format") != RUN_FORMAT:
+        raise CheckpointError(
+            f"{run_dir} was written by an older robot_rl (run format {info.get('format', 1)}: online data in "
+            f"episodes/*.npz or a learner checkpoint counted in gradient steps); this version resumes run format "
+            f"{RUN_FORMAT} only. Its policy still works: `robot-rl eval --run-dir {run_dir}` or "
+            f"`robot-rl export-policy --run-dir {run_dir}`. To keep training, start a new run (the old run's "
+            f"demos can seed it: --demos {run_dir}/demos).")
+    if info.get("mode") != mode:
+        raise CheckpointError(f"{run_dir} is a `robot-rl {info.get('mode')}` run; resume it with "
+                              f"`robot-rl {info.get('mode')} --resume {run_dir}`")
+    saved = load_config(run_dir, type(cfg))
+    saved.total_env_steps = max(saved.total_env_steps, cfg.total_env_steps)
+    saved.progress, saved.resume = cfg.progress, cfg.resume
+    return saved, run_dir
 
 
 class ChunkInserter:
@@ -206,29 +285,60 @@ class ChunkInserter:
             self.demo_owner = None
 
 
+def _trim_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
+    """Drop the rows of a CSV file for which ``keep(row)`` is false (header kept)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+        header = list(rows[0].keys()) if rows else None
+    if header is None:
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, header)
+        w.writeheader()
+        w.writerows(r for r in rows if keep(r))
+
+
+def _append_csv(path: Path, columns: tuple[str, ...], row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(columns)
+        w.writerow([row.get(c, "") for c in columns])
+
+
 class Learner:
-    """The learner server (see the module docstring).
+    """The learning core (see the module docstring): agent, buffers, schedule, checkpoints, metrics, resume.
+
+    Args:
+        cfg: the run's settings (already resolved by :func:`resolve_run` on ``--resume``).
+        run_dir: the run directory when resuming, else None (a new one is made).
+        mode: ``"train"`` (in memory: checkpoints hold ``actor_state``; on resume the replay log is
+            cut back to the checkpoint) or ``"learner"`` (ZeroMQ: the log is kept whole, every
+            logged transition was acknowledged to an actor that will not resend it).
+        relabel: optional ``relabel(episode) -> (rewards, terminated)`` for the demos (a reward
+            model's, see :func:`robot_rl.record.load_demo_buffer`).
+        make_eval_env: ``make_eval_env(render: bool) -> gym.Env`` for evaluations; default
+            :func:`robot_rl.envs.make_env` of the run's env.
+
+    Attributes:
+        policy: a :class:`~robot_rl.policies.policy.Policy` sharing the agent's networks (always current).
+        restored: the checkpoint's state dict after a resume (``restored.get("actor")`` is the
+            actor loop's state in train mode), else ``{}``.
 
     Raises:
-        ConfigError: bad settings. TransportError: ports in use, CURVE keys missing, or a
-        non-loopback host without CURVE. CheckpointError: ``--resume`` of a broken run.
+        ConfigError: bad settings or env. CheckpointError: a broken run on resume.
     """
 
-    def __init__(self, cfg: LearnerConfig) -> None:
-        resumed = cfg.resume is not None
-        if resumed:
-            saved = load_config(cfg.resume, LearnerConfig)
-            saved.total_env_steps = max(saved.total_env_steps, cfg.total_env_steps)
-            saved.progress, saved.resume = cfg.progress, cfg.resume
-            self.run_dir = Path(cfg.resume)
-            cfg = saved
-        if not 0.0 <= cfg.demo_fraction <= 1.0:
-            raise ConfigError(f"--demo-fraction must be in [0, 1], got {cfg.demo_fraction}")
-        if cfg.update_ratio < 0:
-            raise ConfigError(f"--update-ratio must be >= 0, got {cfg.update_ratio}")
-        self.cfg = cfg
-        check_bind_host(cfg.host, cfg.curve_keys is not None, cfg.insecure)
-        self.curve = curve_for_learner(cfg.curve_keys)
+    def __init__(self, cfg: LearnConfig, run_dir: Path | None, mode: str, *,
+                 relabel: Callable[[Any], tuple[np.ndarray, np.ndarray]] | None = None,
+                 make_eval_env: Callable[[bool], Any] | None = None) -> None:
+        check_learn_config(cfg)
+        if mode not in ("train", "learner"):
+            raise ValueError(f"mode must be 'train' or 'learner', got {mode!r}")
+        self.cfg, self.mode = cfg, mode
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.device = resolve_device(cfg.device)
@@ -236,48 +346,97 @@ class Learner:
         self.layout = ObsLayout.from_space(env.observation_space)
         self.scaler = ActionScaler.from_space(env.action_space)
         env.close()
+        resumed = run_dir is not None
         if not resumed:
-            self.run_dir = make_run_dir(cfg.runs_dir, cfg.env, cfg.exp_name, cfg.seed, cfg.run_dir)
-            save_config(self.run_dir, cfg)
+            run_dir = make_run_dir(cfg.runs_dir, cfg.env, cfg.exp_name, cfg.seed, cfg.run_dir)
+            save_config(run_dir, cfg)
+            write_json_atomic(run_dir / RUN_FILE, {"format": RUN_FORMAT, "mode": mode})
+        self.run_dir = Path(run_dir)
+        self._make_eval_env = make_eval_env or (lambda render: make_env(cfg.env, render=render,
+                                                                        **parse_env_kwargs(cfg.env_kwargs)))
+        self._eval_env = None
+        self._last_eval_step = -1
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.scaler.dim, cfg.agent, self.device)
+        self.policy = Policy.from_modules(self.layout, self.scaler, self.agent.state_norm, self.agent.encoder,
+                                          self.agent.actor, cfg.agent,
+                                          metadata={"env": cfg.env, "env_kwargs": dict(cfg.env_kwargs)})
         self.online = ReplayBuffer(self.layout, self.scaler.dim, cfg.online_capacity)
-        self.demo_buffer = load_demo_buffer(cfg.env, cfg.env_kwargs, cfg.demos, cfg.num_demos, self.run_dir, cfg.seed,
-                                            self.layout, self.scaler, cfg.intervention_capacity, cfg.progress)
-        if self.demo_buffer is None:  # no demos and no room for interventions: an empty one keeps the code simple
-            self.demo_buffer = ReplayBuffer(self.layout, self.scaler.dim, 2)
+        demo = load_demo_buffer(cfg.env, cfg.env_kwargs, cfg.demos, cfg.num_demos, self.run_dir, cfg.seed,
+                                self.layout, self.scaler, cfg.intervention_capacity, cfg.progress, relabel=relabel)
+        # no demos and no room for interventions: an empty buffer keeps the sampling code simple
+        self.demo_buffer = demo if demo is not None else ReplayBuffer(self.layout, self.scaler.dim, 2)
         self.num_demo_transitions = len(self.demo_buffer)
-        if cfg.agent.normalize_state and len(self.demo_buffer) and self.layout.state_dim:
+        if (cfg.agent.normalize_state and self.layout.state_dim
+                and len(self.demo_buffer.stored_states()) >= 2):  # demos only: interventions come later
             self.agent.state_norm.fit(torch.from_numpy(self.demo_buffer.stored_states()).to(self.device))
         self.inserter = ChunkInserter(self.online, self.demo_buffer)
-        self.updates = self.update_calls = 0
-        self.received = 0
+        # counted from the replay log (rebuilt on resume)
+        self.received = self.episodes = self.intervention_steps = self.takeovers = self.log_records = 0
+        self.recent: deque[dict[str, Any]] = deque(maxlen=20)  # stats of the last 20 episodes
         self.last_seq: dict[str, int] = {}
+        # counted by the learner (saved in checkpoints)
+        self.updates = self.update_calls = self.evals = 0
+        total = cfg.total_env_steps or math.inf
+        self.next_eval = cfg.eval_every_steps or total
+        self.next_checkpoint = cfg.checkpoint_every_steps or total
         self.log = SegmentLog(self.run_dir / "replay", fsync=cfg.fsync)
-        self.episode_stats: deque[dict[str, Any]] = deque(maxlen=20)
-        self.resumed_from: Path | None = None
-        self.receiver: ChunkReceiver | None = None  # the transport thread, started by run()
-        if resumed:
-            self.resumed_from = self._restore()
+        self.restored: dict[str, Any] = self._restore() if resumed else {}
         self._replay_log()
+        if resumed and mode == "train":  # rows of steps after the checkpoint are logged again as the run repeats them
+            _trim_csv(self.run_dir / "episodes.csv", lambda r: int(r["env_steps"]) <= self.received)
+            _trim_csv(self.run_dir / "evals.csv", lambda r: int(r["env_steps"]) <= self.received)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(self.run_dir / "tb"))
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.received if resumed else None)
         if not resumed:
             self.tb.add_text("hyperparameters", "```\n" + json.dumps(to_jsonable(cfg), indent=2) + "\n```")
-        self._stop = threading.Event()
+        self.t_start = time.perf_counter()
+        self._last_checkpoint_s = time.monotonic()
+        self._rate = (time.perf_counter(), self.received, self.updates)
 
     # ------------------------------------------------------------------ persistence
+    def _restore(self) -> dict[str, Any]:
+        """Load the newest checkpoint; a run killed before its first one resumes with fresh networks."""
+        if not (self.run_dir / "checkpoints" / "latest").is_file():
+            tqdm.write(f"{self.mode}: {self.run_dir} has no checkpoint yet; resuming with fresh networks"
+                       + (" and the logged data" if self.mode == "learner" else ""))
+            return {}
+        from robot_rl.runs import latest_checkpoint
+
+        ckpt = latest_checkpoint(self.run_dir)  # an incomplete or unreadable one is an error, not a fresh start
+        tensors, state = load_checkpoint(ckpt, map_location=self.device)
+        if "log_records" not in state:
+            raise CheckpointError(f"checkpoint {ckpt} was written by an older robot_rl; start a new run")
+        self.agent.load_checkpoint_state(tensors["agent"])
+        torch.set_rng_state(tensors["torch_rng"].cpu())
+        if "cuda_rng" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(tensors["cuda_rng"])
+        for k in ("updates", "update_calls", "evals"):
+            setattr(self, k, int(state[k]))
+        self.next_eval = float(state["next_eval"])
+        self.next_checkpoint = float(state["next_checkpoint"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        py = state["rng"]["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        state["path"] = str(ckpt)
+        return state
+
     def _replay_log(self) -> None:
-        """Rebuild the buffers and the per-actor sequence numbers from the replay log."""
+        """Rebuild the buffers and the data counters from the replay log. In train mode records
+        after the checkpoint are moved aside first (the resumed run produces them again)."""
         if self.log.repaired_bytes:
-            tqdm.write(f"learner: dropped a torn last record ({self.log.repaired_bytes} bytes) of the replay log: "
-                       "it was never acknowledged, its actor resends it")
-        segs = self.log.segments()
-        total = sum(s.stat().st_size for s in segs)
+            tqdm.write(f"{self.mode}: dropped a torn last record ({self.log.repaired_bytes} bytes) of the replay log: "
+                       "it was never acknowledged" + (", its actor resends it" if self.mode == "learner" else ""))
+        if self.mode == "train":
+            keep = int(self.restored.get("log_records", 0))
+            aside = self.log.cut(keep, self.run_dir / f"replay_after_step_{self.restored.get('env_steps', 0)}")
+            if aside is not None:
+                tqdm.write(f"train: the replay log held steps after the checkpoint; they were moved to {aside}")
+        total = sum(s.stat().st_size for s in self.log.segments())
         if not total:
             return
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="replaying log", disable=not self.cfg.progress)
@@ -287,195 +446,351 @@ class Learner:
                 chunk = TransitionChunk.from_message(decode(frames), *layout)
             except WireError as e:
                 raise ConfigError(f"the replay log in {self.run_dir}/replay does not match {self.cfg.env} ({e})") from e
-            self.inserter.insert(chunk)
-            self.last_seq[chunk.actor] = max(self.last_seq.get(chunk.actor, 0), chunk.seq)
-            self.received += len(chunk)
+            self._insert(chunk)
             bar.update(sum(f.nbytes for f in frames))
         bar.close()
 
-    def save(self) -> Path:
-        """Checkpoint networks, optimisers, temperature, counters and RNG states (atomically)."""
+    def save(self, actor_state: dict[str, Any] | None = None) -> Path:
+        """Checkpoint networks, optimisers, temperature, counters and RNG states (atomically).
+
+        Args:
+            actor_state: the in-memory actor loop's state (train mode, at an episode boundary).
+
+        Returns:
+            The checkpoint directory (``checkpoints/step_<env steps>``).
+        """
         tensors = {"agent": self.agent.checkpoint_state(), "torch_rng": torch.get_rng_state()}
-        state = {"updates": self.updates, "update_calls": self.update_calls, "received": self.received,
-                 "rng": {"numpy": self.rng.bit_generator.state},
-                 "last_seq": self.receiver.snapshot()[2] if self.receiver is not None else dict(self.last_seq)}
-        self._last_checkpoint = (self.updates, time.monotonic())
-        return save_checkpoint(self.run_dir, self.updates, tensors, state)
+        if torch.cuda.is_available():
+            tensors["cuda_rng"] = torch.cuda.get_rng_state_all()
+        py = random.getstate()
+        state = {"env_steps": self.received, "episodes": self.episodes, "updates": self.updates,
+                 "update_calls": self.update_calls, "evals": self.evals, "log_records": self.log_records,
+                 "next_eval": self.next_eval if math.isfinite(self.next_eval) else 1e18,
+                 "next_checkpoint": self.next_checkpoint if math.isfinite(self.next_checkpoint) else 1e18,
+                 "last_seq": dict(self.last_seq),
+                 "rng": {"numpy": self.rng.bit_generator.state, "python": [py[0], list(py[1]), py[2]]}}
+        if actor_state is not None:
+            state["actor"] = actor_state
+        self._last_checkpoint_s = time.monotonic()
+        return save_checkpoint(self.run_dir, self.received, tensors, state)
 
-    def _restore(self) -> Path | None:
-        if not (self.run_dir / "checkpoints" / "latest").is_file():  # killed before its first checkpoint
-            tqdm.write(f"learner: {self.run_dir} has no checkpoint yet; resuming with fresh networks and the logged data")
-            return None
-        ckpt = latest_checkpoint(self.run_dir)  # an incomplete or unreadable one is an error, not a fresh start
-        tensors, state = load_checkpoint(ckpt, map_location=self.device)
-        self.agent.load_checkpoint_state(tensors["agent"])
-        torch.set_rng_state(tensors["torch_rng"].cpu())
-        self.updates, self.update_calls = int(state["updates"]), int(state["update_calls"])
-        self.rng.bit_generator.state = state["rng"]["numpy"]
-        return ckpt
-
-    # ------------------------------------------------------------------ loop
-    def _policy_meta(self) -> dict[str, Any]:
-        return {"agent_config": to_jsonable(self.cfg.agent), "state_dim": self.layout.state_dim,
-                "image_shapes": {k: list(v) for k, v in self.layout.image_shapes.items()},
-                "action_dim": self.scaler.dim, "env": self.cfg.env}
-
-    def _publish(self) -> None:
-        params = {k: v.detach().cpu() for k, v in self.agent.policy_state_dict().items()}
-        self.publisher.publish(params, self.updates, self._meta)
-        self._last_publish = (self.updates, time.monotonic())
-
-    def _on_chunk(self, chunk: TransitionChunk) -> None:
+    # ------------------------------------------------------------------ data
+    def _insert(self, chunk: TransitionChunk) -> None:
         self.inserter.insert(chunk)
+        self.log_records += 1
         self.received += len(chunk)
+        self.last_seq[chunk.actor] = max(self.last_seq.get(chunk.actor, 0), chunk.seq)
+        stats = chunk.episode_stats
+        if stats is not None:
+            self.episodes += 1
+            self.intervention_steps += int(stats.get("intervention_steps", 0))
+            self.takeovers += int(stats.get("takeovers", 0))
+            self.recent.append(stats)
+
+    def ingest(self, chunk: TransitionChunk, logged: bool = False) -> None:
+        """Take one chunk from an actor: append it to the replay log (unless the transport already
+        did, ``logged``), insert it into the buffers, count it, and log its episode's stats.
+
+        Args:
+            chunk: a validated chunk with ``actor`` and ``seq`` set.
+        """
+        if not logged:
+            self.log.append(encode(chunk.to_message()))
+        self._insert(chunk)
         if chunk.episode_stats is not None:
             self._log_episode(chunk.actor, chunk.episode, chunk.episode_stats)
 
     def _log_episode(self, actor: str, episode: int, stats: dict[str, Any]) -> None:
-        self.episode_stats.append(stats)
-        path = self.run_dir / "episodes.csv"
-        fields = ["wall_time", "actor", "episode", "env_steps", "updates", "return", "length", "success",
-                  "intervention_steps", "takeovers", "intervention_rate"]
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(fields)
-            w.writerow([round(time.time(), 3), actor, episode, self.received, self.updates,
-                        *(int(v) if isinstance(v := stats.get(k, ""), bool) else v for k in fields[5:])])
-        for k in ("return", "length", "success", "intervention_rate"):
-            if isinstance(stats.get(k), (int, float, bool)):
-                self.tb.add_scalar(f"charts/episode_{k}", float(stats[k]), self.received)
+        """One row of ``episodes.csv`` and the episode's TensorBoard charts (x: env steps)."""
+        row = {"wall_time": round(time.time(), 3), "actor": actor, "episode": episode, "env_steps": self.received,
+               "updates": self.updates, **{k: int(v) if isinstance(v, bool) else v for k, v in stats.items()}}
+        _append_csv(self.run_dir / "episodes.csv", EPISODE_COLUMNS, row)
+        now = time.perf_counter()
+        t0, steps0, updates0 = self._rate
+        dt = max(now - t0, 1e-9)
+        self._rate = (now, self.received, self.updates)
+        for tag, v in (("charts/episodic_return", stats.get("return")), ("charts/episode_length", stats.get("length")),
+                       ("charts/success", float(bool(stats.get("success")))),
+                       ("charts/success_rate_20ep", self.success_rate_20()),
+                       ("charts/intervention_rate", stats.get("intervention_rate")),
+                       ("charts/intervention_steps_total", self.intervention_steps),
+                       ("charts/takeovers_total", self.takeovers),
+                       ("charts/env_steps_per_s", (self.received - steps0) / dt),
+                       ("charts/updates_per_s", (self.updates - updates0) / dt), ("charts/updates", self.updates)):
+            if isinstance(v, (int, float)):
+                self.tb.add_scalar(tag, float(v), self.received)
 
-    def _write_status(self, t_start: float) -> None:
-        stats, last_errors, last_seq = self.receiver.snapshot()
-        status = {"run_dir": str(self.run_dir), "received_transitions": self.received, "updates": self.updates,
-                  "online_transitions": len(self.online), "demo_transitions": len(self.demo_buffer),
-                  "demo_transitions_from_files": self.num_demo_transitions,
-                  "interventions": self.inserter.stats["interventions"], "last_seq": last_seq,
-                  "transport": stats, "last_errors": last_errors,
-                  "inserter": dict(self.inserter.stats), "params_published": self.publisher.published,
-                  "wall_s": round(time.monotonic() - t_start, 2), "pid": os.getpid()}
-        tmp = self.run_dir / "status.json.tmp"
-        tmp.write_text(json.dumps(status, indent=1))
-        os.replace(tmp, self.run_dir / "status.json")
+    def success_rate_20(self) -> float:
+        """Success rate of the last 20 training episodes (nan before the first)."""
+        return float(np.mean([bool(s.get("success")) for s in self.recent])) if self.recent else float("nan")
 
-    def _can_update(self) -> bool:
+    # ------------------------------------------------------------------ updates
+    def update_due(self) -> bool:
+        """True while the schedule asks for another update: after ``learning_starts`` env steps,
+        ``update_ratio`` updates per env step (``update_ratio`` 0: always), once there is data."""
         cfg = self.cfg
         if self.received < cfg.learning_starts or (len(self.online) == 0 and len(self.demo_buffer) == 0):
             return False
-        return cfg.update_ratio == 0 or self.update_calls < cfg.update_ratio * self.received
+        return cfg.update_ratio == 0 or self.update_calls < cfg.update_ratio * (self.received - cfg.learning_starts)
 
-    def _update(self) -> dict[str, float]:
+    def update(self) -> dict[str, float]:
+        """One agent update (``agent.utd_ratio`` gradient steps) on a batch drawn ``demo_fraction``
+        from the demo buffer and the rest online (RLPD, Ball et al. 2023, arXiv:2302.02948)."""
         cfg = self.cfg
         n = cfg.agent.batch_size * cfg.agent.utd_ratio
         batch = sample_mixed(self.online, self.demo_buffer, n, self.rng, cfg.demo_fraction).to(self.device)
         self.updates += cfg.agent.utd_ratio
         self.update_calls += 1
-        return self.agent.update(batch)
+        logs = self.agent.update(batch)
+        if self.update_calls % cfg.log_every_updates == 0:
+            for k, v in logs.items():
+                self.tb.add_scalar(k, v, self.received)
+        return logs
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, episodes: int, frames: list[np.ndarray] | None = None) -> dict[str, float]:
+        """Evaluate the current deterministic policy and log a row of ``evals.csv``.
+
+        Each evaluation's episodes reset with seeds of their own stream (independent of
+        training), so evaluations are reproducible and resume does not depend on them.
+
+        Returns:
+            See :func:`robot_rl.evaluate.evaluate`.
+        """
+        from robot_rl.evaluate import evaluate
+
+        if self._eval_env is None or (frames is not None and getattr(self._eval_env, "render_mode", None) is None):
+            if self._eval_env is not None:
+                self._eval_env.close()
+            self._eval_env = self._make_eval_env(frames is not None)
+        seed = int(np.random.SeedSequence([self.cfg.seed, EVAL_SEED_STREAM, self.evals]).generate_state(1)[0] >> 1)
+        self.evals += 1
+        self._last_eval_step = self.received
+        result = self._last_eval = evaluate(self.policy, self._eval_env, episodes, frames=frames, seed=seed)
+        row = {"env_steps": self.received, "episodes": self.episodes, "updates": self.updates,
+               "wall_s": round(time.perf_counter() - self.t_start, 2), "intervention_steps": self.intervention_steps,
+               **result}
+        _append_csv(self.run_dir / "evals.csv", EVAL_COLUMNS, row)
+        for k, v in result.items():
+            self.tb.add_scalar(f"eval/{k}", v, self.received)
+        return result
+
+    def episode_boundary(self, actor_state: dict[str, Any] | None = None) -> dict[str, float] | None:
+        """Call when an episode ended (after that step's updates): evaluate and checkpoint when due.
+
+        Returns:
+            The evaluation result when one ran, else None.
+        """
+        cfg = self.cfg
+        result = None
+        before_end = not cfg.total_env_steps or self.received < cfg.total_env_steps
+        if self.received >= self.next_eval and before_end:
+            result = self.evaluate(cfg.eval_episodes)
+            while self.next_eval <= self.received:
+                self.next_eval += cfg.eval_every_steps
+        if before_end and (self.received >= self.next_checkpoint
+                           or time.monotonic() - self._last_checkpoint_s >= cfg.checkpoint_every_s):
+            self.save(actor_state)
+            while self.next_checkpoint <= self.received:
+                self.next_checkpoint += cfg.checkpoint_every_steps
+        return result
+
+    def finish(self, final_eval: bool, video: bool = False, actor_state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Final evaluation (with ``video``: an mp4 of its first episode and the learning curve),
+        final checkpoint, close the logs; returns the run's summary."""
+        from robot_rl.evaluate import write_learning_curve, write_video
+
+        summary: dict[str, Any] = {"run_dir": str(self.run_dir), "env_steps": self.received, "updates": self.updates,
+                                   "episodes": self.episodes, "wall_s": round(time.perf_counter() - self.t_start, 1)}
+        frames: list[np.ndarray] | None = [] if video else None
+        if final_eval:
+            if self._last_eval_step != self.received or video:  # not twice at one step
+                self._last_eval = self.evaluate(self.cfg.eval_episodes, frames=frames)
+            summary.update({f"eval_{k}": v for k, v in self._last_eval.items()})
+        summary["checkpoint"] = str(self.save(actor_state))
+        if self.intervention_steps or self.takeovers:
+            summary.update(intervention_steps=self.intervention_steps, intervention_takeovers=self.takeovers)
+        if frames:
+            path = write_video(frames, self.run_dir / "eval" / "final_episode.mp4")
+            if path is not None:
+                summary["video"] = str(path)
+        if (self.run_dir / "evals.csv").exists():
+            summary["learning_curve"] = str(write_learning_curve(self.run_dir / "evals.csv",
+                                                                 self.run_dir / "eval" / "learning_curve.png",
+                                                                 title=self.cfg.env))
+        return summary
+
+    def close(self) -> None:
+        """Close the replay log, TensorBoard and the evaluation env. Idempotent."""
+        self.log.close()
+        self.tb.close()
+        if self._eval_env is not None:
+            self._eval_env.close()
+            self._eval_env = None
+
+    def policy_meta(self) -> dict[str, Any]:
+        """What an actor needs to build the policy (sent with every parameter message): the
+        policy's spec (:meth:`~robot_rl.policies.policy.Policy.spec`) and the env ID."""
+        return {"policy": self.policy.spec(), "env": self.cfg.env}
+
+
+# =============================================================================== ZeroMQ server
+@dataclass
+class LearnerConfig(LearnConfig):
+    """Run the SAC/RLPD learner as a server for `robot-rl actor` processes (ZeroMQ)."""
+
+    total_env_steps: int = 0
+    """stop after receiving this many transitions (0: run until Ctrl-C / SIGTERM)."""
+    eval_every_steps: int = 0
+    """evaluate in the learner process (the env must run here: simulated envs) at the first episode end after every N env steps; 0: never."""
+    exp_name: str = "learner"
+    """experiment name, part of the run directory name."""
+    host: str = "127.0.0.1"
+    """address to bind; anything but loopback needs --curve-keys (or --insecure)."""
+    port: int = 5555
+    """transition port (actors connect here); parameters are published on port + 1."""
+    curve_keys: Path | None = None
+    """directory made by `robot-rl keys`: encrypt the link and accept only authorized actors."""
+    insecure: bool = False
+    """allow binding a non-loopback address without CURVE (trusted, isolated networks only)."""
+    max_message_mb: float = 256.0
+    """refuse messages larger than this (MiB)."""
+    publish_every_updates: int = 20
+    """publish the policy every N gradient steps."""
+    publish_interval_s: float = 2.0
+    """also publish at least this often (actors that join late, idle learner)."""
+
+
+class _Server:
+    """The ZeroMQ side of ``robot-rl learner``: receive chunks, train, publish, checkpoint."""
+
+    def __init__(self, cfg: LearnerConfig) -> None:
+        from robot_rl.transport.link import check_bind_host, curve_for_learner
+
+        cfg, run_dir = resolve_run(cfg, "learner")
+        check_bind_host(cfg.host, cfg.curve_keys is not None, cfg.insecure)
+        require_at_least("--publish-every-updates", cfg.publish_every_updates, 1)
+        if not 1 <= cfg.port <= 65534:
+            raise ConfigError(f"--port must be in 1..65534 (parameters go out on --port + 1), got {cfg.port}")
+        require_positive("--publish-interval-s", cfg.publish_interval_s)
+        require_positive("--max-message-mb", cfg.max_message_mb)
+        self.curve = curve_for_learner(cfg.curve_keys)
+        self.cfg = cfg
+        self.learner = Learner(cfg, run_dir, "learner")
+        self._stop = threading.Event()
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (checkpoint and return); safe from signal handlers."""
         self._stop.set()
 
-    def run(self) -> dict[str, Any]:
-        """Serve actors and train until ``total_env_steps`` transitions arrived or :meth:`stop`.
+    def _write_status(self, receiver, publisher, t_start: float) -> None:
+        lr = self.learner
+        stats, last_errors, last_seq = receiver.snapshot()
+        status = {"run_dir": str(lr.run_dir), "received_transitions": lr.received, "updates": lr.updates,
+                  "online_transitions": len(lr.online), "demo_transitions": len(lr.demo_buffer),
+                  "demo_transitions_from_files": lr.num_demo_transitions,
+                  "interventions": lr.inserter.stats["interventions"], "last_seq": last_seq,
+                  "transport": stats, "last_errors": last_errors,
+                  "inserter": dict(lr.inserter.stats), "params_published": publisher.published,
+                  "wall_s": round(time.monotonic() - t_start, 2), "pid": os.getpid()}
+        write_json_atomic(lr.run_dir / "status.json", status)
 
-        Returns:
-            Summary: run_dir, received transitions, updates, checkpoint, transport counters.
-        """
+    def run(self) -> dict[str, Any]:
         import zmq
 
-        cfg = self.cfg
+        from robot_rl.transport.link import ChunkReceiver, ParamsPublisher, start_authenticator, tcp_address
+
+        cfg, lr = self.cfg, self.learner
         ctx = zmq.Context()
         auth = start_authenticator(ctx, self.curve[2]) if self.curve is not None else None
-        source_file = self.run_dir / REWARD_SOURCE_FILE
-        self.receiver = ChunkReceiver(ctx, tcp_address(cfg.host, cfg.port),
-                                      (self.layout.state_dim, self.layout.image_shapes, self.scaler.dim), self.log,
-                                      self.last_seq, int(cfg.max_message_mb * 2**20), self.curve,
-                                      reward_source=json.loads(source_file.read_text()) if source_file.is_file() else None,
-                                      on_reward_source=lambda source: _write_json_atomic(source_file, source))
-        self.receiver.start_and_wait()
+        source_file = lr.run_dir / REWARD_SOURCE_FILE
+        receiver = ChunkReceiver(ctx, tcp_address(cfg.host, cfg.port),
+                                 (lr.layout.state_dim, lr.layout.image_shapes, lr.scaler.dim), lr.log,
+                                 dict(lr.last_seq), int(cfg.max_message_mb * 2**20), self.curve,
+                                 reward_source=json.loads(source_file.read_text()) if source_file.is_file() else None,
+                                 on_reward_source=lambda source: write_json_atomic(source_file, source))
+        receiver.start_and_wait()
         try:
-            self.publisher = ParamsPublisher(ctx, tcp_address(cfg.host, cfg.port + 1), self.curve)
+            publisher = ParamsPublisher(ctx, tcp_address(cfg.host, cfg.port + 1), self.curve)
         except Exception:
-            self.receiver.stop()
+            receiver.stop()
             raise
-        self._meta = self._policy_meta()
-        self._last_publish = (-(10**9), 0.0)
-        self._last_checkpoint = (self.updates, time.monotonic())
+        meta = lr.policy_meta()
+
+        def publish() -> None:
+            publisher.publish({k: v.cpu() for k, v in lr.policy.params().items()}, lr.updates, meta)
+            self._last_publish = (lr.updates, time.monotonic())
+
         t_start = last_status = time.monotonic()
-        t_rate, n_rate = t_start, self.received
-        tqdm.write(f"learner: run {self.run_dir}; actors connect to {tcp_address(cfg.host, cfg.port)} "
-                   f"({'CURVE' if self.curve else 'plain'}); {self.received} logged transitions, "
-                   f"{self.num_demo_transitions} demo transitions")
-        bar = tqdm(total=cfg.total_env_steps or None, initial=self.received, desc="learner", unit="tr",
+        tqdm.write(f"learner: run {lr.run_dir}; actors connect to {tcp_address(cfg.host, cfg.port)} "
+                   f"({'CURVE' if self.curve else 'plain'}); {lr.received} logged transitions, "
+                   f"{lr.num_demo_transitions} demo transitions")
+        bar = tqdm(total=cfg.total_env_steps or None, initial=lr.received, desc="learner", unit="step",
                    disable=not cfg.progress, dynamic_ncols=True)
         try:
-            self._publish()
+            publish()
             while not self._stop.is_set():
-                before = self.received
+                before = lr.received
                 try:  # insert what arrived; wait briefly only when there is nothing to train on
-                    block = not self._can_update()
+                    block = not lr.update_due()
                     while True:
-                        self._on_chunk(self.receiver.chunks.get(block=block, timeout=0.05))
+                        chunk = receiver.chunks.get(block=block, timeout=0.05)
+                        lr.ingest(chunk, logged=True)
+                        if chunk.ends_episode:  # evaluate / checkpoint at the episode's own step count
+                            lr.episode_boundary()
                         block = False
                 except queue.Empty:
                     pass
-                bar.update(self.received - before)
-                if cfg.total_env_steps and self.received >= cfg.total_env_steps:
+                bar.update(lr.received - before)
+                if cfg.total_env_steps and lr.received >= cfg.total_env_steps:
                     break
-                if self._can_update():
-                    logs = self._update()
-                    if self.updates % cfg.log_every_updates < cfg.agent.utd_ratio:
-                        for k, v in logs.items():
-                            self.tb.add_scalar(k, v, self.updates)
+                if lr.update_due():
+                    lr.update()
+                if time.monotonic() - lr._last_checkpoint_s >= cfg.checkpoint_every_s:
+                    lr.save()  # long episodes: a checkpoint by time also between episode ends
                 now = time.monotonic()
-                if (self.updates - self._last_publish[0] >= cfg.publish_every_updates
+                if (lr.updates - self._last_publish[0] >= cfg.publish_every_updates
                         or now - self._last_publish[1] >= cfg.publish_interval_s):
-                    self._publish()
-                if (self.updates - self._last_checkpoint[0] >= cfg.checkpoint_every_updates
-                        or now - self._last_checkpoint[1] >= cfg.checkpoint_every_s):
-                    self.save()
+                    publish()
                 if now - last_status >= 1.0:
-                    self._write_status(t_start)
-                    rate = (self.received - n_rate) / max(now - t_rate, 1e-9)
-                    self.tb.add_scalar("charts/transitions_per_s", rate, self.received)
-                    self.tb.add_scalar("charts/updates", self.updates, self.received)
-                    t_rate, n_rate, last_status = now, self.received, now
-                    recent = [float(bool(s.get("success"))) for s in self.episode_stats]
-                    bar.set_postfix(updates=self.updates, success=f"{np.mean(recent):.2f}" if recent else "-",
-                                    refused=self.receiver.snapshot()[0].get("rejected", 0), refresh=False)
+                    self._write_status(receiver, publisher, t_start)
+                    last_status = now
+                    bar.set_postfix(updates=lr.updates, success=f"{lr.success_rate_20():.2f}",
+                                    refused=receiver.snapshot()[0].get("rejected", 0), refresh=False)
         finally:
             bar.close()
-            self.receiver.stop()
+            receiver.stop()
             while True:  # chunks accepted after the last pass are in the log; keep them in memory too
                 try:
-                    self._on_chunk(self.receiver.chunks.get_nowait())
+                    lr.ingest(receiver.chunks.get_nowait(), logged=True)
                 except queue.Empty:
                     break
-            ckpt = self.save()
-            self._write_status(t_start)
-            self.publisher.close()
+            summary = lr.finish(final_eval=cfg.eval_every_steps > 0)
+            self._write_status(receiver, publisher, t_start)
+            publisher.close()
             if auth is not None:
                 auth.stop()
             ctx.destroy(linger=0)
-            self.log.close()
-            self.tb.close()
-        stats = self.receiver.snapshot()[0]
-        return {"run_dir": str(self.run_dir), "received_transitions": self.received, "updates": self.updates,
-                "checkpoint": str(ckpt), "refused_messages": stats.get("rejected", 0),
+            lr.close()
+        stats = receiver.snapshot()[0]
+        return {**summary, "received_transitions": lr.received, "refused_messages": stats.get("rejected", 0),
                 "duplicates": stats.get("duplicates", 0)}
 
 
 def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
-    """Build a :class:`Learner` and serve until done; SIGTERM / SIGINT stop it cleanly (checkpoint first)."""
-    learner = Learner(cfg)
+    """Build the learner and serve actors until done; SIGTERM / SIGINT stop it cleanly (checkpoint first).
+
+    Raises:
+        ConfigError: bad settings. TransportError: ports in use, CURVE keys missing, or a
+        non-loopback host without CURVE. CheckpointError: ``--resume`` of a broken or old run.
+    """
+    server = _Server(cfg)
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, lambda *_: learner.stop())
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: server.stop())
     try:
-        return learner.run()
+        return server.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -11,7 +11,6 @@ import numpy as np
 from tqdm import tqdm
 
 from robot_rl.demos import EpisodeWriter, episode_files
-from robot_rl.drivers.teleop import make_teleop, teleop_names
 from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Teleop
@@ -84,6 +83,8 @@ def record_demos(cfg: RecordDemosConfig, progress: bool = True) -> list[Path]:
             dataset without ``--append``, or too many failed attempts.
         DeviceUnavailableError: the teleop device or its SDK is missing.
     """
+    from robot_rl.drivers.teleop import teleop_names  # the registry imports no SDK; kept out of module load
+
     check_record_config(cfg)
     if cfg.teleop not in teleop_names():
         raise ConfigError(f"unknown --teleop {cfg.teleop!r}; choose one of: {', '.join(teleop_names())}")
@@ -178,6 +179,8 @@ def _record_human(cfg: RecordDemosConfig, env: gym.Env, env_kwargs: dict, progre
                                           "control_hz": float(base.control_hz),
                                           "teleop_linear_speed_mps": cfg.teleop_linear_speed_mps,
                                           "teleop_yaw_rate_rps": cfg.teleop_yaw_rate_rps})
+    from robot_rl.drivers.teleop import make_teleop
+
     teleop: Teleop = make_teleop(cfg.teleop, linear_speed_mps=cfg.teleop_linear_speed_mps,
                                  yaw_rate_rps=cfg.teleop_yaw_rate_rps)
     written: list[Path] = []

@@ -206,24 +206,6 @@ def test_load_checkpoint_of_another_shape_is_a_clear_error():
         SACAgent(4, {}, 2, cfg).load_checkpoint_state(state)
 
 
-def test_policy_state_dict_round_trips_through_safetensors(tmp_path):
-    from safetensors.torch import load_file, save_file
-
-    cfg = SACConfig(batch_size=4, utd_ratio=1, num_critics=2, hidden_dims=(8,), **SMALL_PIXELS)
-    torch.manual_seed(0)
-    learner = SACAgent(3, CAMS, 2, cfg)
-    learner.state_norm.fit(torch.randn(10, 3) * 2 + 1)  # the actor side must get these statistics too
-    params = learner.policy_state_dict()
-    assert all(k.split(".")[0] in ("actor", "encoder", "state_norm") for k in params)
-    save_file(params, str(tmp_path / "policy.safetensors"))
-    torch.manual_seed(1)
-    actor_side = SACAgent(3, CAMS, 2, cfg)
-    actor_side.load_policy_state_dict(load_file(str(tmp_path / "policy.safetensors")))
-    obs = make_batch(5, 3, 2, CAMS).obs
-    torch.testing.assert_close(actor_side.act(obs, deterministic=True), learner.act(obs, deterministic=True))
-    assert learner.act(obs).shape == (5, 2)
-
-
 def test_bad_settings_and_batches_are_clear_errors():
     with pytest.raises(ConfigError, match="critic_subset_size"):
         SACAgent(3, {}, 2, SACConfig(num_critics=2, critic_subset_size=3))

@@ -183,7 +183,7 @@ def test_sigkill_learner_then_resume_keeps_every_transition_once(tmp_path):
     port = _free_port_pair()
     run = tmp_path / "run"
     pixels = ["--env", "robot_rl/PandaPickLiftPixels-v0", "--env-kwargs", "image_size", "32"]  # images through the log
-    learner = _learner(tmp_path, port, *pixels, "--num-demos", "0", "--checkpoint-every-updates", "4",
+    learner = _learner(tmp_path, port, *pixels, "--num-demos", "0", "--checkpoint-every-steps", "20",
                        "--update-ratio", "0.05")
     actor = _actor(tmp_path, port, 600, *pixels, "--chunk-steps", "5", "--ack-timeout-s", "1")
     try:

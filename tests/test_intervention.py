@@ -12,13 +12,14 @@ import pytest
 
 import robot_rl  # noqa: F401  (registers the IDs)
 from robot_rl.agent import SACConfig
-from robot_rl.demos import load_episode
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Teleop, TeleopCommand
 from robot_rl.intervention import InterventionWrapper, intervention_segments
 from robot_rl.sim.corrector import ScriptedCorrector
 from robot_rl.sim.scripted import scripted_policy_for
 from robot_rl.train import TrainConfig, Trainer
+from robot_rl.transport.records import SegmentLog
+from robot_rl.transport.wire import decode
 
 ENV_ID = "robot_rl/PandaPickLift-v0"
 UP = np.array([0.0, 0.0, 1.0, 1.0], np.float32)  # a bad policy: move up, gripper open
@@ -238,29 +239,36 @@ SMALL_AGENT = SACConfig(batch_size=32, utd_ratio=1, num_critics=2, hidden_dims=(
 def test_training_with_the_scripted_corrector_fills_the_demo_buffer(tmp_path):
     cfg = TrainConfig(env=ENV_ID, num_demos=1, total_env_steps=200, eval_every_steps=0, eval_episodes=1,
                       checkpoint_every_steps=0, run_dir=tmp_path / "run", progress=False, final_video=False,
-                      intervention="scripted", agent=SACConfig(**SMALL_AGENT.__dict__))
+                      teleop="scripted", agent=SACConfig(**SMALL_AGENT.__dict__))
     t = Trainer(cfg)
+    lr = t.learner
     try:
-        demo_transitions = len(t.demo_buffer)
+        demo_transitions = len(lr.demo_buffer)
         summary = t.run()
     finally:
         t.close()
     run = Path(summary["run_dir"])
-    episodes = [load_episode(f) for f in sorted((run / "episodes").glob("episode_*.npz"))]
-    flags = np.concatenate([ep.intervention for ep in episodes])
+    # the replay log (the run's dataset) holds every step with its intervention flag, per episode
+    log = SegmentLog(run / "replay")
+    msgs = [decode(frames) for frames in log]
+    log.close()
+    episodes: dict[int, list] = {}
+    for m in msgs:
+        episodes.setdefault(m.meta["episode"], []).append(m)
+    flags_of = {e: np.concatenate([m.arrays["intervention"] for m in ms]) for e, ms in episodes.items()}
+    flags = np.concatenate(list(flags_of.values()))
     assert len(flags) == 200 and flags.sum() > 0
     # every intervention step is in the demo buffer (tagged) and tagged in the online buffer
-    assert int(t.demo_buffer.intervention.sum()) == int(flags.sum()) == len(t.demo_buffer) - demo_transitions
-    assert int(t.online.intervention.sum()) == int(flags.sum())
-    # the demo buffer holds what was executed: the stored actions are the episode files' actions
-    stored = t.demo_buffer.action[t.demo_buffer.intervention & t.demo_buffer.valid]
-    executed = np.concatenate([ep.actions[ep.intervention] for ep in episodes])
+    assert int(lr.demo_buffer.intervention.sum()) == int(flags.sum()) == len(lr.demo_buffer) - demo_transitions
+    assert int(lr.online.intervention.sum()) == int(flags.sum())
+    # the demo buffer holds what was executed: the stored actions are the logged actions
+    stored = lr.demo_buffer.action[lr.demo_buffer.intervention & lr.demo_buffer.valid]
+    executed = np.concatenate([m.arrays["action"][m.arrays["intervention"]] for m in msgs])
     np.testing.assert_allclose(stored, executed, atol=1e-6)
     rows = list(csv.DictReader(open(run / "episodes.csv")))
-    finished = episodes[: len(rows)]
-    assert [int(r["intervention_steps"]) for r in rows] == [int(ep.intervention.sum()) for ep in finished]
-    assert [int(r["intervention_takeovers"]) for r in rows] == [len(intervention_segments(ep.intervention))
-                                                                for ep in finished]
+    assert [int(r["intervention_steps"]) for r in rows] == [int(flags_of[int(r["episode"])].sum()) for r in rows]
+    assert [int(r["takeovers"]) for r in rows] == [len(intervention_segments(flags_of[int(r["episode"])]))
+                                                   for r in rows]
     assert summary["intervention_steps"] == sum(int(r["intervention_steps"]) for r in rows)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -270,12 +278,12 @@ def test_training_with_the_scripted_corrector_fills_the_demo_buffer(tmp_path):
 
 def test_bad_intervention_settings_are_explained(tmp_path):
     base = dict(env=ENV_ID, num_demos=0, run_dir=tmp_path / "run", progress=False)
-    with pytest.raises(ConfigError, match="--rlif-reward .* needs --intervention"):
-        Trainer(TrainConfig(rlif_reward=True, **base))
+    with pytest.raises(ConfigError, match="--reward intervention .* needs --teleop"):
+        Trainer(TrainConfig(reward="intervention", **base))
     with pytest.raises(ConfigError, match="unknown teleop 'nosuchdevice'.*scripted"):
-        Trainer(TrainConfig(intervention="nosuchdevice", **base))
+        Trainer(TrainConfig(teleop="nosuchdevice", **base))
     with pytest.raises(ConfigError, match="RobotEnv"):
-        Trainer(TrainConfig(intervention="scripted", **{**base, "env": "Pendulum-v1"}))
+        Trainer(TrainConfig(teleop="scripted", **{**base, "env": "Pendulum-v1"}))
 
 
 def test_reset_tells_a_human_device_the_gripper_opening():

@@ -157,18 +157,18 @@ def test_save_load_round_trip_gives_the_same_actions(recorded, tmp_path):
 
 
 def test_spec_and_params_rebuild_the_policy_like_a_parameter_message(recorded):
-    """What a learner would send an actor: policy_state_dict() + the JSON spec (through a JSON round trip)."""
+    """What a learner sends an actor: the shared policy's params() + its JSON spec (through a JSON round trip)."""
     _, _, layout, scaler, observations = recorded
     agent = make_agent(layout, scaler, observations)
     shared = Policy.from_modules(layout, scaler, agent.state_norm, agent.encoder, agent.actor, agent.cfg)
     spec = json.loads(json.dumps(shared.spec()))
-    rebuilt = Policy.from_spec(spec, {k: v.cpu() for k, v in agent.policy_state_dict().items()})
+    rebuilt = Policy.from_spec(spec, {k: v.cpu() for k, v in shared.params().items()})
     assert rebuilt.actor is not agent.actor
     assert np.array_equal(policy_actions(rebuilt, observations[:20], True), agent_actions(agent, layout, observations[:20], True))
     # a newer parameter version is loaded in place
     with torch.no_grad():
         agent.actor.net[-1].weight.mul_(1.5)
-    rebuilt.load_params(agent.policy_state_dict())
+    rebuilt.load_params(shared.params())
     assert np.array_equal(policy_actions(rebuilt, observations[:20], True), agent_actions(agent, layout, observations[:20], True))
 
 

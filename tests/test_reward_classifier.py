@@ -184,11 +184,16 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
     # every stored reward is the classifier's probability of the next frame, never the env's
     model = SuccessClassifier.load(out, reward_mode="probability")
     rewards = []
-    for f in episode_files(run / "episodes"):
-        ep = load_episode(f)
-        p = model.probabilities({"front": ep.observations["images"]["front"][1:]})
-        np.testing.assert_allclose(ep.rewards, p, atol=1e-6)
-        rewards.append(ep.rewards)
+    from robot_rl.transport.records import SegmentLog
+    from robot_rl.transport.wire import decode
+
+    log = SegmentLog(run / "replay")
+    for msg in (decode(frames) for frames in log):  # the run's replay log: each chunk's next frames and rewards
+        front = msg.arrays["images/front"]
+        p = model.probabilities({"front": front[1:] if msg.meta["first"] else front})
+        np.testing.assert_allclose(msg.arrays["reward"], p, atol=1e-6)
+        rewards.append(msg.arrays["reward"])
+    log.close()
     rewards = np.concatenate(rewards)
     assert len(rewards) == 100 and len(np.unique(rewards)) > 10  # probabilities, not the sparse env's 0/1
     # --resume rebuilds the same reward model and replays the same rewards into the buffer
@@ -197,7 +202,7 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
         assert trainer.cfg.reward == "classifier" and isinstance(trainer.reward_model, SuccessClassifier)
         assert trainer.reward_model.path == run / "reward_model"
         assert trainer.reward_model.threshold == pytest.approx(metrics["threshold"])
-        buf = trainer.online
+        buf = trainer.learner.online
         n = int(buf.valid.sum())
         assert n == 100
         np.testing.assert_allclose(np.sort(buf.reward[buf.valid]), np.sort(rewards), atol=1e-6)
@@ -208,7 +213,7 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
         demo_rewards, demo_term = relabel_episode(demo, model)
         np.testing.assert_allclose(demo_rewards, model.probabilities({"front": demo.observations["images"]["front"][1:]}),
                                    atol=1e-6)
-        dbuf = trainer.demo_buffer
+        dbuf = trainer.learner.demo_buffer
         np.testing.assert_allclose(np.sort(dbuf.reward[dbuf.valid]), np.sort(demo_rewards), atol=1e-6)
         assert np.array_equal(np.sort(dbuf.terminated[dbuf.valid]), np.sort(demo_term))
         summary = trainer.run()

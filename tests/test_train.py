@@ -1,4 +1,4 @@
-"""The one-process training loop: smoke runs, exact resume, and bad input, on real envs."""
+"""`robot-rl train` (learner + actor loop in memory): smoke runs, exact resume, bad input, on real envs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ from robot_rl.errors import (CheckpointError, ConfigError, DeviceUnavailableErro
 from robot_rl.evaluate import EvalConfig, run_eval
 from robot_rl.runs import load_checkpoint
 from robot_rl.train import TrainConfig, Trainer, train
+from robot_rl.transport.records import SegmentLog
+from robot_rl.transport.wire import decode
+
+
+def logged_chunks(directory: Path) -> list:
+    """The decoded messages of a replay log directory, in order."""
+    log = SegmentLog(directory)
+    try:
+        return [decode(frames) for frames in log]
+    finally:
+        log.close()
 
 SMALL_AGENT = SACConfig(batch_size=32, utd_ratio=1, num_critics=2, hidden_dims=(32, 32))
 
@@ -39,16 +50,24 @@ def test_pendulum_smoke_writes_run_directory(tmp_path):
     rows = list(csv.DictReader(open(run / "evals.csv")))
     assert [int(r["env_steps"]) for r in rows] == [200, 400]
     assert (run / "eval" / "learning_curve.png").stat().st_size > 1000
-    assert len(list((run / "episodes").glob("episode_*.npz"))) == 2  # Pendulum: 200-step episodes
-    ep = load_episode(run / "episodes" / "episode_000001.npz")
-    assert ep.actions.shape == (200, 1) and ep.observations.shape == (201, 3)
+    msgs = logged_chunks(run / "replay")  # the run's one dataset: every step, in order
+    assert sum(len(m.arrays["action"]) for m in msgs) == 400
+    ends = [m for m in msgs if "episode_stats" in m.meta]
+    assert [m.meta["episode"] for m in ends] == [0, 1]  # Pendulum: 200-step episodes
+    assert msgs[0].arrays["state"].shape == (2, 3) and msgs[1].arrays["state"].shape == (1, 3)  # reset obs once
+    assert json.loads((run / "run.json").read_text()) == {"format": 2, "mode": "train"}
+    rows = list(csv.DictReader(open(run / "episodes.csv")))
+    assert [int(r["env_steps"]) for r in rows] == [200, 400] and {r["actor"] for r in rows} == {"train"}
     # a second run into the same directory is refused
     with pytest.raises(RunDirectoryExistsError, match="never overwrites"):
         Trainer(small_cfg(tmp_path))
 
 
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in trainer.agent.state_dict().items()}
+    return {k: v.detach().clone() for k, v in trainer.learner.agent.state_dict().items()}
+
+
+BUFFER_FIELDS = ("state", "action", "reward", "terminated", "intervention", "valid")
 
 
 @pytest.mark.parametrize("env_id,steps,every,intervention", [("Pendulum-v1", 400, 200, "none"),
@@ -56,9 +75,9 @@ def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
                                                                ("robot_rl/PandaPickLift-v0", 0, 0, "scripted")])
 def test_resume_continues_exactly(tmp_path, env_id, steps, every, intervention):
     """Run A trains straight through; run B is A's directory cut back to A's mid-run checkpoint
-    and resumed. Their final networks, optimiser states and recorded actions must be identical;
-    with the scripted corrector (an imperfect one, so its RNG matters) also the demo buffers,
-    which hold the intervention transitions."""
+    and resumed. Their final networks, optimiser states, online buffers and replay logs must be
+    identical; with the scripted corrector (an imperfect one, so its RNG matters) also the demo
+    buffers, which hold the intervention transitions."""
     extra = {}
     if env_id.startswith("robot_rl/"):
         from robot_rl.envs import make_env
@@ -69,10 +88,8 @@ def test_resume_continues_exactly(tmp_path, env_id, steps, every, intervention):
         steps, every = 3 * horizon, horizon  # checkpoints only happen at episode ends
         extra = dict(num_demos=2)
     if intervention != "none":
-        from robot_rl.sim.corrector import CorrectorConfig
-
-        extra.update(intervention=intervention, rlif_reward=True, intervention_capacity=500,
-                     corrector=CorrectorConfig(takeover_probability=0.7, max_takeover_steps=6))
+        extra.update(teleop=intervention, reward="intervention", intervention_capacity=500,
+                     teleop_kwargs={"takeover_probability": "0.7", "max_takeover_steps": "6"})
         steps, every = 150, 50  # corrected episodes end early, at varying lengths
     cfg = small_cfg(tmp_path, env=env_id, total_env_steps=steps, checkpoint_every_steps=every,
                     eval_every_steps=every, **extra)
@@ -86,26 +103,40 @@ def test_resume_continues_exactly(tmp_path, env_id, steps, every, intervention):
     shutil.copytree(tmp_path / "run", b_dir)
     (b_dir / "checkpoints" / "latest").write_text(mid.name)
     b = Trainer(TrainConfig(resume=b_dir, total_env_steps=steps, progress=False))
-    assert b.env_steps == int(mid.name.split("_")[1])
+    assert b.learner.received == int(mid.name.split("_")[1])
     b.run()
     b.close()
     final_b = _params(b)
+    for name in BUFFER_FIELDS:
+        np.testing.assert_array_equal(getattr(a.learner.online, name), getattr(b.learner.online, name), err_msg=name)
     if intervention != "none":
-        assert a.demo_buffer.intervention.sum() > 0  # interventions happened
-        for name in ("state", "action", "reward", "terminated", "intervention", "valid"):
-            np.testing.assert_array_equal(getattr(a.demo_buffer, name), getattr(b.demo_buffer, name), err_msg=name)
-        assert a.takeovers == b.takeovers > 0
+        assert a.learner.demo_buffer.intervention.sum() > 0  # interventions happened
+        for name in BUFFER_FIELDS:
+            np.testing.assert_array_equal(getattr(a.learner.demo_buffer, name), getattr(b.learner.demo_buffer, name),
+                                          err_msg=name)
+        assert a.learner.takeovers == b.learner.takeovers > 0
     assert final_a.keys() == final_b.keys()
     for k in final_a:
         assert torch.equal(final_a[k], final_b[k]), k
     opt_a = load_checkpoint(tmp_path / "run" / "checkpoints" / f"step_{steps:09d}")[0]["agent"]
     opt_b = load_checkpoint(b_dir / "checkpoints" / f"step_{steps:09d}")[0]["agent"]
     assert torch.equal(_flat(opt_a), _flat(opt_b))
-    # the online episodes recorded after the resume are the same steps, and the original ones
-    # the cut-back run had already written were kept aside, not deleted
-    for f in sorted((tmp_path / "run" / "episodes").glob("*.npz")):
-        np.testing.assert_array_equal(load_episode(f).actions, load_episode(b_dir / "episodes" / f.name).actions)
-    assert list(b_dir.glob("episodes_after_step_*/*.npz"))
+    # the replay log written after the resume holds the same steps, and the original ones the
+    # cut-back run had already logged were kept aside, not deleted
+    log_a, log_b = logged_chunks(tmp_path / "run" / "replay"), logged_chunks(b_dir / "replay")
+    assert len(log_a) == len(log_b)
+    for ma, mb in zip(log_a, log_b):
+        for k in ma.arrays:
+            np.testing.assert_array_equal(ma.arrays[k], mb.arrays[k], err_msg=k)
+    aside = list(b_dir.glob("replay_after_step_*"))
+    kept = json.loads((mid / "state.json").read_text())["log_records"]
+    assert len(aside) == 1 and len(logged_chunks(aside[0])) == len(log_a) - kept
+    # the same metrics rows (the episodes after the checkpoint were logged again, not twice)
+    def rows(run: Path, name: str) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "wall_s")} for r in csv.DictReader(open(run / name))]
+
+    assert rows(b_dir, "episodes.csv") == rows(tmp_path / "run", "episodes.csv")
+    assert rows(b_dir, "evals.csv") == rows(tmp_path / "run", "evals.csv")
 
 
 def _flat(tree) -> torch.Tensor:
@@ -172,7 +203,9 @@ def test_env_kwargs_reach_env_and_demos(tmp_path):
         {"image_size": 96, "reward_type": "dense", "cameras": ["front"]}
     t = Trainer(small_cfg(tmp_path, env="robot_rl/PandaPickLift-v0", num_demos=1, env_kwargs={"reward_type": "dense"}))
     try:
-        assert t.env.unwrapped.reward_type == "dense" and t.eval_env.unwrapped.reward_type == "dense"
+        eval_env = t.learner._make_eval_env(False)
+        assert t.actor.env.unwrapped.reward_type == "dense" and eval_env.unwrapped.reward_type == "dense"
+        eval_env.close()
         demo = load_episode(next((t.run_dir / "demos").glob("episode_*.npz")))
         assert demo.meta["env_kwargs"] == {"reward_type": "dense"}
         assert np.all(demo.rewards > 0) and not demo.terminated.any()  # dense terms, no termination on success
@@ -190,14 +223,14 @@ def test_pixel_training_smoke(tmp_path):
                     agent=SACConfig(batch_size=8, utd_ratio=1, num_critics=2, hidden_dims=(16,), encoder_channels=8))
     t = Trainer(cfg)
     try:
-        assert t.layout.image_shapes == {"front": (32, 32, 3), "wrist": (32, 32, 3)}
-        before = {k: v.clone() for k, v in t.agent.encoder.state_dict().items()}
+        assert t.learner.layout.image_shapes == {"front": (32, 32, 3), "wrist": (32, 32, 3)}
+        before = {k: v.clone() for k, v in t.learner.agent.encoder.state_dict().items()}
         summary = t.run()
     finally:
         t.close()
     assert summary["env_steps"] == 60 and Path(summary["video"]).is_file()
-    after = t.agent.encoder.state_dict()
+    after = t.learner.agent.encoder.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the critic trained the encoder
-    assert t.online.images["front"].dtype == np.uint8
+    assert t.learner.online.images["front"].dtype == np.uint8
     ep = load_episode(next((Path(summary["run_dir"]) / "demos").glob("episode_*.npz")))
     assert ep.observations["images"]["wrist"].shape[1:] == (32, 32, 3)

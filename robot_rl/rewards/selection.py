@@ -43,7 +43,7 @@ def check_reward_source(reward: str, env_kwargs: dict[str, Any], intervention: s
 
     Raises:
         ConfigError: an unknown source, a ``reward_type`` in ``--env-kwargs`` that contradicts it,
-            ``intervention`` without ``--intervention``, or ``classifier`` without a model path.
+            ``intervention`` without ``--teleop``, or ``classifier`` without a model path.
     """
     if reward not in REWARD_SOURCES:
         raise ConfigError(f"unknown --reward {reward!r}; choose one of {', '.join(REWARD_SOURCES)}")
@@ -53,8 +53,8 @@ def check_reward_source(reward: str, env_kwargs: dict[str, Any], intervention: s
             raise ConfigError(f"--reward {reward} contradicts --env-kwargs reward_type {kwargs['reward_type']}; drop one")
         kwargs["reward_type"] = reward
     if reward == "intervention" and intervention == "none":
-        raise ConfigError("--reward intervention (RLIF) rewards take-overs, so it needs --intervention "
-                          "(e.g. --intervention scripted)")
+        raise ConfigError("--reward intervention (RLIF) rewards take-overs, so it needs --teleop "
+                          "(e.g. --teleop scripted)")
     if reward == "classifier" and model_path is None:
         raise ConfigError("--reward classifier needs --reward-model-path DIR (from `robot-rl train-reward-classifier --out DIR`)")
     if reward not in MODEL_REWARDS and model_path is not None:

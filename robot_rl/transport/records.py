@@ -18,6 +18,7 @@ chunk (written to a temporary name and renamed).
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -173,6 +174,59 @@ class SegmentLog:
         self._file.flush()
         if self.fsync:
             os.fsync(self._file.fileno())
+
+    def cut(self, keep_records: int, aside_dir: Path) -> Path | None:
+        """Keep the first ``keep_records`` records; move every later one into ``aside_dir``.
+
+        Nothing is deleted: the records after the cut are copied, byte for byte and in order, into
+        segment files of ``aside_dir`` (a SegmentLog directory of its own, readable the same way)
+        before the log is truncated. Used when a deterministic run resumes from a checkpoint taken
+        after ``keep_records`` records and will produce the later ones again.
+
+        Returns:
+            ``aside_dir`` when records were moved, else None.
+        """
+        count, cut_at = 0, None  # (segment index in the list, byte offset)
+        segs = self.segments()
+        for i, seg in enumerate(segs):
+            if count == keep_records:
+                cut_at = (i, 0)
+                break
+            for _, end in read_records(seg):
+                count += 1
+                if count == keep_records:
+                    cut_at = (i, end)
+                    break
+            if cut_at is not None:
+                break
+        if keep_records == 0 and segs:
+            cut_at = (0, 0)
+        if cut_at is None:
+            return None
+        i, offset = cut_at
+        tail = [(segs[i], offset)] + [(s, 0) for s in segs[i + 1:]]
+        if all(s.stat().st_size <= off for s, off in tail):
+            return None
+        self._file.close()
+        aside_dir = Path(aside_dir)
+        n = 0
+        while aside_dir.exists():
+            n += 1
+            aside_dir = aside_dir.with_name(f"{aside_dir.name.split('.')[0]}.{n}")
+        aside_dir.mkdir(parents=True)
+        for k, (seg, off) in enumerate(tail):
+            with open(seg, "rb") as src, open(aside_dir / f"log_{k:06d}.rrl", "wb") as dst:
+                src.seek(off)
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+        with open(segs[i], "r+b") as f:
+            f.truncate(offset)
+        for seg in segs[i + 1:]:
+            seg.unlink()
+        self._index = int(segs[i].stem.split("_")[1])
+        self._file = open(self._path(self._index), "ab")
+        return aside_dir
 
     def __iter__(self) -> Iterator[list[memoryview]]:
         """Every record in order (reads the files; safe while appending)."""
