@@ -21,9 +21,9 @@ from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 
 BACKENDS = ("mujoco", "pybullet")
-#: How far the measured TCP may overshoot the clipped target under full-scale actions, metres:
-#: PyBullet's velocity-level position motors track fast yaw-and-translate moves less tightly.
-OVERSHOOT_TOL_M = {"mujoco": 0.005, "pybullet": 0.008}
+#: How far the measured TCP may overshoot the clipped target under full-scale actions, metres (both
+#: backends; measured worst over seeds 0-9: 2.6 mm MuJoCo, 1.4 mm PyBullet).
+OVERSHOOT_TOL_M = 0.005
 
 
 @pytest.fixture(params=BACKENDS)
@@ -77,18 +77,22 @@ def test_scripted_controllers_succeed(backend, env_id):
     env.close()
 
 
-def test_workspace_never_left_under_random_actions(backend):
+@pytest.mark.parametrize("seed", [0, 4, 6])
+def test_workspace_never_left_under_random_actions(backend, seed):
+    """Full-scale moves into every corner, then 60 random full-scale moves with yaw: the TCP stays
+    in the box. (The PyBullet arm left it by 7.2, 18.0 and 15.1 mm at these seeds while its motors
+    got a velocity feed-forward on top of the IK target and no joint velocity limit.)"""
     env = gym.make("robot_rl/PandaPickLift-v0", backend=backend, enable_yaw=True)
     u: RobotEnv = env.unwrapped
     box = u.arm.workspace
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
     corners = [np.array([sx, sy, sz, 1.0, 1.0]) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
-    actions = [c for c in corners for _ in range(5)] + [rng.choice([-1.0, 1.0], 5) for _ in range(20)]
+    actions = [c for c in corners for _ in range(5)] + [rng.choice([-1.0, 1.0], 5) for _ in range(60)]
     for a in actions:
         env.step(a.astype(np.float32))
         assert box.contains(u.last_command.ee_target_position, tol_m=0.0)
-        assert box.contains(u.arm.state().ee_position, tol_m=OVERSHOOT_TOL_M[backend]), u.arm.state().ee_position
+        assert box.contains(u.arm.state().ee_position, tol_m=OVERSHOOT_TOL_M), u.arm.state().ee_position
     env.close()
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
+from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
-from ..kinematics import READY_Q_RAD, DiffIKConfig, control_substeps, tool_down_rotation
+from ..arm_base import DiffIKArm
+from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
 from .scene import ARM_JOINTS, FINGER_TRAVEL_M, PandaPhysics
 
 __all__ = ["READY_Q_RAD", "DiffIKConfig", "MujocoArm", "tool_down_rotation"]
@@ -16,44 +17,23 @@ __all__ = ["READY_Q_RAD", "DiffIKConfig", "MujocoArm", "tool_down_rotation"]
 _DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
 
 
-class MujocoArm(Arm):
-    """The Panda of a :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
+class MujocoArm(DiffIKArm):
+    """The Panda of a MuJoCo :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
 
-    ``command`` runs ``n_substeps = round(1 / (control_hz * sim_dt_s))`` physics steps; joint
-    position servos (with gravity compensation) track the differential-IK targets.
-
-    Args:
-        physics: the scene this arm lives in (shared with cameras and the task).
-        workspace: box (base frame, metres) the commanded TCP target is clipped into.
-        home_position_m: (3,) TCP position of the home pose, base frame; must be inside ``workspace``.
-        home_yaw_rad: tool yaw of the home pose about the base z axis.
-        control_hz: command rate; ``1 / control_hz`` must be a whole multiple of the physics step.
-        ik: differential-IK gains (``DiffIKConfig()`` when None).
-
-    Raises:
-        ValueError: the control period is not a multiple of the physics step, or the home pose
-            is outside the workspace or unreachable.
+    Joint position servos (PD, with gravity compensation and a velocity feed-forward) track the
+    differential-IK targets. Arguments and errors as :class:`~robot_rl.sim.arm_base.DiffIKArm`
+    (the physics step is the model's ``opt.timestep``); a home pose the IK cannot reach with the
+    tool down also raises ``ValueError``.
     """
 
     def __init__(self, physics: PandaPhysics, workspace: WorkspaceBox, home_position_m: np.ndarray,
                  home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None):
-        self.physics = physics
-        self.workspace = workspace
-        self.control_hz = float(control_hz)
-        self.ik = ik if ik is not None else DiffIKConfig()
-        sim_dt = physics.model.opt.timestep
-        self.n_substeps, self.ik_every = control_substeps(self.control_hz, sim_dt, self.ik.ik_hz)
-        self.home_position_m = np.asarray(home_position_m, dtype=np.float64)
-        if not workspace.contains(self.home_position_m):
-            raise ValueError(f"home position {self.home_position_m} m is outside the workspace {workspace}")
-        self.home_yaw_rad = float(home_yaw_rad)
+        super().__init__(physics, workspace, home_position_m, home_yaw_rad, control_hz, ik,
+                         sim_dt_s=physics.model.opt.timestep)
         m = physics.model
         arm_joint_ids = [m.joint(name).id for name in ARM_JOINTS]
         self._q_low, self._q_high = m.jnt_range[arm_joint_ids, 0], m.jnt_range[arm_joint_ids, 1]
         self._jac = np.zeros((6, m.nv))
-        self._rhs = np.zeros((6, 9))  # columns: pose error, feed-forward twist, Jacobian
-        self._damping_eye = self.ik.damping * np.eye(6)
-        self._eye7 = np.eye(7)
         # Position servos are PD laws kp (ctrl - q) - kv q_dot; a ctrl lead of (kv / kp) q_dot_ref
         # cancels their damping on the reference velocity (velocity feed-forward).
         act = physics.arm_actuator_ids
@@ -70,7 +50,7 @@ class MujocoArm(Arm):
 
     def _ik_step(self, data: mujoco.MjData, target_pos: np.ndarray, target_rot: np.ndarray,
                  twist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One damped-least-squares step towards a TCP pose.
+        """One damped-least-squares step (:meth:`DiffIKArm._dls_step`) towards a TCP pose.
 
         Args:
             data: the state to linearise at (kinematics must be current).
@@ -79,25 +59,15 @@ class MujocoArm(Arm):
             twist: optional (6,) feed-forward TCP twist (m/s, rad/s), base frame.
 
         Returns:
-            ``(dq, dq_dot)``: (7,) joint increment in radians towards the target (with the
-            null-space posture term) and (7,) joint velocity in rad/s realising ``twist``.
+            ``(dq, dq_dot)`` as :meth:`DiffIKArm._dls_step`.
         """
         pos, rot = self._tcp_pose(data)
-        rhs = self._rhs
-        rhs[:3, 0] = target_pos - pos
         quat, rot_err = np.empty(4), np.empty(3)  # rotation vector of target_rot @ rot^T, base frame
         mujoco.mju_mat2Quat(quat, (target_rot @ rot.T).flatten())
         mujoco.mju_quat2Vel(rot_err, quat, 1.0)
-        rhs[3:, 0] = rot_err
-        rhs[:, 1] = 0.0 if twist is None else twist
         mujoco.mj_jacSite(self.physics.model, data, self._jac[:3], self._jac[3:], self.physics.tcp_site_id)
-        jac = self._jac[:, self.physics.arm_dof_adr]
-        rhs[:, 2:] = jac
-        sol = jac.T @ np.linalg.solve(jac @ jac.T + self._damping_eye, rhs)  # J^+ applied to each column
-        q = data.qpos[self.physics.arm_qpos_adr]
-        nullspace = self._eye7 - sol[:, 2:]
-        dq = sol[:, 0] + nullspace @ (self.ik.nullspace_gain * (READY_Q_RAD - q))
-        return dq, sol[:, 1]
+        return self._dls_step(self._jac[:, self.physics.arm_dof_adr], np.concatenate([target_pos - pos, rot_err]),
+                              data.qpos[self.physics.arm_qpos_adr], twist)
 
     def _solve_home(self) -> np.ndarray:
         """(7,) joint angles (rad) that put the TCP at the home pose, by iterating the IK from READY_Q_RAD."""

@@ -6,14 +6,16 @@ import numpy as np
 import pybullet
 from scipy.spatial.transform import Rotation
 
-from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
+from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
-from ..kinematics import READY_Q_RAD, DiffIKConfig, control_substeps, tool_down_rotation
+from ..arm_base import DiffIKArm
+from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
 from .scene import FINGER_TRAVEL_M, PandaPhysics
 
-# Position-servo settings of PyBullet's POSITION_CONTROL motors (a velocity constraint per joint:
-# target joint velocity = position_gain * (q_des - q) / dt + velocity_gain * (dq_des - dq)).
-_ARM_POSITION_GAIN = 0.2
+# PyBullet's POSITION_CONTROL motor is a force-limited velocity constraint per joint with target
+# velocity position_gain * (q_des - q) / dt + dq + velocity_gain * (dq_des - dq) (Bullet's
+# btMultiBodyJointMotor). The arm sends dq_des = 0 with velocity_gain 1, so the motor asks for
+# position_gain * (q_des - q) / dt; PybulletArm derives the position gain from the IK rate.
 _ARM_VELOCITY_GAIN = 1.0
 _ARM_TORQUE_LIMIT_NM = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # URDF efforts
 _FINGER_POSITION_GAIN = 0.05
@@ -21,45 +23,38 @@ _FINGER_FORCE_LIMIT_N = 40.0
 """per finger; the URDF says 20 N, doubled so PyBullet's softer contacts hold the cube."""
 
 
-class PybulletArm(Arm):
+class PybulletArm(DiffIKArm):
     """The Panda of a PyBullet :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
 
-    Mirrors :class:`robot_rl.sim.mujoco.MujocoArm`: ``command`` runs
-    ``n_substeps = round(1 / (control_hz * sim_dt_s))`` physics steps; every ``1 / ik_hz`` the
-    damped-least-squares IK (with the null-space pull to the ready posture) sets joint position
-    targets for PyBullet's position motors along a ramp to the commanded pose.
+    Mirrors :class:`robot_rl.sim.mujoco.MujocoArm`: every ``1 / ik_hz`` the damped-least-squares
+    IK (with the null-space pull to the ready posture) gives a joint step ``dq`` towards the point
+    of a ramp to the commanded pose that is due at the end of the IK interval, and PyBullet's
+    position motors servo to ``q + dq``. Their position gain is ``1 / ik_every``: at the start of
+    an interval a motor asks for ``dq / ik interval``, the joint velocity that arrives there when
+    the interval ends, which already moves along the ramp (no velocity feed-forward on top).
+    ``dq`` is scaled down, all joints alike, until no joint is asked for more than its URDF
+    velocity limit: the motors (URDF torque limits, 12 N·m at the wrist, which carries the URDF's
+    0.1 kg·m² placeholder link inertias) cannot brake a joint that was sped past its limit in
+    time, and joints that saturate unevenly leave the IK's direction and carry the TCP out of
+    the workspace box.
 
-    Args:
-        physics: the scene this arm lives in (shared with cameras and the task).
-        workspace: box (base frame, metres) the commanded TCP target is clipped into.
-        home_position_m: (3,) TCP position of the home pose, base frame; must be inside ``workspace``.
-        home_yaw_rad: tool yaw of the home pose about the base z axis.
-        control_hz: command rate; ``1 / control_hz`` must be a whole multiple of the physics step.
-        ik: differential-IK gains (``DiffIKConfig()`` when None).
-
-    Raises:
-        ValueError: the control period is not a multiple of the physics step, or the home pose
-            is outside the workspace or unreachable.
+    Arguments and errors as :class:`~robot_rl.sim.arm_base.DiffIKArm` (the physics step is
+    ``physics.config.sim_dt_s``); a home pose the IK cannot reach with the tool down also raises
+    ``ValueError``.
     """
 
     def __init__(self, physics: PandaPhysics, workspace: WorkspaceBox, home_position_m: np.ndarray,
                  home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None):
-        self.physics = physics
-        self.workspace = workspace
-        self.control_hz = float(control_hz)
-        self.ik = ik if ik is not None else DiffIKConfig()
-        sim_dt = physics.config.sim_dt_s
-        self.n_substeps, self.ik_every = control_substeps(self.control_hz, sim_dt, self.ik.ik_hz)
-        self.home_position_m = np.asarray(home_position_m, dtype=np.float64)
-        if not workspace.contains(self.home_position_m):
-            raise ValueError(f"home position {self.home_position_m} m is outside the workspace {workspace}")
-        self.home_yaw_rad = float(home_yaw_rad)
+        super().__init__(physics, workspace, home_position_m, home_yaw_rad, control_hz, ik,
+                         sim_dt_s=physics.config.sim_dt_s)
         p, robot = physics.client, physics.robot
         info = [p.getJointInfo(robot, j) for j in physics.arm_joint_ids]
         self._q_low, self._q_high = np.array([i[8] for i in info]), np.array([i[9] for i in info])
         self._arm_cols = [physics.movable_joint_ids.index(j) for j in physics.arm_joint_ids]
-        self._damping_eye = self.ik.damping * np.eye(6)
-        self._eye7 = np.eye(7)
+        self._position_gain = 1.0 / self.ik_every
+        """motor position gain: the fraction of the joint error the motor asks to close per physics step."""
+        self._max_step_rad = np.array([i[11] for i in info]) * self.ik_every * physics.config.sim_dt_s
+        """(7,) largest joint step per IK interval, radians: the URDF velocity limits times the interval."""
         self.home_q_rad = self._solve_home()
 
     # ------------------------------------------------------------------ kinematics
@@ -74,27 +69,16 @@ class PybulletArm(Arm):
 
     def _ik_step(self, target_pos: np.ndarray, target_rot: np.ndarray,
                  twist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One damped-least-squares step towards a TCP pose; as ``MujocoArm._ik_step``.
-
-        Returns:
-            ``(dq, dq_dot)``: (7,) joint increment in radians towards the target (with the
-            null-space posture term) and (7,) joint velocity in rad/s realising ``twist``.
-        """
+        """One damped-least-squares step (:meth:`DiffIKArm._dls_step`) at the current state towards a
+        TCP pose: (3,) position in metres and (3, 3) rotation, base frame; ``(dq, dq_dot)`` as there."""
         pos, rot = self._tcp_pose()
         q_all, _ = self._joint_states()
-        rhs = np.zeros((6, 9))
-        rhs[:3, 0] = target_pos - pos
-        rhs[3:, 0] = Rotation.from_matrix(target_rot @ rot.T).as_rotvec()
-        rhs[:, 1] = 0.0 if twist is None else twist
         zeros = [0.0] * len(q_all)
         lin, ang = self.physics.client.calculateJacobian(self.physics.robot, self.physics.tcp_link, [0.0, 0.0, 0.0],
                                                          q_all.tolist(), zeros, zeros)
         jac = np.vstack([np.array(lin), np.array(ang)])[:, self._arm_cols]
-        rhs[:, 2:] = jac
-        sol = jac.T @ np.linalg.solve(jac @ jac.T + self._damping_eye, rhs)
-        q = q_all[self._arm_cols]
-        dq = sol[:, 0] + (self._eye7 - sol[:, 2:]) @ (self.ik.nullspace_gain * (READY_Q_RAD - q))
-        return dq, sol[:, 1]
+        error = np.concatenate([target_pos - pos, Rotation.from_matrix(target_rot @ rot.T).as_rotvec()])
+        return self._dls_step(jac, error, q_all[self._arm_cols], twist)
 
     def _set_arm_q(self, q: np.ndarray) -> None:
         for j, v in zip(self.physics.arm_joint_ids, q):
@@ -116,11 +100,12 @@ class PybulletArm(Arm):
             raise ValueError(f"the home position {self.home_position_m} m is not reachable with the tool down")
         return q
 
-    def _drive(self, q_des: np.ndarray, dq_des: np.ndarray, gripper: float) -> None:
+    def _drive(self, q_des: np.ndarray, gripper: float) -> None:
+        """Servo the arm joints to (7,) ``q_des`` (rad) and the fingers to opening ``gripper`` in [0, 1]."""
         p, robot = self.physics.client, self.physics.robot
         p.setJointMotorControlArray(robot, self.physics.arm_joint_ids, pybullet.POSITION_CONTROL,
-                                    targetPositions=q_des.tolist(), targetVelocities=dq_des.tolist(),
-                                    forces=_ARM_TORQUE_LIMIT_NM, positionGains=[_ARM_POSITION_GAIN] * 7,
+                                    targetPositions=q_des.tolist(), targetVelocities=[0.0] * 7,
+                                    forces=_ARM_TORQUE_LIMIT_NM, positionGains=[self._position_gain] * 7,
                                     velocityGains=[_ARM_VELOCITY_GAIN] * 7)
         p.setJointMotorControlArray(robot, self.physics.finger_joint_ids, pybullet.POSITION_CONTROL,
                                     targetPositions=[gripper * FINGER_TRAVEL_M] * 2,
@@ -180,15 +165,13 @@ class PybulletArm(Arm):
         rot_vec = Rotation.from_matrix(start_rot.T @ target_rot).as_rotvec()  # tool frame
         sim_dt = self.physics.config.sim_dt_s
         ramp_s = max(self.ik.ramp_fraction * self.n_substeps, self.ik_every) * sim_dt
-        ramp_twist = np.concatenate([(target - start_pos) / ramp_s, start_rot @ rot_vec / ramp_s])
         for k in range(1, self.n_substeps // self.ik_every + 1):
-            alpha = min(1.0, k * self.ik_every * sim_dt / ramp_s)
+            alpha = min(1.0, k * self.ik_every * sim_dt / ramp_s)  # ramp phase at the end of this interval
             ramp_rot = start_rot @ Rotation.from_rotvec(alpha * rot_vec).as_matrix()
-            dq, dq_dot = self._ik_step(start_pos + alpha * (target - start_pos), ramp_rot,
-                                       ramp_twist if alpha < 1.0 else None)
+            dq, _ = self._ik_step(start_pos + alpha * (target - start_pos), ramp_rot)
+            dq *= min(1.0, float(np.min(self._max_step_rad / np.maximum(np.abs(dq), 1e-12))))  # velocity limits
             q_all, _ = self._joint_states()
-            q_des = np.clip(q_all[self._arm_cols] + dq, self._q_low, self._q_high)
-            self._drive(q_des, dq_dot, sent.gripper)
+            self._drive(np.clip(q_all[self._arm_cols] + dq, self._q_low, self._q_high), sent.gripper)
             self.physics.step(self.ik_every)
         return sent
 
@@ -198,14 +181,14 @@ class PybulletArm(Arm):
         self._set_arm_q(self.home_q_rad)
         for j in self.physics.finger_joint_ids:
             self.physics.client.resetJointState(self.physics.robot, j, FINGER_TRAVEL_M, 0.0)
-        self._drive(self.home_q_rad, np.zeros(7), 1.0)
+        self._drive(self.home_q_rad, 1.0)
 
     def stop(self) -> None:
         """Hold the current joint positions (servo targets = measured angles); nothing once closed."""
         if self.physics.closed:
             return
         q_all, _ = self._joint_states()
-        self._drive(q_all[self._arm_cols], np.zeros(7), getattr(self, "_gripper_target", 1.0))
+        self._drive(q_all[self._arm_cols], getattr(self, "_gripper_target", 1.0))
 
     def close(self) -> None:
         """Disconnect the scene's client; the arm shares the scene with the cameras. Idempotent."""
