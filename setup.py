@@ -42,7 +42,7 @@ setup(
         "gymnasium>=1.0",
         "mujoco>=3.2",
         "pybullet>=3.2.6",
-        "scipy>=1.10",
+        "scipy>=1.14",  # Rotation.from_quat(scalar_first=...), as_quat(canonical=...)
         "torch>=2.2",
         "torchvision>=0.17",
         "tyro>=0.8",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from robot_rl.errors import CalibrationError
 
@@ -204,6 +205,6 @@ def estimate_board_pose(detection: CharucoDetection, K: np.ndarray, D: np.ndarra
         raise CalibrationError("solvePnP found no board pose; check K and D belong to this camera and image size.")
     rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, D, rvec, tvec)
     T = np.eye(4)
-    T[:3, :3] = cv2.Rodrigues(rvec)[0]
+    T[:3, :3] = Rotation.from_rotvec(rvec.ravel()).as_matrix()
     T[:3, 3] = tvec.ravel()
     return T

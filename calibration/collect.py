@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 import yaml
+from scipy.spatial.transform import Rotation
 
 from robot_rl.errors import CalibrationError, ConfigError
 
 from .charuco import ChArucoBoard
 
 
-def _angle_deg(q1: np.ndarray, q2: np.ndarray) -> float:
-    """Rotation angle between two unit quaternions (xyzw), degrees."""
-    d = abs(float(np.dot(q1, q2)))
-    return float(np.degrees(2.0 * np.arccos(min(1.0, d))))
+def _turn_deg(quats_xyzw: list[np.ndarray], quat_xyzw: np.ndarray) -> np.ndarray:
+    """(N,) rotation angles in degrees from each of N quaternions (xyzw) to one more."""
+    return np.degrees((Rotation.from_quat(np.reshape(quats_xyzw, (-1, 4))).inv() * Rotation.from_quat(quat_xyzw)).magnitude())
 
 
 @dataclass
@@ -120,10 +120,12 @@ class HandEyeSampler:
         """Stamp since which the TCP has rested (within the still tolerances), or None."""
         if not self._poses:
             return None
-        _, p_last, q_last = self._poses[-1]
+        stamps, positions, quats = zip(*self._poses)
+        moved_mm = np.linalg.norm(np.array(positions) - positions[-1], axis=1) * 1e3
+        still = (moved_mm <= self.criteria.still_mm) & (_turn_deg(quats, quats[-1]) <= self.criteria.still_deg)
         start = None
-        for stamp, p, q in reversed(self._poses):
-            if np.linalg.norm(p - p_last) * 1e3 > self.criteria.still_mm or _angle_deg(q, q_last) > self.criteria.still_deg:
+        for stamp, ok in zip(reversed(stamps), reversed(still)):
+            if not ok:
                 break
             start = stamp
         return start
@@ -142,7 +144,8 @@ class HandEyeSampler:
             image_stamp, rgb = self._image
             if not force and image_stamp < rest + 1e-6:  # an image taken while the arm was still moving
                 return None
-        if any(np.linalg.norm(p - tp) * 1e3 < c.min_move_mm and _angle_deg(q, tq) < c.min_turn_deg for tp, tq in self.taken):
+        if self.taken and np.any((np.linalg.norm([tp - p for tp, _ in self.taken], axis=1) * 1e3 < c.min_move_mm)
+                                 & (_turn_deg([tq for _, tq in self.taken], q) < c.min_turn_deg)):
             if force:
                 self.last_rejection = "too close to an earlier sample: move or turn the arm further"
             return None

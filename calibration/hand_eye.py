@@ -35,6 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
+from scipy.spatial.transform import Rotation
 
 from robot_rl.errors import CalibrationError
 
@@ -52,41 +53,17 @@ def _inv(T: np.ndarray) -> np.ndarray:
     return out
 
 
-def rotation_angle_rad(R: np.ndarray) -> float:
-    """Angle of a (3, 3) rotation matrix, radians in [0, pi]."""
-    return float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
-
-
 def transform_difference(A: np.ndarray, B: np.ndarray) -> tuple[float, float]:
     """(translation difference in mm, rotation difference in degrees) of two (4, 4) transforms."""
     return (float(np.linalg.norm(A[:3, 3] - B[:3, 3]) * 1e3),
-            float(np.degrees(rotation_angle_rad(A[:3, :3].T @ B[:3, :3]))))
+            float(np.degrees(Rotation.from_matrix(A[:3, :3].T @ B[:3, :3]).magnitude())))
 
 
 def pose_matrix(position_m: np.ndarray, quaternion_xyzw: np.ndarray) -> np.ndarray:
     """(4, 4) float64 transform from a (3,) position in metres and a (4,) quaternion xyzw."""
-    x, y, z, w = np.asarray(quaternion_xyzw, dtype=np.float64) / np.linalg.norm(quaternion_xyzw)
     T = np.eye(4)
-    T[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
-    T[:3, 3] = position_m
+    T[:3, :3], T[:3, 3] = Rotation.from_quat(quaternion_xyzw).as_matrix(), position_m
     return T
-
-
-def quaternion_xyzw(R: np.ndarray) -> np.ndarray:
-    """(4,) quaternion xyzw (w >= 0) of a (3, 3) rotation matrix."""
-    w = np.sqrt(max(0.0, 1.0 + np.trace(R))) / 2.0
-    if w > 1e-6:
-        q = np.array([(R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w), w])
-    else:  # 180 degree rotation: largest diagonal element
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = np.sqrt(max(0.0, 1.0 + R[i, i] - R[j, j] - R[k, k])) * 2
-        q = np.zeros(4)
-        q[i], q[j], q[k], q[3] = s / 4, (R[j, i] + R[i, j]) / s, (R[k, i] + R[i, k]) / s, (R[k, j] - R[j, k]) / s
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
 
 
 def check_pose_diversity(base_T_gripper: list[np.ndarray], min_poses: int = 5, min_rotation_deg: float = 10.0,
@@ -113,12 +90,11 @@ def check_pose_diversity(base_T_gripper: list[np.ndarray], min_poses: int = 5, m
                                "record more poses with the board in view (10-20, tilted in different directions).")
     axes, angles = [], []
     for i, j in itertools.combinations(range(n), 2):
-        R = base_T_gripper[i][:3, :3].T @ base_T_gripper[j][:3, :3]
-        angle = rotation_angle_rad(R)
+        rvec = Rotation.from_matrix(base_T_gripper[i][:3, :3].T @ base_T_gripper[j][:3, :3]).as_rotvec()
+        angle = float(np.linalg.norm(rvec))
         angles.append(angle)
         if angle > np.radians(1.0):
-            rvec = cv2.Rodrigues(R)[0].ravel()
-            axes.append(rvec / np.linalg.norm(rvec) * angle)
+            axes.append(rvec)
     max_deg = float(np.degrees(max(angles)))
     if max_deg < min_rotation_deg:
         raise CalibrationError(f"degenerate pose set: the gripper rotates at most {max_deg:.1f} deg between poses "
@@ -165,7 +141,7 @@ class HandEyeResult:
                  f"{self.n_poses} poses"]
         for name, T in self.per_method.items():
             dt, dr = transform_difference(T, self.transform)
-            rv = np.degrees(cv2.Rodrigues(T[:3, :3])[0].ravel())
+            rv = np.degrees(Rotation.from_matrix(T[:3, :3]).as_rotvec())
             lines.append(f"  {name:<10} t = {np.array2string(T[:3, 3] * 1e3, precision=2)} mm  "
                          f"rotvec = {np.array2string(rv, precision=3)} deg  (to consensus {dt:.2f} mm, {dr:.3f} deg)")
         lines.append(f"methods agree within {self.agreement_mm:.2f} mm, {self.agreement_deg:.3f} deg; consensus: "
@@ -251,7 +227,7 @@ def save_hand_eye_yaml(path: str | Path, result: HandEyeResult, *, name: str = "
     """Write ``result`` in the easy_handeye2 YAML shape (``parameters`` + ``transform``), plus a
     ``robot_rl`` block with each method's result and the agreement (ignored by easy_handeye2)."""
     T = result.transform
-    q = quaternion_xyzw(T[:3, :3])
+    q = Rotation.from_matrix(T[:3, :3]).as_quat(canonical=True)
     doc: dict[str, Any] = {
         "parameters": {
             "name": name, "calibration_type": "eye_in_hand" if result.eye_in_hand else "eye_on_base",
@@ -265,7 +241,7 @@ def save_hand_eye_yaml(path: str | Path, result: HandEyeResult, *, name: str = "
                      "agreement_deg": result.agreement_deg, "residual_mm": result.residual_mm,
                      "residual_deg": result.residual_deg,
                      "per_method": {m: {"translation": [float(v) for v in X[:3, 3]],
-                                        "rotation_xyzw": [float(v) for v in quaternion_xyzw(X[:3, :3])]}
+                                        "rotation_xyzw": [float(v) for v in Rotation.from_matrix(X[:3, :3]).as_quat(canonical=True)]}
                                     for m, X in result.per_method.items()}},
     }
     out = Path(path)
@@ -331,8 +307,8 @@ def sample_look_at_poses(n: int, box_lo_m: np.ndarray, box_hi_m: np.ndarray, loo
         x /= np.linalg.norm(x)
         R = np.stack([x, np.cross(z, x), z], axis=1)
         axis = R @ np.array([*rng.normal(size=2), 0.0])
-        tilt = cv2.Rodrigues(axis / np.linalg.norm(axis) * np.radians(rng.uniform(0, max_tilt_deg)))[0]
-        roll = cv2.Rodrigues(np.array([0.0, 0.0, np.radians(rng.uniform(-max_roll_deg, max_roll_deg))]))[0]
+        tilt = Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.radians(rng.uniform(0, max_tilt_deg))).as_matrix()
+        roll = Rotation.from_rotvec([0.0, 0.0, np.radians(rng.uniform(-max_roll_deg, max_roll_deg))]).as_matrix()
         T = np.eye(4)
         T[:3, :3], T[:3, 3] = tilt @ R @ roll, p
         poses.append(T)

@@ -25,6 +25,7 @@ import warnings
 
 import mujoco
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from robot_rl.sim.kinematics import READY_Q_RAD, pinhole_intrinsics
 from robot_rl.sim.mujoco.camera import MujocoCamera
@@ -103,14 +104,12 @@ class BoardScene:
         if mount == "table":
             # printed side up (+z), board x (right in the print) along base -y, up in the print along base +x
             rot = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, rot.flatten())
+            quat = Rotation.from_matrix(rot).as_quat(scalar_first=True)  # MuJoCo quaternions are wxyz
             _add_board(spec, world, board, np.add(TABLE_BOARD_CENTRE_M, (0, 0, 0.001)), quat, pixels_per_square)
         else:
             # printed side facing hand +x (the front camera at yaw 0), print "up" along hand -z (up in the world)
             rot = np.stack([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], axis=1)
-            quat = np.zeros(4)
-            mujoco.mju_mat2Quat(quat, rot.flatten())
+            quat = Rotation.from_matrix(rot).as_quat(scalar_first=True)  # MuJoCo quaternions are wxyz
             _add_board(spec, spec.body("panda_hand"), board, HAND_BOARD_CENTRE_M, quat, pixels_per_square)
         spec.option.timestep = cfg.sim_dt_s
         with warnings.catch_warnings():
@@ -180,15 +179,13 @@ class BoardScene:
         d.qpos[self.arm_qpos_adr] = READY_Q_RAD
         lo, hi = m.jnt_range[[m.joint(j).id for j in ARM_JOINTS]].T
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        quat, err_rot = np.zeros(4), np.zeros(3)
         ok = False
         for _ in range(iterations):
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
             cur = self.tcp_pose()
             e_pos = target[:3, 3] - cur[:3, 3]
-            mujoco.mju_mat2Quat(quat, (target[:3, :3] @ cur[:3, :3].T).flatten())
-            mujoco.mju_quat2Vel(err_rot, quat, 1.0)
+            err_rot = Rotation.from_matrix(target[:3, :3] @ cur[:3, :3].T).as_rotvec()  # base frame
             if np.linalg.norm(e_pos) < tol_m and np.linalg.norm(err_rot) < 1e-4:
                 ok = True
                 break

@@ -180,13 +180,15 @@ class CameraNode(LifecycleNode):
         Raises:
             CalibrationError: the file is missing or not in the easy_handeye2 shape.
         """
-        from robot_rl.calibration.hand_eye import load_hand_eye_yaml, quaternion_xyzw
+        from scipy.spatial.transform import Rotation
+
+        from robot_rl.calibration.hand_eye import load_hand_eye_yaml
         from robot_rl.ros.messages import TYPESTORE
         from robot_rl.ros.node import header
 
         T, params = load_hand_eye_yaml(path)
         parent = params.get("robot_effector_frame" if params.get("eye_on_hand", True) else "robot_base_frame") or "base_link"
-        t, q = T[:3, 3], quaternion_xyzw(T[:3, :3])
+        t, q = T[:3, 3], Rotation.from_matrix(T[:3, :3]).as_quat(canonical=True)
         M = TYPESTORE.types
         transform = M["geometry_msgs/msg/TransformStamped"](
             header=header(self.now(), parent), child_frame_id=self.frame_id,

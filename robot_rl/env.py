@@ -13,6 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, Camera, Task
@@ -33,17 +34,15 @@ def tool_yaw_rad(quat_xyzw: np.ndarray) -> float:
 
     The yaw is the heading of the tool x axis in the base xy plane.
     """
-    x, y, z, w = quat_xyzw
-    # first column of the rotation matrix: the tool x axis in base coordinates
-    return float(np.arctan2(2.0 * (x * y + w * z), 1.0 - 2.0 * (y * y + z * z)))
+    tool_x = Rotation.from_quat(quat_xyzw).as_matrix()[:, 0]  # the tool x axis in base coordinates
+    return float(np.arctan2(tool_x[1], tool_x[0]))
 
 
 def tool_down_quaternion(yaw_rad: float) -> np.ndarray:
-    """(4,) float64 xyzw quaternion of a tool pointing down (tool z to base -z) turned by ``yaw_rad``
-    about the base z axis: Rz(yaw) * Rx(pi). Inverse of :func:`tool_yaw_rad`."""
-    half = yaw_rad / 2.0
-    # Rz(yaw) = (0, 0, sin h, cos h); Rx(pi) = (1, 0, 0, 0); product (x, y, z, w):
-    return np.array([np.cos(half), np.sin(half), 0.0, 0.0])
+    """(4,) float64 xyzw quaternion of a tool pointing down turned by ``yaw_rad`` about the base z
+    axis: Rz(yaw) * Rx(pi), so at yaw 0 tool x = base x, tool y = -base y, tool z = -base z.
+    Inverse of :func:`tool_yaw_rad`."""
+    return Rotation.from_euler("xz", (np.pi, yaw_rad)).as_quat()  # extrinsic: the half turn about x, then the yaw
 
 
 class RobotEnv(gym.Env):
