@@ -1,1 +1,14 @@
-"""ROS 2 wire support: message types, QoS profiles and names for the Cyclone DDS backend."""
+"""The ROS 2 layer: the node API and its backends, topic names and conversions, the topic clients
+and the env built from them.
+
+* :mod:`~robot_rl.ros.node`: one small node API (parameters, lifecycle, pub/sub, timers) on rclpy
+  or Cyclone DDS (:mod:`~robot_rl.ros._rclpy`, :mod:`~robot_rl.ros._dds`, with
+  :mod:`~robot_rl.ros.messages` and :mod:`~robot_rl.ros.qos` for the DDS wire format);
+* :mod:`~robot_rl.ros.convert`: topic names and robot_rl interfaces <-> ROS 2 messages;
+* :mod:`~robot_rl.ros.clients`: ``RosArm``, ``RosCamera``, ``RosTeleop``, clients of devices
+  that other nodes publish;
+* :mod:`~robot_rl.ros.env`: ``RosRobotEnv``, the gymnasium env over those clients
+  (``robot_rl/RosPanda*-v0``);
+* :mod:`~robot_rl.ros.safety`: the arm nodes' command gate; :mod:`~robot_rl.ros.recorder`: rosbag2
+  MCAP recording; :mod:`~robot_rl.ros.bringup`: ``robot-rl bringup``.
+"""
