@@ -2,13 +2,15 @@
 
 A run directory (``runs/<env>__<exp>__<seed>__<time>``) holds::
 
-    config.json            the full TrainConfig, written once
+    config.json            the full TrainConfig / LearnerConfig, written once
+    run.json               run directory format and mode (train or learner)
     demos/                 scripted demos recorded for this run (episode files)
-    episodes/              every online episode, appended as it ends (episode files)
-    checkpoints/step_<N>/  agent.pt (tensors only) + state.json (counters, RNG states)
+    replay/log_*.rrl       every transition chunk, in order (robot_rl.learner: the run's dataset)
+    checkpoints/step_<N>/  agent.pt (tensors only) + state.json (counters, RNG states); N = env steps
     checkpoints/latest     name of the newest complete checkpoint
+    episodes.csv           one row per training episode
     evals.csv              env_steps, success_rate, mean_return, ... per evaluation
-    tb/                    TensorBoard logs
+    tb/                    TensorBoard logs (x-axis: env steps)
 
 Checkpoints are written into a temporary directory and renamed, then ``latest`` is replaced
 atomically: a crash at any moment leaves the previous checkpoint intact. Nothing in a run

@@ -160,7 +160,7 @@ def test_train_resumes_bit_for_bit_after_sigkill(tmp_path):
     proc.wait(10)
     killed_at = (run_b / "checkpoints" / "latest").read_text().strip()
     assert killed_at < f"step_{steps:09d}", "killed too late: the run had finished"
-    resumed = subprocess.run([*CLI, "train", "--resume", str(run_b), "--no-progress"], env=ENV, capture_output=True,
+    resumed = subprocess.run([*CLI, "train", "--resume", str(run_b), "--total-env-steps", str(steps), "--no-progress"], env=ENV, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     (ta, sa), (tb, sb) = _final_state(tmp_path / "a", steps), _final_state(run_b, steps)
