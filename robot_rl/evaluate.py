@@ -284,7 +284,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         policy = Policy.from_run(run_dir, device, ObsLayout.from_space(env.observation_space),
                                  ActionScaler.from_space(env.action_space))
         frames: list[Any] | None = [] if cfg.video else None
-        # the module of the arm that ran (robot_rl.sim.mujoco..., robot_rl.sim.pybullet..., robot_rl.ros.env)
+        # the module of the arm that ran (robot_rl.sim.mujoco..., robot_rl.sim.pybullet..., robot_rl.ros.clients)
         arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
         result = evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed)
     finally:
