@@ -404,6 +404,9 @@ class PolicyHolder:
         from safetensors.torch import load_file
 
         meta = json.loads(m.read_text())
+        if "policy" not in meta.get("meta", {}):  # cached by an older robot_rl: wait for the learner instead
+            tqdm.write(f"actor: ignoring cached parameters in {self.cache_dir} (written by an older robot_rl)")
+            return False
         self.load(ReceivedParams(int(meta["version"]), load_file(str(f)), meta["meta"], float("nan")), cache=False)
         return True
 

@@ -198,3 +198,52 @@ def test_old_format_runs_and_degenerate_counts_get_one_clear_error(tmp_path, cap
     assert cli_main(["train", "--env", "Pendulum-v1", "--total-env-steps", "0", "--run-dir", str(tmp_path / "x"),
                      "--no-progress"]) == 2
     assert "--total-env-steps must be >= 1" in capsys.readouterr().err
+
+
+def test_learner_mode_resume_restores_the_checkpoint_and_keeps_every_logged_transition(tmp_path):
+    """Learner mode (ZeroMQ's side, driven in process here): after a crash, --resume restores the
+    checkpoint's networks, optimisers, temperature and RNG bit for bit, and keeps every transition
+    logged after it (each was acknowledged to an actor that will not resend it), unlike train mode,
+    which cuts the log back and repeats those steps."""
+    from robot_rl.actor import ActorLoop, ActorSettings, build_actor_env
+    from robot_rl.agent import SACConfig
+    from robot_rl.learner import Learner, LearnerConfig, resolve_run
+
+    cfg = LearnerConfig(env=ENV_ID, num_demos=0, run_dir=tmp_path / "run", progress=False, torch_threads=1,
+                        agent=SACConfig(batch_size=16, utd_ratio=1, hidden_dims=(32, 32)))
+    learner = Learner(cfg, None, "learner")
+    settings = ActorSettings(env=ENV_ID, random_steps=10_000, chunk_steps=7)
+    env, _ = build_actor_env(settings)
+    actor = ActorLoop(env, settings)
+    seq = 0
+
+    def feed(steps: int) -> None:
+        nonlocal seq
+        for _ in range(steps):
+            chunk, _ = actor.step(None)
+            if chunk is not None:
+                seq += 1
+                chunk.actor, chunk.seq = "a0", seq
+                learner.ingest(chunk)
+            while learner.update_due():
+                learner.update()
+
+    feed(120)
+    ckpt = learner.save()
+    saved_tensors, saved_state = load_checkpoint(ckpt)
+    feed(80)  # logged after the checkpoint, then the process dies (the log is flushed per chunk)
+    received, online = learner.received, {k: getattr(learner.online, k).copy() for k in BUFFER_FIELDS}
+    learner.log.close()
+    env.close()
+    resumed = Learner(*resolve_run(LearnerConfig(resume=tmp_path / "run", progress=False), "learner"), "learner")
+    try:
+        assert torch.equal(_flat(resumed.agent.checkpoint_state()), _flat(saved_tensors["agent"]))
+        assert torch.equal(torch.get_rng_state(), saved_tensors["torch_rng"])
+        assert resumed.rng.bit_generator.state == saved_state["rng"]["numpy"]
+        assert resumed.updates == saved_state["updates"] > 0
+        assert resumed.received == received == 200  # nothing logged after the checkpoint was lost
+        for k in BUFFER_FIELDS:
+            np.testing.assert_array_equal(getattr(resumed.online, k), online[k], err_msg=k)
+        assert not list((tmp_path / "run").glob("replay_after_step_*"))
+    finally:
+        resumed.close()
