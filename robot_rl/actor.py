@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from robot_rl.envs import make_env, parse_env_kwargs
-from robot_rl.errors import CheckpointError, ConfigError, ObservationLayoutError, TransportError
+from robot_rl.errors import CheckpointError, ObservationLayoutError, TransportError
 from robot_rl.interfaces import Teleop
 from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.policies.policy import Policy
@@ -60,7 +60,7 @@ class ActorSettings:
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """keyword arguments of the env, e.g. --env-kwargs reward_type dense image_size 96 (values parsed as JSON when they can be)."""
     seed: int = 1
-    """seed of networks, replay sampling, env resets (episode k resets with seed + k)."""
+    """seed of env resets (episode k resets with seed + k), random actions and the scripted corrector (and, in `train`, of the learner)."""
     teleop: str = "none"
     """who may take over during training: none, scripted (the scripted corrector, simulated tasks only), keyboard, gamepad, spacemouse or ros; evaluation never intervenes."""
     teleop_kwargs: dict[str, str] = field(default_factory=dict)
@@ -216,9 +216,15 @@ class ActorLoop:
         self.last_stats: dict[str, Any] | None = None
         self._stats: dict[str, Any] = {}
 
+    def _split(self, obs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Split an observation; images are copied (a camera driver may reuse its frame buffer
+        while earlier steps still wait in the chunk)."""
+        state, images = self.layout.split(obs)
+        return state, {k: np.array(v, copy=True) for k, v in images.items()}
+
     def _reset(self) -> None:
         obs, _ = self.env.reset(seed=self.settings.seed + self.episode)
-        self.split = self.layout.split(obs)
+        self.split = self._split(obs)
         self.builder.start(*self.split, self.episode)
         self._stats = {"return": 0.0, "length": 0, "success": False, "intervention_steps": 0, "takeovers": 0}
 
@@ -243,7 +249,7 @@ class ActorLoop:
             action = policy.act_normalized(*self.split, deterministic=deterministic)
         env_action = self.scaler.to_env(action)
         obs, reward, terminated, truncated, info = self.env.step(env_action)
-        self.split = self.layout.split(obs)
+        self.split = self._split(obs)
         executed = self.scaler.from_env(info.get("action", env_action))  # what a human executed, if engaged
         intervention = bool(info.get("intervention", False))
         self.builder.step(*self.split, executed, float(reward), bool(terminated), bool(truncated), intervention,
@@ -253,7 +259,7 @@ class ActorLoop:
         st["return"] += float(reward)
         st["length"] += 1
         st["success"] = st["success"] or bool(info.get("is_success", False))
-        if "env_is_success" in info:
+        if "env_is_success" in info:  # with a reward model: the env's privileged success, logged only
             st["env_success"] = bool(st.get("env_success", False)) or bool(info["env_is_success"])
         st["intervention_steps"] += intervention
         st["takeovers"] += bool(info.get("takeover", False))
@@ -357,6 +363,7 @@ class PolicyHolder:
         self.env, self.device, self.cache_dir = env, device, cache_dir
         self.policy: Policy | None = None
         self.version = -1
+        self.session: str | None = None  # the learner process the parameters came from
         self.latencies: list[float] = []
         self._last_cache_write = 0.0
 
@@ -374,8 +381,10 @@ class PolicyHolder:
                 raise TransportError(f"{e} (learner env {p.meta.get('env')}): start actor and learner with the same "
                                      "--env and --env-kwargs") from e
             self.policy = policy
-        if p.version < self.version:
-            return
+        session = p.meta.get("learner_session")
+        if p.version < self.version and session == self.session:
+            return  # an older message of the same learner process
+        self.session = session
         self.policy.load_params({k: v.to(self.device) for k, v in p.tensors.items()})
         self.version = p.version
         if np.isfinite(p.latency_s):

@@ -73,13 +73,16 @@ REWARD_SOURCE_FILE = "reward_source.json"
 RUN_FILE = "run.json"
 #: run directory format: 2 = one replay log for both modes (1: train runs kept ``episodes/*.npz``)
 RUN_FORMAT = 2
-#: columns of ``episodes.csv`` (both modes)
+#: columns of ``episodes.csv`` (both modes); ``env_success`` is the env's privileged success, filled
+#: when the reward comes from a model (empty otherwise)
 EPISODE_COLUMNS = ("wall_time", "actor", "episode", "env_steps", "updates", "return", "length", "success",
-                   "intervention_steps", "takeovers", "intervention_rate")
+                   "intervention_steps", "takeovers", "intervention_rate", "env_success")
 #: columns of ``evals.csv`` (both modes); ``env_success_rate`` is the env's privileged success,
 #: filled when the reward comes from a model (empty otherwise)
 EVAL_COLUMNS = ("env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length",
                 "intervention_steps", "env_success_rate")
+#: ``total_env_steps`` of a new run when not given, per mode (0: until stopped)
+DEFAULT_TOTAL_ENV_STEPS = {"train": 5_000, "learner": 0}
 #: numpy SeedSequence stream of evaluation episodes (independent of training resets)
 EVAL_SEED_STREAM = 7
 
@@ -101,8 +104,8 @@ class LearnConfig:
     """keyword arguments of the env, e.g. --env-kwargs reward_type dense image_size 96 (values parsed as JSON when they can be)."""
     seed: int = 1
     """seed of networks, replay sampling, env resets."""
-    total_env_steps: int = 5_000
-    """stop after this many env steps (on --resume: the larger of this and the saved value)."""
+    total_env_steps: int | None = None
+    """stop after this many env steps; default 5,000 for a new `train` run, 0 (run until stopped) for a `learner`; on --resume the run's own total unless given."""
     num_demos: int = 20
     """scripted demos to record into the run when --demos is not given (0: train without demos)."""
     demos: Path | None = None
@@ -182,14 +185,17 @@ def check_learn_config(cfg: LearnConfig) -> None:
 
 
 def resolve_run(cfg: LearnConfig, mode: str) -> tuple[LearnConfig, Path | None]:
-    """``cfg`` itself for a new run; for ``--resume`` the run's saved config (with this call's
-    ``total_env_steps`` if larger, and its ``progress``) and the run directory.
+    """``cfg`` itself for a new run (``total_env_steps`` defaulted per mode); for ``--resume`` the
+    run's saved config (with this call's ``total_env_steps`` when given, written back to
+    ``config.json``, and its ``progress``) and the run directory.
 
     Raises:
         CheckpointError: the directory is no run, or a run of an older format (the message says
             what to do), or a run of the other mode (train vs learner).
     """
     if cfg.resume is None:
+        if cfg.total_env_steps is None:
+            cfg.total_env_steps = DEFAULT_TOTAL_ENV_STEPS[mode]
         return cfg, None
     run_dir = Path(cfg.resume)
     if not (run_dir / "config.json").is_file():
@@ -207,9 +213,16 @@ def resolve_run(cfg: LearnConfig, mode: str) -> tuple[LearnConfig, Path | None]:
         raise CheckpointError(f"{run_dir} is a `robot-rl {info.get('mode')}` run; resume it with "
                               f"`robot-rl {info.get('mode')} --resume {run_dir}`")
     saved = load_config(run_dir, type(cfg))
-    saved.total_env_steps = max(saved.total_env_steps, cfg.total_env_steps)
+    if cfg.total_env_steps is not None and cfg.total_env_steps != saved.total_env_steps:
+        saved.total_env_steps = cfg.total_env_steps
+        save_config(run_dir, saved)  # the next --resume continues to the new total
     saved.progress, saved.resume = cfg.progress, cfg.resume
     return saved, run_dir
+
+
+def cfg_every(interval: int) -> bool:
+    """True when an ``*_every_steps`` setting schedules anything (0: only at the end)."""
+    return interval > 0
 
 
 class ChunkInserter:
@@ -247,9 +260,11 @@ class ChunkInserter:
             obs0 = st["last"]
             nxt_state, nxt_images = c.state, c.images
         key = (c.actor, c.episode)
-        if self.online_owner != key:
+        if self.online_owner != key or c.first:  # a first chunk always starts anew (a restarted actor may reuse k)
             self.online.start_episode_split(*obs0)
             self.online_owner = key
+        if c.first and self.demo_owner is not None and self.demo_owner[:2] == key:
+            self.demo_owner = None
         self.online.add_steps(nxt_state, nxt_images, c.action, c.reward, c.terminated, c.intervention)
         if self.demo is not None and c.intervention.any():
             self._insert_interventions(c, obs0, nxt_state, nxt_images)
@@ -355,7 +370,7 @@ class Learner:
         self._make_eval_env = make_eval_env or (lambda render: make_env(cfg.env, render=render,
                                                                         **parse_env_kwargs(cfg.env_kwargs)))
         self._eval_env = None
-        self._last_eval_step = -1
+        self._last_eval_step, self._last_eval_seed, self._last_eval = -1, 0, {}
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -380,21 +395,28 @@ class Learner:
         self.last_seq: dict[str, int] = {}
         # counted by the learner (saved in checkpoints)
         self.updates = self.update_calls = self.evals = 0
-        total = cfg.total_env_steps or math.inf
-        self.next_eval = cfg.eval_every_steps or total
-        self.next_checkpoint = cfg.checkpoint_every_steps or total
+        self.next_eval = cfg.eval_every_steps or math.inf  # 0: only the final evaluation
+        self.next_checkpoint = cfg.checkpoint_every_steps or math.inf  # 0: only the final checkpoint
         self.log = SegmentLog(self.run_dir / "replay", fsync=cfg.fsync)
         self.restored: dict[str, Any] = self._restore() if resumed else {}
         self._replay_log()
+        if self.restored and (self.log_records < int(self.restored["log_records"])
+                              or self.received < int(self.restored["env_steps"])):
+            raise CheckpointError(
+                f"{self.run_dir}/replay holds {self.received} env steps in {self.log_records} records, fewer than the "
+                f"checkpoint {self.restored['path']} saw ({self.restored['env_steps']} in {self.restored['log_records']}): "
+                "the log lost data (a power loss without --fsync?). Start a new run (this run's demos can seed it).")
         if resumed and mode == "train":  # rows of steps after the checkpoint are logged again as the run repeats them
             _trim_csv(self.run_dir / "episodes.csv", lambda r: int(r["env_steps"]) <= self.received)
             _trim_csv(self.run_dir / "evals.csv", lambda r: int(r["env_steps"]) <= self.received)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.received if resumed else None)
+        # events after the restored step are dropped (they are logged again); those at it were logged before the save
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.received + 1 if resumed else None)
         if not resumed:
             self.tb.add_text("hyperparameters", "```\n" + json.dumps(to_jsonable(cfg), indent=2) + "\n```")
         self.t_start = time.perf_counter()
+        self.session = os.urandom(8).hex()  # a restarted learner's versions start again from its checkpoint
         self._last_checkpoint_s = time.monotonic()
         self._rate = (time.perf_counter(), self.received, self.updates)
 
@@ -417,9 +439,13 @@ class Learner:
             torch.cuda.set_rng_state_all(tensors["cuda_rng"])
         for k in ("updates", "update_calls", "evals"):
             setattr(self, k, int(state[k]))
-        self.next_eval = float(state["next_eval"])
-        self.next_checkpoint = float(state["next_checkpoint"])
+        self.next_eval = float(state["next_eval"]) if cfg_every(self.cfg.eval_every_steps) else math.inf
+        self.next_checkpoint = (float(state["next_checkpoint"]) if cfg_every(self.cfg.checkpoint_every_steps)
+                                else math.inf)
         self.rng.bit_generator.state = state["rng"]["numpy"]
+        last = state.get("last_eval", {})
+        self._last_eval_step, self._last_eval_seed = int(last.get("env_steps", -1)), int(last.get("seed", 0))
+        self._last_eval = dict(last.get("result", {}))
         py = state["rng"]["python"]
         random.setstate((py[0], tuple(py[1]), py[2]))
         state["path"] = str(ckpt)
@@ -468,6 +494,7 @@ class Learner:
                  "next_eval": self.next_eval if math.isfinite(self.next_eval) else 1e18,
                  "next_checkpoint": self.next_checkpoint if math.isfinite(self.next_checkpoint) else 1e18,
                  "last_seq": dict(self.last_seq),
+                 "last_eval": {"env_steps": self._last_eval_step, "seed": self._last_eval_seed, "result": self._last_eval},
                  "rng": {"numpy": self.rng.bit_generator.state, "python": [py[0], list(py[1]), py[2]]}}
         if actor_state is not None:
             state["actor"] = actor_state
@@ -529,8 +556,8 @@ class Learner:
         """True while the schedule asks for another update: after ``learning_starts`` env steps,
         ``update_ratio`` updates per env step (``update_ratio`` 0: always), once there is data."""
         cfg = self.cfg
-        if self.received < cfg.learning_starts or (len(self.online) == 0 and len(self.demo_buffer) == 0):
-            return False
+        if self.received < cfg.learning_starts or (self.received == 0 and self.num_demo_transitions == 0):
+            return False  # (no env step yet means no interventions either: nothing to sample)
         return cfg.update_ratio == 0 or self.update_calls < cfg.update_ratio * (self.received - cfg.learning_starts)
 
     def update(self) -> dict[str, float]:
@@ -559,11 +586,9 @@ class Learner:
         """
         from robot_rl.evaluate import evaluate
 
-        if self._eval_env is None or (frames is not None and getattr(self._eval_env, "render_mode", None) is None):
-            if self._eval_env is not None:
-                self._eval_env.close()
-            self._eval_env = self._make_eval_env(frames is not None)
+        self._eval_env_for(render=frames is not None)
         seed = int(np.random.SeedSequence([self.cfg.seed, EVAL_SEED_STREAM, self.evals]).generate_state(1)[0] >> 1)
+        self._last_eval_seed = seed
         self.evals += 1
         self._last_eval_step = self.received
         result = self._last_eval = evaluate(self.policy, self._eval_env, episodes, frames=frames, seed=seed)
@@ -575,8 +600,16 @@ class Learner:
             self.tb.add_scalar(f"eval/{k}", v, self.received)
         return result
 
+    def _eval_env_for(self, render: bool) -> None:
+        """Make (or remake, to render) the evaluation env."""
+        if self._eval_env is None or (render and getattr(self._eval_env, "render_mode", None) is None):
+            if self._eval_env is not None:
+                self._eval_env.close()
+            self._eval_env = self._make_eval_env(render)
+
     def episode_boundary(self, actor_state: dict[str, Any] | None = None) -> dict[str, float] | None:
-        """Call when an episode ended (after that step's updates): evaluate and checkpoint when due.
+        """Call when an episode ended: evaluate and checkpoint when due (train mode: after that
+        step's updates; learner mode: as the episode's last chunk arrives).
 
         Returns:
             The evaluation result when one ran, else None.
@@ -586,7 +619,7 @@ class Learner:
         before_end = not cfg.total_env_steps or self.received < cfg.total_env_steps
         if self.received >= self.next_eval and before_end:
             result = self.evaluate(cfg.eval_episodes)
-            while self.next_eval <= self.received:
+            while self.next_eval <= self.received:  # eval_every_steps > 0 here (else next_eval is inf)
                 self.next_eval += cfg.eval_every_steps
         if before_end and (self.received >= self.next_checkpoint
                            or time.monotonic() - self._last_checkpoint_s >= cfg.checkpoint_every_s):
@@ -604,8 +637,13 @@ class Learner:
                                    "episodes": self.episodes, "wall_s": round(time.perf_counter() - self.t_start, 1)}
         frames: list[np.ndarray] | None = [] if video else None
         if final_eval:
-            if self._last_eval_step != self.received or video:  # not twice at one step
+            if self._last_eval_step != self.received:
                 self._last_eval = self.evaluate(self.cfg.eval_episodes, frames=frames)
+            elif frames is not None:  # evaluated at this step already: record the video only (not logged)
+                from robot_rl.evaluate import evaluate
+
+                self._eval_env_for(render=True)
+                evaluate(self.policy, self._eval_env, 1, frames=frames, seed=self._last_eval_seed)
             summary.update({f"eval_{k}": v for k, v in self._last_eval.items()})
         summary["checkpoint"] = str(self.save(actor_state))
         if self.intervention_steps or self.takeovers:
@@ -631,7 +669,7 @@ class Learner:
     def policy_meta(self) -> dict[str, Any]:
         """What an actor needs to build the policy (sent with every parameter message): the
         policy's spec (:meth:`~robot_rl.policies.policy.Policy.spec`) and the env ID."""
-        return {"policy": self.policy.spec(), "env": self.cfg.env}
+        return {"policy": self.policy.spec(), "env": self.cfg.env, "learner_session": self.session}
 
 
 # =============================================================================== ZeroMQ server

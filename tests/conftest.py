@@ -14,6 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from robot_rl.torch_setup import preload_torch
+
+# Before any test opens an EGL context (MuJoCo rendering): triton's LLVM segfaults when it loads
+# after Mesa's (see robot_rl.torch_setup). make_env does this too, but tests that render through a
+# scene directly and later build an optimiser in the same pytest process would miss it.
+preload_torch()
+
 _COUNTER = itertools.count()
 
 

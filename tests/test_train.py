@@ -234,3 +234,19 @@ def test_pixel_training_smoke(tmp_path):
     assert t.learner.online.images["front"].dtype == np.uint8
     ep = load_episode(next((Path(summary["run_dir"]) / "demos").glob("episode_*.npz")))
     assert ep.observations["images"]["wrist"].shape[1:] == (32, 32, 3)
+
+
+@pytest.mark.timeout(300)
+def test_resume_keeps_the_runs_total_unless_given_and_zero_intervals_do_not_hang(tmp_path):
+    """`--resume` without --total-env-steps continues to the run's own total (not the flag's
+    default); with it, the new total is saved for the next resume. Runs with eval/checkpoint
+    intervals of 0 (only at the end) resume without looping forever on a zero step."""
+    cfg = small_cfg(tmp_path, total_env_steps=400, eval_every_steps=0, checkpoint_every_steps=0)
+    assert train(cfg)["env_steps"] == 400
+    run = tmp_path / "run"
+    assert train(TrainConfig(resume=run, progress=False))["env_steps"] == 400
+    assert train(TrainConfig(resume=run, total_env_steps=600, progress=False))["env_steps"] == 600
+    assert json.loads((run / "config.json").read_text())["total_env_steps"] == 600
+    assert train(TrainConfig(resume=run, progress=False))["env_steps"] == 600
+    rows = [int(r["env_steps"]) for r in csv.DictReader(open(run / "evals.csv"))]
+    assert rows == [400, 600]  # one final evaluation per step count, never two at one step

@@ -257,3 +257,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_restarted_actor_reusing_its_episode_number_never_stitches_two_episodes():
+    """An actor killed mid-episode k restarts episode k from a reset: its first chunk must begin a
+    new segment, so no transition links the old episode's last state to the new reset's next."""
+    layout = _layout()
+    online, demo = ReplayBuffer(layout, ACTION_DIM, 64), ReplayBuffer(layout, ACTION_DIM, 64)
+    ins = ChunkInserter(online, demo)
+    ins.insert(_chunk("a", 1, episode=4, t0=0, n=3, first=True, intervention=[0, 1, 1]))  # killed after this
+    ins.insert(_chunk("a", 2, episode=4, t0=0, n=2, first=True, end=True, intervention=[1, 0]))  # restarted
+    assert ins.stats["episodes_cut"] == 1
+    pairs = {(t, t1) for _, t, t1, _, _ in _transitions(online)}
+    assert pairs == {(0, 1), (1, 2), (2, 3)}  # (2 -> 1) or (3 -> 1) would be a stitched, wrong transition
+    assert len(online) == 5 and len(demo) == 3
+    assert {(t, t1) for _, t, t1, _, _ in _transitions(demo)} == {(1, 2), (2, 3), (0, 1)}
+
+
+def test_cut_moves_records_after_the_cut_aside_across_segments(tmp_path):
+    log = SegmentLog(tmp_path / "replay", segment_bytes=200)  # a new segment every couple of records
+    for i in range(10):
+        log.append([bytes([i]) * 150])
+    assert len(log.segments()) > 3
+    aside = log.cut(4, tmp_path / "aside")
+    log.append([b"new"])
+    log.close()
+    kept = [bytes(f[0]) for f in SegmentLog(tmp_path / "replay")]
+    moved = [bytes(f[0]) for f in SegmentLog(aside)]
+    assert kept == [bytes([i]) * 150 for i in range(4)] + [b"new"]
+    assert moved == [bytes([i]) * 150 for i in range(4, 10)]
+    assert all(p.stat().st_size > 0 for p in aside.iterdir())
+    assert SegmentLog(tmp_path / "replay").cut(5, tmp_path / "none") is None  # nothing after: nothing moved

@@ -15,7 +15,7 @@
   device of the teleop registry) or by the real ``spacenav`` node of ``ros-<distro>-spacenav``
   (``spacenav_compat=True``). It is registered as teleop ``"ros"``
   (:mod:`robot_rl.drivers.teleop`), so ``robot-rl actor --teleop ros`` and ``robot-rl train
-  --intervention ros`` read a device attached to another machine or process.
+  --teleop ros`` read a device attached to another machine or process.
 
 The clients of one process share a :class:`RosConnection` (one node spinning in a daemon thread);
 :class:`robot_rl.ros.env.RosRobotEnv` builds the env from them. Every wait has a timeout and a

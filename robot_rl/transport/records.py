@@ -199,8 +199,6 @@ class SegmentLog:
                     break
             if cut_at is not None:
                 break
-        if keep_records == 0 and segs:
-            cut_at = (0, 0)
         if cut_at is None:
             return None
         i, offset = cut_at
@@ -214,6 +212,7 @@ class SegmentLog:
             n += 1
             aside_dir = aside_dir.with_name(f"{aside_dir.name.split('.')[0]}.{n}")
         aside_dir.mkdir(parents=True)
+        tail = [(seg, off) for seg, off in tail if seg.stat().st_size > off]  # no empty aside files
         for k, (seg, off) in enumerate(tail):
             with open(seg, "rb") as src, open(aside_dir / f"log_{k:06d}.rrl", "wb") as dst:
                 src.seek(off)
