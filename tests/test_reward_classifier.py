@@ -151,7 +151,7 @@ def test_bad_inputs_give_clear_errors(trained, demos, tmp_path):
 
     with pytest.raises(ConfigError, match="unknown --reward"):
         check_reward_source("shaped", {})
-    with pytest.raises(ConfigError, match="needs --intervention"):
+    with pytest.raises(ConfigError, match="needs --teleop"):
         check_reward_source("intervention", {})
     with pytest.raises(ConfigError, match="contradicts"):
         check_reward_source("dense", {"reward_type": "sparse"})

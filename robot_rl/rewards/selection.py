@@ -37,7 +37,7 @@ MODEL_REWARDS = ("classifier", "vlm")
 REWARD_FILE = "reward.json"
 
 
-def check_reward_source(reward: str, env_kwargs: dict[str, Any], intervention: str = "none",
+def check_reward_source(reward: str, env_kwargs: dict[str, Any], teleop: str = "none",
                         model_path: Path | None = None) -> dict[str, Any]:
     """Validate ``--reward`` and return the env kwargs it implies (``reward_type`` for sparse / dense).
 
@@ -52,7 +52,7 @@ def check_reward_source(reward: str, env_kwargs: dict[str, Any], intervention: s
         if kwargs.get("reward_type", reward) != reward:
             raise ConfigError(f"--reward {reward} contradicts --env-kwargs reward_type {kwargs['reward_type']}; drop one")
         kwargs["reward_type"] = reward
-    if reward == "intervention" and intervention == "none":
+    if reward == "intervention" and teleop == "none":
         raise ConfigError("--reward intervention (RLIF) rewards take-overs, so it needs --teleop "
                           "(e.g. --teleop scripted)")
     if reward == "classifier" and model_path is None:
