@@ -27,6 +27,7 @@ from robot_rl.train import TrainConfig, Trainer
 from robot_rl.transport.messages import TransitionChunk
 from robot_rl.transport.records import SegmentLog
 from robot_rl.transport.wire import decode
+from tests.test_train import _flat
 
 ENV_ID = "robot_rl/PandaPickLift-v0"
 ENV = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -121,18 +122,6 @@ def test_train_and_learner_actor_give_the_same_data_and_metrics(tmp_path):
 
 def _final_state(run: Path, steps: int) -> tuple[dict, dict]:
     return load_checkpoint(run / "checkpoints" / f"step_{steps:09d}")
-
-
-def _flat(tree) -> torch.Tensor:
-    if isinstance(tree, torch.Tensor):
-        return tree.flatten().double()
-    if isinstance(tree, dict):
-        return torch.cat([_flat(tree[k]) for k in sorted(tree, key=str)] or [torch.zeros(0, dtype=torch.double)])
-    if isinstance(tree, (list, tuple)):
-        return torch.cat([_flat(v) for v in tree] or [torch.zeros(0, dtype=torch.double)])
-    if isinstance(tree, (int, float, bool)):
-        return torch.tensor([float(tree)], dtype=torch.double)
-    return torch.zeros(0, dtype=torch.double)
 
 
 def test_train_resumes_bit_for_bit_after_sigkill(tmp_path):
