@@ -364,8 +364,8 @@ class Learner:
         resumed = run_dir is not None
         if not resumed:
             run_dir = make_run_dir(cfg.runs_dir, cfg.env, cfg.exp_name, cfg.seed, cfg.run_dir)
+            write_json_atomic(run_dir / RUN_FILE, {"format": RUN_FORMAT, "mode": mode})  # first: a run without it is an old one
             save_config(run_dir, cfg)
-            write_json_atomic(run_dir / RUN_FILE, {"format": RUN_FORMAT, "mode": mode})
         self.run_dir = Path(run_dir)
         self._make_eval_env = make_eval_env or (lambda render: make_env(cfg.env, render=render,
                                                                         **parse_env_kwargs(cfg.env_kwargs)))
