@@ -344,7 +344,7 @@ class ActorConfig(ActorSettings):
     device: str = "cpu"
     """where the policy runs: 'cpu', 'cuda', ... ('auto' picks a GPU when present)."""
     torch_threads: int = 1
-    """torch intra-op threads (0: torch's default)."""
+    """torch intra-op threads (claimed from this machine's cores, so a learner here leaves them free); 0: a share split with the other robot_rl processes running here (robot_rl.threads)."""
     progress: bool = True
     """show a progress bar."""
 
@@ -444,8 +444,9 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         require_positive(flag, value)
     check_actor_settings(cfg)
     stop = stop or threading.Event()
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    from robot_rl.threads import ThreadShare
+
+    threads = ThreadShare(cfg.torch_threads, "actor")
     device = resolve_device(cfg.device)
     curve = curve_for_actor(cfg.curve_keys, cfg.actor_id)
     spool_dir = Path(cfg.spool_dir or Path("spool") / cfg.actor_id)
@@ -515,6 +516,8 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
                 last_warn = now
                 tqdm.write(f"actor {cfg.actor_id}: no acknowledgement from the learner for {sender.seconds_since_ack():.0f} s; "
                            f"{sender.unacked} chunks ({sender.spool_bytes() / 2**20:.1f} MiB) wait in {spool_dir}")
+            if done:
+                threads.refresh()
             if steps % 20 == 0:
                 bar.set_postfix(params=holder.version, unacked=sender.unacked, refresh=False)
             if cfg.realtime:
@@ -541,6 +544,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
         params.close()
         ctx.destroy(linger=0)
         env.close()
+        threads.close()
     lat = np.array(holder.latencies) if holder.latencies else np.array([np.nan])
     return {"actor_id": cfg.actor_id, "env_steps": steps, "episodes": episodes, "next_step_id": sender.next_step_id,
             "params_version": holder.version, "params_received": len(holder.latencies),

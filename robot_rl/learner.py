@@ -64,6 +64,7 @@ from robot_rl.runs import (load_checkpoint, load_config, make_run_dir, save_chec
                            to_jsonable)
 from robot_rl.transport.messages import TransitionChunk
 from robot_rl.transport.records import SegmentLog
+from robot_rl.threads import ThreadShare
 from robot_rl.transport.wire import decode, encode
 from robot_rl.validate import require_at_least, require_positive
 
@@ -141,7 +142,7 @@ class LearnConfig:
     device: str = "auto"
     """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     torch_threads: int = 0
-    """torch intra-op threads (0: torch's default)."""
+    """torch intra-op threads; 0: this process's share of the machine's cores, split with the other robot_rl processes running here and resized as they come and go (robot_rl.threads)."""
     fsync: bool = False
     """fsync the replay log after every chunk (survives power loss; slower)."""
     progress: bool = True
@@ -350,12 +351,13 @@ class Learner:
     def __init__(self, cfg: LearnConfig, run_dir: Path | None, mode: str, *,
                  relabel: Callable[[Any], tuple[np.ndarray, np.ndarray]] | None = None,
                  make_eval_env: Callable[[bool], Any] | None = None) -> None:
+        if cfg.total_env_steps is None:  # built without resolve_run (a new run)
+            cfg.total_env_steps = DEFAULT_TOTAL_ENV_STEPS.get(mode, 0)
         check_learn_config(cfg)
         if mode not in ("train", "learner"):
             raise ValueError(f"mode must be 'train' or 'learner', got {mode!r}")
         self.cfg, self.mode = cfg, mode
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        self.threads = ThreadShare(cfg.torch_threads, mode)
         self.device = resolve_device(cfg.device)
         env = make_env(cfg.env, **parse_env_kwargs(cfg.env_kwargs))
         self.layout = ObsLayout.from_space(env.observation_space)
@@ -615,6 +617,7 @@ class Learner:
             The evaluation result when one ran, else None.
         """
         cfg = self.cfg
+        self.threads.refresh()
         result = None
         before_end = not cfg.total_env_steps or self.received < cfg.total_env_steps
         if self.received >= self.next_eval and before_end:
@@ -662,6 +665,7 @@ class Learner:
         """Close the replay log, TensorBoard and the evaluation env. Idempotent."""
         self.log.close()
         self.tb.close()
+        self.threads.close()
         if self._eval_env is not None:
             self._eval_env.close()
             self._eval_env = None
@@ -791,6 +795,7 @@ class _Server:
                         or now - self._last_publish[1] >= cfg.publish_interval_s):
                     publish()
                 if now - last_status >= 1.0:
+                    lr.threads.refresh()
                     self._write_status(receiver, publisher, t_start)
                     last_status = now
                     bar.set_postfix(updates=lr.updates, success=f"{lr.success_rate_20():.2f}",
