@@ -42,7 +42,7 @@ class Client:
     """The test's side of the arm topics: records ee_pose / joint_states, publishes commands."""
 
     def __init__(self) -> None:
-        self.node = Node("arm_test_client", backend="dds")
+        self.node = Node("arm_test_client")
         self.lock = threading.Lock()
         self.poses: list[tuple[float, np.ndarray]] = []  # (stamp s, position (3,) m)
         self.joints: list[Any] = []
@@ -221,7 +221,7 @@ class FakeRosArm:
     """
 
     def __init__(self, q0: np.ndarray, position: np.ndarray) -> None:
-        self.node = Node("fake_ros_arm", backend="dds")
+        self.node = Node("fake_ros_arm")
         self.lock = threading.Lock()
         self.q, self.position, self.paused = np.asarray(q0, float).copy(), np.asarray(position, float).copy(), False
         self.twists: list[Any] = []
@@ -282,7 +282,7 @@ def test_ros2_control_bridge_servo_mode_against_a_fake_ros_arm(ros_domain):
     arm = None
     try:
         arm = Ros2ControlArm(Ros2ControlConfig(mode="servo", ee_pose_topic=FAKE_POSE, control_hz=10.0, max_ee_speed_m_s=0.1,
-                                               state_timeout_s=0.3, connect_timeout_s=10.0, **BRIDGE_BOX), backend="dds")
+                                               state_timeout_s=0.3, connect_timeout_s=10.0, **BRIDGE_BOX))
         assert arm.joint_names == PANDA_JOINTS
         s0 = arm.state()
         assert np.allclose(s0.ee_position, [0.5, 0.0, 0.3], atol=1e-6) and np.allclose(s0.q, READY_Q_RAD)
@@ -324,8 +324,7 @@ def test_ros2_control_bridge_joint_trajectory_mode_with_ik(ros_domain, tmp_path)
     arm = None
     try:
         arm = Ros2ControlArm(Ros2ControlConfig(mode="joint_trajectory", model_path=str(_panda_mjcf(tmp_path)), ee_frame="tcp",
-                                               control_hz=10.0, max_ee_speed_m_s=0.1, connect_timeout_s=10.0, **BRIDGE_BOX),
-                             backend="dds")
+                                               control_hz=10.0, max_ee_speed_m_s=0.1, connect_timeout_s=10.0, **BRIDGE_BOX))
         s0 = arm.state()  # TCP by forward kinematics of the model at the published joints
         assert np.allclose(s0.ee_position, [0.307, 0.0, 0.485], atol=0.002)
         goal = s0.ee_position + [0.03, 0.0, 0.0]
@@ -352,7 +351,7 @@ def test_ros2_control_bridge_without_a_robot_is_a_clear_error(ros_domain):
 
     t0 = time.monotonic()
     with pytest.raises(DeviceUnavailableError, match="no JointState .* on /joint_states within 1.0 s"):
-        Ros2ControlArm(Ros2ControlConfig(ee_pose_topic=FAKE_POSE, connect_timeout_s=1.0), backend="dds")
+        Ros2ControlArm(Ros2ControlConfig(ee_pose_topic=FAKE_POSE, connect_timeout_s=1.0))
     assert time.monotonic() - t0 < 5
 
 
@@ -411,7 +410,7 @@ def test_franka_through_the_arm_node_with_franky_sim(ros_domain, tmp_path):
         from robot_rl.interfaces import ArmCommand
         from robot_rl.ros import convert
         from robot_rl.ros.node import Node
-        node = Node("franka_test_client", backend="dds")
+        node = Node("franka_test_client")
         lock, poses, joints = threading.Lock(), [], []
         def on_pose(m):
             with lock: poses.append(convert.pose_to_arrays(m.pose)[0])

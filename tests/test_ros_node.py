@@ -31,7 +31,7 @@ def test_ros_args_and_params_file(tmp_path, ros_domain) -> None:
             rate_hz: 1.0
     """))
     argv = ["--ros-args", "--params-file", str(params), "-p", "flag:=true", "-r", "__ns:=/robot", "-r", "/chatter:=/renamed"]
-    node = Node("cam", argv=argv, backend="dds")
+    node = Node("cam", argv=argv)
     try:
         assert node.fully_qualified_name == "/robot/cam"
         assert node.declare_parameter("rate_hz", 10.0, "rate", units="Hz") == 30.0  # int from YAML coerced to float
@@ -66,18 +66,18 @@ def test_ros_args_and_params_file(tmp_path, ros_domain) -> None:
 
 
 def test_wrong_parameter_type_is_a_clear_error(ros_domain) -> None:
-    node = Node("n", argv=["--ros-args", "-p", "rate_hz:=fast"], backend="dds")
+    node = Node("n", argv=["--ros-args", "-p", "rate_hz:=fast"])
     try:
         with pytest.raises(ConfigError, match="rate_hz .* is a float"):
             node.declare_parameter("rate_hz", 10.0, "rate", units="Hz")
         with pytest.raises(ConfigError, match="must be one of"):
-            Node("m", argv=["--ros-args", "-p", "mode:=c"], backend="dds").declare_parameter("mode", "a", "m", choices=("a", "b"))
+            Node("m", argv=["--ros-args", "-p", "mode:=c"]).declare_parameter("mode", "a", "m", choices=("a", "b"))
     finally:
         node.shutdown()
 
 
 def test_pub_sub_timer_and_typed_publish(ros_domain) -> None:
-    a, b = Node("talker", backend="dds"), Node("listener", backend="dds")
+    a, b = Node("talker"), Node("listener")
     try:
         received = []
         b.create_subscription("sensor_msgs/msg/JointState", "/joint_states", received.append)
@@ -107,7 +107,7 @@ def test_pub_sub_timer_and_typed_publish(ros_domain) -> None:
 
 class _Device(LifecycleNode):
     def __init__(self, fail_configure: bool) -> None:
-        super().__init__("device", backend="dds")
+        super().__init__("device")
         self.fail_configure, self.calls = fail_configure, []
 
     def on_configure(self) -> None:
@@ -129,7 +129,7 @@ class _Device(LifecycleNode):
 
 
 def test_lifecycle_states_and_transition_events(ros_domain) -> None:
-    watcher = Node("watcher", backend="dds")
+    watcher = Node("watcher")
     events = []
     watcher.create_subscription("lifecycle_msgs/msg/TransitionEvent", "/device/transition_event", events.append)
     watcher.spin_in_thread()
@@ -140,7 +140,7 @@ def test_lifecycle_states_and_transition_events(ros_domain) -> None:
         assert node.start() and node.state == "active"
         assert node.trigger("deactivate") and node.trigger("cleanup") and node.state == "unconfigured"
         # a transition requested over the ~/change_state_request topic
-        requester = Node("requester", backend="dds")
+        requester = Node("requester")
         pub = requester.create_publisher("std_msgs/msg/String", "/device/change_state_request")
         assert pub.wait_for_subscribers(1, 5.0)
         pub.publish(make_message("std_msgs/msg/String", data="configure"))
@@ -165,7 +165,7 @@ def test_lifecycle_states_and_transition_events(ros_domain) -> None:
 
 class _Ticker(LifecycleNode):
     def __init__(self) -> None:
-        super().__init__("ticker", backend="dds")
+        super().__init__("ticker")
         self.ticks = 0
 
     def _tick(self) -> None:
@@ -204,14 +204,14 @@ def test_work_timer_runs_only_while_active(ros_domain) -> None:
 
 
 def test_logs_reach_rosout_and_nodes_are_announced(ros_domain) -> None:
-    listener = Node("rosout_listener", backend="dds")
+    listener = Node("rosout_listener")
     logs, infos = [], []
     listener.create_subscription("rcl_interfaces/msg/Log", "/rosout", logs.append, 100)
     listener.spin_in_thread()
     script = textwrap.dedent("""
         import time
         from robot_rl.ros.node import Node
-        n = Node("speaker", namespace="/lab", backend="dds")
+        n = Node("speaker", namespace="/lab")
         n.create_publisher("std_msgs/msg/String", "chatter")
         for i in range(40):
             n.get_logger().warning(f"message {i}")
@@ -236,7 +236,7 @@ def test_nodes_are_announced_on_ros_discovery_info(ros_domain) -> None:
     from robot_rl.ros.messages import from_dds
 
     typename = "rmw_dds_common/msg/ParticipantEntitiesInfo"
-    node = Node("announced", namespace="/lab", backend="dds")
+    node = Node("announced", namespace="/lab")
     try:
         node.create_publisher("std_msgs/msg/String", "chatter")
         node.create_subscription("std_msgs/msg/String", "other", lambda m: None)
@@ -257,7 +257,7 @@ def test_nodes_are_announced_on_ros_discovery_info(ros_domain) -> None:
 
 def test_node_process_stops_cleanly_on_sigint(ros_domain, tmp_path) -> None:
     proc = start_node("robot_rl.sim.node", "-p", "control_rate_hz:=20.0", log_path=str(tmp_path / "log"))
-    listener = Node("js", backend="dds")
+    listener = Node("js")
     got = []
     listener.create_subscription("sensor_msgs/msg/JointState", "/joint_states", got.append)
     listener.spin(timeout_s=30.0, until=lambda: len(got) >= 5)

@@ -296,7 +296,7 @@ def test_reward_node_publishes_the_in_process_reward_over_dds(ros_domain, tiny_m
     log = tmp_path / "reward_node.log"
     proc = start_node("robot_rl.rewards.node", "-p", f"model_config:={json.dumps(model.config())}", "-p", "rate_hz:=20.0",
                       log_path=str(log))
-    node = Node("reward_test_client", backend="dds")
+    node = Node("reward_test_client")
     rewards, successes = [], []
     lock = threading.Lock()
 
