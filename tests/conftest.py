@@ -27,7 +27,9 @@ _COUNTER = itertools.count()
 @pytest.fixture
 def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """A ROS domain ID of its own for this test (from the pid and a counter, so parallel test
-    runs on one host do not see each other), loopback-only discovery, and the DDS backend.
+    runs on one host do not see each other) and loopback-only discovery (Cyclone DDS's profile and
+    ROS 2's own ``ROS_AUTOMATIC_DISCOVERY_RANGE``). The backend is the default one a user gets
+    (rclpy when it is installed, else the Cyclone DDS backend), never pinned.
 
     Node processes started with :func:`start_node` inherit it. Yields the domain ID.
     """
@@ -36,7 +38,8 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     domain = 1 + (os.getpid() * 7 + next(_COUNTER)) % 200
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("CYCLONEDDS_URI", qos.localhost_config_xml())
-    monkeypatch.setenv("ROBOT_RL_ROS_BACKEND", "dds")
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.delenv("ROBOT_RL_ROS_BACKEND", raising=False)
     yield domain
 
 
