@@ -119,6 +119,10 @@ def build_actor_env(s: ActorSettings, reward_model: Any = None) -> tuple[gym.Env
 
     Returns:
         ``(env, teleop)``; teleop is None without ``--teleop``.
+
+    Raises:
+        ConfigError: bad acting settings, an unknown env or teleop (see :func:`check_actor_settings`,
+            :func:`make_teleop`). DeviceUnavailableError: a human teleop device or its SDK is missing.
     """
     from robot_rl.rewards.selection import wrap_with_reward
 

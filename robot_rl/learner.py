@@ -505,6 +505,7 @@ class Learner:
 
     # ------------------------------------------------------------------ data
     def _insert(self, chunk: TransitionChunk) -> None:
+        """Buffers and data counters (env steps, episodes, interventions, per-actor seq) for one chunk."""
         self.inserter.insert(chunk)
         self.log_records += 1
         self.received += len(chunk)
@@ -564,7 +565,12 @@ class Learner:
 
     def update(self) -> dict[str, float]:
         """One agent update (``agent.utd_ratio`` gradient steps) on a batch drawn ``demo_fraction``
-        from the demo buffer and the rest online (RLPD, Ball et al. 2023, arXiv:2302.02948)."""
+        from the demo buffer and the rest online (RLPD, Ball et al. 2023, arXiv:2302.02948).
+
+        Returns:
+            The agent's losses and values (see :meth:`robot_rl.agent.SACAgent.update`), also written
+            to TensorBoard every ``log_every_updates`` updates at x = env steps.
+        """
         cfg = self.cfg
         n = cfg.agent.batch_size * cfg.agent.utd_ratio
         batch = sample_mixed(self.online, self.demo_buffer, n, self.rng, cfg.demo_fraction).to(self.device)
