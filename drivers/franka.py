@@ -28,7 +28,6 @@ import numpy as np
 
 from robot_rl.errors import ConfigError, DeviceUnavailableError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
-from robot_rl.env import tool_down_quaternion
 
 #: libfranka's command port (TCP); its real-time state stream uses UDP.
 FCI_PORT = 1337
@@ -116,7 +115,7 @@ class FrankaArm(Arm):
         self.workspace = WorkspaceBox(tuple(c.workspace_low), tuple(c.workspace_high))
         self.robot = self.gripper = None
         self._gripper_target: float | None = None
-        self._last_target: tuple[np.ndarray, float] | None = None
+        self._last_target: tuple[np.ndarray, np.ndarray] | None = None  # position (m), quaternion xyzw
         self._next_tick = time.monotonic()
         self._max_width = 0.08
         self.connect()
@@ -167,23 +166,25 @@ class FrankaArm(Arm):
         if norm > max_step:
             target = self.workspace.clip(current + step * (max_step / norm))
         last = self._last_target
-        if last is None or np.linalg.norm(target - last[0]) > 5e-4 or abs(cmd.ee_target_yaw - last[1]) > 1e-3:
-            self._move(target, float(cmd.ee_target_yaw))  # an unchanged target is not re-planned
-        sent = ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw),
+        quat = np.asarray(cmd.ee_target_quaternion, np.float64)
+        quat = quat / np.linalg.norm(quat)
+        if last is None or np.linalg.norm(target - last[0]) > 5e-4 or 1.0 - abs(float(quat @ last[1])) > 1e-7:
+            self._move(target, quat)  # an unchanged target is not re-planned
+        sent = ArmCommand(ee_target_position=target, ee_target_quaternion=quat,
                           gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
         self._command_gripper(sent.gripper)
         self._next_tick = max(self._next_tick + 1.0 / self.control_hz, time.monotonic())
         time.sleep(max(0.0, self._next_tick - time.monotonic()))
         return sent
 
-    def _move(self, target: np.ndarray, yaw: float) -> None:
+    def _move(self, target: np.ndarray, quat_xyzw: np.ndarray) -> None:
         """Send an absolute Cartesian target asynchronously (it preempts the previous one).
 
         Ruckig refuses a preemption now and then (franky's "Motion planner failed", e.g. while the
         previous motion ends); the robot is then recovered and the target sent once more.
         """
         f = self._franky
-        motion = f.CartesianMotion(f.Affine(target, tool_down_quaternion(yaw)), f.ReferenceType.Absolute)
+        motion = f.CartesianMotion(f.Affine(target, quat_xyzw), f.ReferenceType.Absolute)
         try:
             self.robot.move(motion, asynchronous=True)
         except RuntimeError:
@@ -194,7 +195,7 @@ class FrankaArm(Arm):
             if self.robot.has_errors:
                 self.robot.recover_from_errors()
             self.robot.move(motion, asynchronous=True)
-        self._last_target = (target.copy(), yaw)
+        self._last_target = (target.copy(), quat_xyzw.copy())
 
     def _command_gripper(self, opening: float) -> None:
         if self.gripper is None:

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.env import tool_down_quaternion
 from robot_rl.errors import ConfigError, DeviceUnavailableError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
 from robot_rl.ros import convert
@@ -326,8 +325,7 @@ class Ros2ControlArm(Arm):
         norm = float(np.linalg.norm(step))
         if norm > max_step:
             target = self.workspace.clip(current + step * (max_step / norm))
-        yaw = float(cmd.ee_target_yaw)
-        target_rot = Rotation.from_quat(tool_down_quaternion(yaw))
+        target_rot = Rotation.from_quat(cmd.ee_target_quaternion)
         if self._next_tick < time.monotonic() - period:  # first command, or after a pause: restart the clock
             self._next_tick = time.monotonic()
         end = self._next_tick + period
@@ -351,7 +349,7 @@ class Ros2ControlArm(Arm):
             self._send_trajectory(q, period)
         self._next_tick = max(end, time.monotonic())
         time.sleep(max(0.0, self._next_tick - time.monotonic()))
-        return ArmCommand(ee_target_position=target, ee_target_yaw=yaw, gripper=1.0)
+        return ArmCommand(ee_target_position=target, ee_target_quaternion=target_rot.as_quat(), gripper=1.0)
 
     def _send_trajectory(self, q: np.ndarray, duration_s: float) -> None:
         ns = int(round(duration_s * 1e9))

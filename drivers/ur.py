@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_rl.env import tool_down_quaternion
 from robot_rl.errors import ConfigError, DeviceUnavailableError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
 
@@ -225,7 +224,7 @@ class URArm(Arm):
         if cmd.gripper < 0.99 and not self._gripper_logged:
             self._gripper_logged = True
             log.warning("URArm drives no gripper; gripper commands are ignored (opening reported as 1.0).")
-        pose = _pose_to_ur(target, tool_down_quaternion(float(cmd.ee_target_yaw)))
+        pose = _pose_to_ur(target, np.asarray(cmd.ee_target_quaternion, np.float64))
         n = max(1, int(round(c.servo_hz / self.control_hz)))
         dt = 1.0 / c.servo_hz
         for k in range(1, n + 1):
@@ -236,7 +235,7 @@ class URArm(Arm):
             self.control.waitPeriod(t_start)
         self._next_tick = max(self._next_tick + 1.0 / self.control_hz, time.monotonic())
         time.sleep(max(0.0, self._next_tick - time.monotonic()))
-        return ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw), gripper=1.0)
+        return ArmCommand(ee_target_position=target, ee_target_quaternion=np.asarray(cmd.ee_target_quaternion, np.float64), gripper=1.0)
 
     def home(self) -> None:
         """Move to ``home_q`` (blocking moveJ)."""

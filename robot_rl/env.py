@@ -13,10 +13,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from robot_rl.errors import ConfigError
-from robot_rl.interfaces import Arm, ArmCommand, ArmState, Camera, Task
+from robot_rl.interfaces import Arm, ArmCommand, ArmState, Camera, Task, tool_down_quaternion, tool_yaw_rad  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -27,22 +26,6 @@ PROPRIO_LAYOUT: tuple[tuple[str, int], ...] = (
     ("ee_yaw_cos_sin", 2),  # cos and sin of the tool yaw about the base z axis
     ("gripper", 1),  # opening in [0, 1], 0 closed
 )
-
-
-def tool_yaw_rad(quat_xyzw: np.ndarray) -> float:
-    """Yaw (radians, about the base z axis) of a tool pointing down, from its quaternion xyzw.
-
-    The yaw is the heading of the tool x axis in the base xy plane.
-    """
-    tool_x = Rotation.from_quat(quat_xyzw).as_matrix()[:, 0]  # the tool x axis in base coordinates
-    return float(np.arctan2(tool_x[1], tool_x[0]))
-
-
-def tool_down_quaternion(yaw_rad: float) -> np.ndarray:
-    """(4,) float64 xyzw quaternion of a tool pointing down turned by ``yaw_rad`` about the base z
-    axis: Rz(yaw) * Rx(pi), so at yaw 0 tool x = base x, tool y = -base y, tool z = -base z.
-    Inverse of :func:`tool_yaw_rad`."""
-    return Rotation.from_euler("xz", (np.pi, yaw_rad)).as_quat()  # extrinsic: the half turn about x, then the yaw
 
 
 class RobotEnv(gym.Env):
@@ -183,7 +166,7 @@ class RobotEnv(gym.Env):
             yaw = self._home_yaw_rad
         yaw = float(np.clip(yaw, -self.max_abs_yaw_rad, self.max_abs_yaw_rad))
         gripper = float(a[-1] > 0.0) if self.binary_gripper else float((a[-1] + 1.0) / 2.0)
-        self.last_command = self.arm.command(ArmCommand(ee_target_position=target, ee_target_yaw=yaw, gripper=gripper))
+        self.last_command = self.arm.command(ArmCommand.tool_down(target, yaw, gripper))
         self.episode_step += 1
         info = self._info()
         success = info["is_success"]

@@ -17,6 +17,23 @@ import abc
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+def tool_yaw_rad(quat_xyzw: np.ndarray) -> float:
+    """Yaw (radians, about the base z axis) of a tool from its (4,) quaternion xyzw, base frame.
+
+    The yaw is the heading of the tool x axis projected into the base xy plane.
+    """
+    tool_x = Rotation.from_quat(quat_xyzw).as_matrix()[:, 0]  # the tool x axis in base coordinates
+    return float(np.arctan2(tool_x[1], tool_x[0]))
+
+
+def tool_down_quaternion(yaw_rad: float) -> np.ndarray:
+    """(4,) float64 xyzw quaternion of a tool pointing down turned by ``yaw_rad`` about the base z
+    axis: Rz(yaw) * Rx(pi), so at yaw 0 tool x = base x, tool y = -base y, tool z = -base z.
+    Inverse of :func:`tool_yaw_rad`."""
+    return Rotation.from_euler("xz", (np.pi, yaw_rad)).as_quat()  # extrinsic: the half turn about x, then the yaw
 
 
 @dataclass(frozen=True)
@@ -78,18 +95,36 @@ class ArmState:
 
 @dataclass(frozen=True)
 class ArmCommand:
-    """An end-effector command for one control period.
+    """An end-effector pose command for one control period.
 
     Attributes:
         ee_target_position: (3,) float64 target tool-centre-point position, metres, base frame;
             the backend clips it into its workspace box before executing it.
-        ee_target_yaw: target yaw of the tool about the base z axis, radians (tool points down).
+        ee_target_quaternion: (4,) float64 target tool orientation, unit quaternion xyzw, base
+            frame (a tool pointing down with yaw ``y`` is :func:`tool_down_quaternion` ``(y)``);
+            the backend or the env limits its tilt and yaw before executing it.
         gripper: target gripper opening in [0, 1]; 0 closed, 1 fully open.
     """
 
     ee_target_position: np.ndarray
-    ee_target_yaw: float
+    ee_target_quaternion: np.ndarray
     gripper: float
+
+    @classmethod
+    def tool_down(cls, position: np.ndarray, yaw_rad: float, gripper: float) -> ArmCommand:
+        """A command with the tool pointing down (along -z of the base) turned by ``yaw_rad`` about base z.
+
+        Args:
+            position: (3,) TCP target, metres, base frame.
+            yaw_rad: tool yaw about the base z axis, radians (0: tool x along base x).
+            gripper: target opening in [0, 1].
+        """
+        return cls(np.asarray(position, dtype=np.float64), tool_down_quaternion(yaw_rad), float(gripper))
+
+    @property
+    def ee_target_yaw(self) -> float:
+        """Yaw of the target orientation about the base z axis, radians (the heading of the tool x axis)."""
+        return tool_yaw_rad(self.ee_target_quaternion)
 
 
 @dataclass(frozen=True)

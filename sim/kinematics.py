@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robot_rl.env import tool_down_quaternion
+from robot_rl.interfaces import tool_down_quaternion
 
 #: Franka's "ready" posture (rad): elbow up, tool pointing down; the null-space posture target.
 READY_Q_RAD = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
@@ -18,7 +18,7 @@ READY_Q_RAD = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
 @functools.lru_cache(maxsize=16)
 def tool_down_rotation(yaw_rad: float) -> np.ndarray:
     """(3, 3) read-only rotation matrix of a tool pointing down (-z) with yaw ``yaw_rad`` about the
-    base z axis: :func:`robot_rl.env.tool_down_quaternion` as a matrix.
+    base z axis: :func:`robot_rl.interfaces.tool_down_quaternion` as a matrix.
 
     Cached: the arms ask for it every control step, nearly always at the same yaw (the home yaw
     when the yaw action is off), and a scipy ``Rotation`` round trip costs ~0.1 ms.

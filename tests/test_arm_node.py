@@ -93,7 +93,7 @@ def test_sim_node_keeps_the_ee_in_the_box_and_under_the_speed_limit(ros_domain, 
         far = np.array([1.5, 0.8, 0.15])  # far outside the box in x and y
         t_end = time.monotonic() + 2.5
         while time.monotonic() < t_end:
-            client.pose_pub.publish(convert.pose_command_msg(ArmCommand(far, 0.0, 1.0), time.time()))
+            client.pose_pub.publish(convert.pose_command_msg(ArmCommand.tool_down(far, 0.0, 1.0), time.time()))
             time.sleep(0.02)
         stamps, pos = client.snapshot()
     finally:
@@ -253,7 +253,7 @@ class FakeRosArm:
             now = time.time()
             self.joint_pub.publish(self.node.msg("sensor_msgs/msg/JointState", header=convert.header(now, "base_link"),
                                                  name=PANDA_JOINTS, position=self.q.copy(), velocity=np.zeros(7)))
-            self.pose_pub.publish(convert.pose_command_msg(ArmCommand(self.position.copy(), 0.0, 1.0), now))
+            self.pose_pub.publish(convert.pose_command_msg(ArmCommand.tool_down(self.position.copy(), 0.0, 1.0), now))
 
     def close(self) -> None:
         self.node.shutdown()
@@ -288,7 +288,7 @@ def test_ros2_control_bridge_servo_mode_against_a_fake_ros_arm(ros_domain):
         assert np.allclose(s0.ee_position, [0.5, 0.0, 0.3], atol=1e-6) and np.allclose(s0.q, READY_Q_RAD)
         goal = s0.ee_position + [0.03, 0.0, 0.0]
         for _ in range(10):
-            sent = arm.command(ArmCommand(goal, 0.0, 1.0))
+            sent = arm.command(ArmCommand.tool_down(goal, 0.0, 1.0))
         time.sleep(0.15)
         s1 = arm.state()
         assert np.linalg.norm(s1.ee_position - goal) < 0.003, s1.ee_position
@@ -300,7 +300,7 @@ def test_ros2_control_bridge_servo_mode_against_a_fake_ros_arm(ros_domain):
         assert np.linalg.norm(v[:, :3], axis=1).max() <= 0.1 + 1e-9
         assert v[0, 0] > 0.09 and abs(v[0, 1]) < 1e-6, "the first twists point at the target at the speed limit"
         # a target outside the box is clipped before it becomes a twist
-        sent = arm.command(ArmCommand(np.array([0.5, 0.0, 2.0]), 0.0, 1.0))
+        sent = arm.command(ArmCommand.tool_down(np.array([0.5, 0.0, 2.0]), 0.0, 1.0))
         assert sent.ee_target_position[2] <= 0.6
         # the robot driver stops: state and command are errors after state_timeout_s
         fake.paused = True
@@ -308,7 +308,7 @@ def test_ros2_control_bridge_servo_mode_against_a_fake_ros_arm(ros_domain):
         with pytest.raises(DeviceUnavailableError, match="stale"):
             arm.state()
         with pytest.raises(DeviceUnavailableError, match="stale"):
-            arm.command(ArmCommand(goal, 0.0, 1.0))
+            arm.command(ArmCommand.tool_down(goal, 0.0, 1.0))
     finally:
         if arm is not None:
             arm.close()
@@ -317,7 +317,7 @@ def test_ros2_control_bridge_servo_mode_against_a_fake_ros_arm(ros_domain):
 
 def test_ros2_control_bridge_joint_trajectory_mode_with_ik(ros_domain, tmp_path):
     from robot_rl.drivers.ros2_control import Ros2ControlArm, Ros2ControlConfig
-    from robot_rl.env import tool_yaw_rad
+    from robot_rl.interfaces import tool_yaw_rad
     from robot_rl.sim.kinematics import READY_Q_RAD
 
     fake = FakeRosArm(READY_Q_RAD, np.zeros(3))
@@ -329,7 +329,7 @@ def test_ros2_control_bridge_joint_trajectory_mode_with_ik(ros_domain, tmp_path)
         assert np.allclose(s0.ee_position, [0.307, 0.0, 0.485], atol=0.002)
         goal = s0.ee_position + [0.03, 0.0, 0.0]
         for _ in range(6):
-            arm.command(ArmCommand(goal, tool_yaw_rad(s0.ee_quaternion), 1.0))
+            arm.command(ArmCommand.tool_down(goal, tool_yaw_rad(s0.ee_quaternion), 1.0))
         time.sleep(0.1)
         s1 = arm.state()
         assert np.linalg.norm(s1.ee_position - goal) < 0.002, s1.ee_position - goal
@@ -370,7 +370,7 @@ def test_arm_node_drives_a_fake_ros_arm_through_the_bridge(ros_domain, tmp_path)
         goal = np.array([0.53, 0.0, 0.3])
         t_end = time.monotonic() + 1.5
         while time.monotonic() < t_end:
-            client.pose_pub.publish(convert.pose_command_msg(ArmCommand(goal, 0.0, 1.0), time.time()))
+            client.pose_pub.publish(convert.pose_command_msg(ArmCommand.tool_down(goal, 0.0, 1.0), time.time()))
             time.sleep(0.03)
         _, pos = client.snapshot()
         with client.lock:
@@ -430,7 +430,7 @@ def test_franka_through_the_arm_node_with_franky_sim(ros_domain, tmp_path):
         goal = p0 + [0.03, 0.0, 0.0]
         t_end = time.monotonic() + 6.0
         while time.monotonic() < t_end:
-            pub.publish(convert.pose_command_msg(ArmCommand(goal, 0.0, 1.0), time.time()))
+            pub.publish(convert.pose_command_msg(ArmCommand.tool_down(goal, 0.0, 1.0), time.time()))
             time.sleep(0.03)
             with lock:
                 if np.linalg.norm(poses[-1] - goal) < 0.002:
@@ -463,7 +463,7 @@ def test_franka_through_the_arm_node_with_franky_sim(ros_domain, tmp_path):
 
 def test_gate_returns_an_arm_outside_the_box_at_the_speed_limit():
     """Holding (no command yet) an arm that starts outside the box moves it back at max_ee_speed, not in one jump."""
-    from robot_rl.env import tool_down_quaternion
+    from robot_rl.interfaces import tool_down_quaternion
     from robot_rl.interfaces import ArmState, WorkspaceBox
     from robot_rl.ros.safety import ArmCommandGate
 

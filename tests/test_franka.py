@@ -87,11 +87,11 @@ def test_cartesian_move_round_trips_through_franky_sim(tmp_path):
         # 5 cm down, gripper closed; then a target outside the workspace box, which is clipped
         goal = s0.ee_position + [0.0, 0.0, -0.05]
         for _ in range(80):  # 8 s at most; the simulator may run slower than real time on a busy machine
-            arm.command(ArmCommand(goal, 0.0, 0.0))
+            arm.command(ArmCommand.tool_down(goal, 0.0, 0.0))
             if np.linalg.norm(arm.state().ee_position - goal) < 0.001 and arm.state().gripper < 0.1:
                 break
         s1 = arm.state()
-        sent = arm.command(ArmCommand(np.array([2.0, 0.0, 0.3]), 0.0, 0.0))
+        sent = arm.command(ArmCommand.tool_down(np.array([2.0, 0.0, 0.3]), 0.0, 0.0))
         print("RESULT", *s0.ee_position, *s1.ee_position, *(s1.q - s0.q), s0.gripper, s1.gripper, *sent.ee_target_position)
         arm.close()
         """)

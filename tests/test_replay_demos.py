@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from robot_rl.demos import Episode, EpisodeWriter, load_episode, load_episodes, save_episode
+from robot_rl.demos import EpisodeWriter, load_episode, load_episodes, save_episode
 from robot_rl.errors import DemoFormatError, ObservationLayoutError
 from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.replay import ReplayBuffer, sample_mixed

@@ -12,7 +12,7 @@ from robot_rl.learner import ChunkInserter
 from robot_rl.replay import ReplayBuffer
 from robot_rl.transport.messages import TransitionChunk
 from robot_rl.transport.records import SegmentLog, read_record_file, repair_segment, write_record_file
-from robot_rl.transport.wire import SCHEMA, Message, decode, encode
+from robot_rl.transport.wire import Message, decode, encode
 
 STATE_DIM, ACTION_DIM, CAMS = 3, 2, {"front": (8, 8, 3)}
 

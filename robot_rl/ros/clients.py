@@ -196,7 +196,8 @@ class RosArm(Arm):
             DeviceUnavailableError: no arm state newer than the command within ``state_timeout_s``.
         """
         target = ArmCommand(ee_target_position=self.workspace.clip(cmd.ee_target_position),
-                            ee_target_yaw=float(cmd.ee_target_yaw), gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
+                            ee_target_quaternion=np.asarray(cmd.ee_target_quaternion, np.float64),
+                            gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
         sent_at = time.time()
         self._target = target
         self._send(target)
@@ -217,7 +218,7 @@ class RosArm(Arm):
         if self.home_by_reset:
             return
         start = self.state()
-        target = ArmCommand(self.workspace.clip(self.home_position_m), 0.0, 1.0)
+        target = ArmCommand.tool_down(self.workspace.clip(self.home_position_m), 0.0, 1.0)
         deadline = time.monotonic() + 15.0
         while np.linalg.norm(self.state().ee_position - target.ee_target_position) > 0.01:
             if time.monotonic() > deadline:

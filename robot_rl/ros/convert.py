@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.env import tool_down_quaternion, tool_yaw_rad
+from robot_rl.interfaces import tool_yaw_rad
 from robot_rl.errors import ConfigError, WireError
 from robot_rl.interfaces import ArmCommand, ArmState, CameraIntrinsics, Frame, TeleopCommand
 from robot_rl.ros.messages import TYPESTORE
@@ -256,9 +256,9 @@ def arm_state_from_msgs(joint_states: Any, ee_pose: Any, ee_twist: Any | None = 
 
 
 def pose_command_msg(cmd: ArmCommand, stamp_s: float, base_frame: str = BASE_FRAME) -> Any:
-    """``geometry_msgs/PoseStamped`` target of an :class:`ArmCommand` (tool pointing down at its yaw)."""
+    """``geometry_msgs/PoseStamped`` target of an :class:`ArmCommand` (its position and orientation quaternion)."""
     return T["geometry_msgs/msg/PoseStamped"](header=header(stamp_s, base_frame),
-                                               pose=_pose(cmd.ee_target_position, tool_down_quaternion(cmd.ee_target_yaw)))
+                                               pose=_pose(cmd.ee_target_position, cmd.ee_target_quaternion))
 
 
 def twist_command_msg(twist: np.ndarray, stamp_s: float, base_frame: str = BASE_FRAME) -> Any:

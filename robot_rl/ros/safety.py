@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_rl.env import tool_yaw_rad
+from robot_rl.interfaces import tool_yaw_rad
 from robot_rl.errors import ConfigError
 from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
@@ -145,7 +145,7 @@ class ArmCommandGate:
             if norm > max_step * (1 + 1e-9):  # an arm outside the box returns at the speed limit, not in one jump
                 self.stats.speed_limited += 1
                 hold = current + step * (max_step / norm)
-            return ArmCommand(ee_target_position=hold, ee_target_yaw=self._hold[1], gripper=gripper)
+            return ArmCommand.tool_down(hold, self._hold[1], gripper)
         self.stats.holding = False
         self._hold = None
         base, base_yaw = self._last if self._last is not None else (current, current_yaw)
@@ -167,4 +167,4 @@ class ArmCommandGate:
         max_dyaw = self.max_yaw_rate_rad_s * period_s
         yaw = current_yaw + float(np.clip(dyaw, -max_dyaw, max_dyaw))
         self._last = (clipped, yaw)
-        return ArmCommand(ee_target_position=clipped, ee_target_yaw=yaw, gripper=gripper)
+        return ArmCommand.tool_down(clipped, yaw, gripper)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mujoco
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
@@ -138,9 +139,10 @@ class MujocoArm(DiffIKArm):
         """
         m, d = self.physics.model, self.physics.data
         target = self.workspace.clip(cmd.ee_target_position)
-        sent = ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw),
+        quat = np.asarray(cmd.ee_target_quaternion, dtype=np.float64)
+        sent = ArmCommand(ee_target_position=target, ee_target_quaternion=quat / np.linalg.norm(quat),
                           gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
-        target_rot = tool_down_rotation(sent.ee_target_yaw)
+        target_rot = Rotation.from_quat(sent.ee_target_quaternion).as_matrix()
         start_pos, start_rot = (x.copy() for x in self._tcp_pose(d))
         # orientation ramp: slerp from the start to the target rotation
         q_start, q_target, rot_vec = np.empty(4), np.empty(4), np.empty(3)

@@ -158,9 +158,10 @@ class PybulletArm(DiffIKArm):
             The command actually executed.
         """
         target = self.workspace.clip(cmd.ee_target_position)
-        sent = ArmCommand(ee_target_position=target, ee_target_yaw=float(cmd.ee_target_yaw),
+        quat = np.asarray(cmd.ee_target_quaternion, dtype=np.float64)
+        sent = ArmCommand(ee_target_position=target, ee_target_quaternion=quat / np.linalg.norm(quat),
                           gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
-        target_rot = tool_down_rotation(sent.ee_target_yaw)
+        target_rot = Rotation.from_quat(sent.ee_target_quaternion).as_matrix()
         start_pos, start_rot = self._tcp_pose()
         rot_vec = Rotation.from_matrix(start_rot.T @ target_rot).as_rotvec()  # tool frame
         sim_dt = self.physics.config.sim_dt_s
