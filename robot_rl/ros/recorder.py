@@ -20,14 +20,21 @@ What is written (as ``ros2 bag record -s mcap`` does):
 * payloads are the CDR bytes of the message, identical to ``TYPESTORE.serialize_cdr(msg, type)``
   (and to what the ROS 2 publisher sent), log time = receive time in ns since the Unix epoch.
 
-Topics and types come from Cyclone DDS's builtin discovery topic ``DCPSPublication``: a writer on
-``rt/<name>`` with type ``<pkg>::msg::dds_::<Name>_`` is topic ``/<name>`` of type
-``<pkg>/msg/<Name>``. With ``all_topics`` every such topic is recorded (re-checked every
+Topics, types and the publishers' QoS come from the ROS 2 graph (rclpy's
+``get_topic_names_and_types`` / ``get_publishers_info_by_topic``, as ``ros2 bag record`` finds
+them). With ``all_topics`` every published topic is recorded (re-checked every
 ``discovery_period_s``, so topics that appear later are picked up); otherwise only the names in
 ``topics``, as soon as a publisher of them appears. As with ``ros2 bag record``, messages sent
 before the recorder matched a publisher are not recorded. Image topics (``sensor_msgs/Image``,
-``CompressedImage``) and topics whose publisher is BEST_EFFORT are read BEST_EFFORT (which
-matches both kinds of publisher); all others RELIABLE, so a slow disk does not drop them.
+``CompressedImage``) and topics with a BEST_EFFORT publisher are read BEST_EFFORT (which matches
+both kinds of publisher); all others RELIABLE, so a slow disk does not drop them; TRANSIENT_LOCAL
+when every publisher is (``/tf_static``).
+
+Nothing is dropped silently: a topic whose type cannot be loaded (its message package is not
+installed in this environment, e.g. ``tf2_msgs`` from a PyPI-only install, or the type is not in
+the ROS 2 Jazzy typestore that serialises the bag) or that is published with two types is not
+recorded, and the recorder logs a warning naming the topic, the type and the reason when it is
+discovered, and again in the summary when each bag closes (:attr:`RecorderNode.skipped`).
 
 Episodes: with ``split_episodes`` the bags are ``<output_dir>/episode_0000``, ``episode_0001``,
 ...; each message on ``split_on`` (default ``/sim/reset_done``, which the sim node publishes after
@@ -43,8 +50,8 @@ power cut the MCAP file lacks its summary and ``metadata.yaml`` is missing; the 
 to the last written chunk can still be read with ``ros2 bag reindex`` or the ``mcap`` tool's
 ``recover`` command.
 
-Needs the Cyclone DDS backend (``ros_backend:=dds``) for graph discovery; in a ROS 2 install
-``ros2 bag record -s mcap`` does the same job.
+In a full ROS 2 install ``ros2 bag record -s mcap`` does the same job; this node exists for
+installs without rosbag2 (it is not on PyPI) and for ``robot-rl bringup``'s per-episode bags.
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ from typing import Any
 from robot_rl.errors import ConfigError
 from robot_rl.ros.convert import RESET_DONE
 from robot_rl.ros.messages import TYPESTORE
-from robot_rl.ros.node import LifecycleNode, QoSProfile, run_node
+from robot_rl.ros.node import LifecycleNode, Node, QoSProfile, run_node
 
 #: ROS types read BEST_EFFORT (camera streams, as realsense2_camera / image_transport publish them).
 BEST_EFFORT_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2"})
@@ -67,35 +74,54 @@ BEST_EFFORT_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/Compres
 _INFINITE_NS = 9223372036854775807  # rmw's "infinite" duration, as rosbag2 writes it in metadata.yaml
 
 
-def ros_type_from_dds(type_name: str) -> str | None:
-    """ROS type of a DDS type name, or None for a name that is not a ROS 2 message type.
+def _qos_time(ns: int) -> Any:
+    from rosbags.interfaces import QosTime
 
-    >>> ros_type_from_dds("sensor_msgs::msg::dds_::Image_")
-    'sensor_msgs/msg/Image'
-    >>> ros_type_from_dds("DDS::ParticipantBuiltinTopicData") is None
-    True
-    """
-    parts = type_name.split("::")
-    if len(parts) != 4 or parts[1] != "msg" or parts[2] != "dds_" or not parts[3].endswith("_"):
-        return None
-    return f"{parts[0]}/msg/{parts[3][:-1]}"
+    ns = min(max(int(ns), 0), _INFINITE_NS)
+    return QosTime(sec=ns // 1_000_000_000, nsec=ns % 1_000_000_000)
 
 
 def _rosbags_qos(profile: QoSProfile) -> Any:
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    """The rosbag2 metadata form of one of robot_rl's QoS profiles (KEEP_LAST, infinite times)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 
-    infinite = QosTime(sec=_INFINITE_NS // 1_000_000_000, nsec=_INFINITE_NS % 1_000_000_000)
+    infinite = _qos_time(_INFINITE_NS)
     return Qos(history=QosHistory.KEEP_LAST, depth=profile.depth,
                reliability=QosReliability.RELIABLE if profile.reliable else QosReliability.BEST_EFFORT,
-               durability=QosDurability.VOLATILE, deadline=infinite, lifespan=infinite,
-               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=infinite,
-               avoid_ros_namespace_conventions=False)
+               durability=QosDurability.TRANSIENT_LOCAL if profile.transient_local else QosDurability.VOLATILE,
+               deadline=infinite, lifespan=infinite, liveliness=QosLiveliness.AUTOMATIC,
+               liveliness_lease_duration=infinite, avoid_ros_namespace_conventions=False)
+
+
+def offered_qos(endpoint_qos: Any) -> Any:
+    """The rosbag2 metadata form (``rosbags.interfaces.Qos``) of a discovered publisher's QoS.
+
+    Args:
+        endpoint_qos: an ``rclpy.qos.QoSProfile`` as ``get_publishers_info_by_topic`` reports it
+            (history and depth are usually ``UNKNOWN`` / 0: DDS discovery does not carry them;
+            ``ros2 bag record`` writes them so too).
+
+    Returns:
+        ``rosbags.interfaces.Qos`` with the same enum values (rmw's numbering) and durations.
+    """
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
+
+    def duration(d: Any) -> Any:
+        return _qos_time(getattr(d, "nanoseconds", _INFINITE_NS) or _INFINITE_NS)
+
+    return Qos(history=QosHistory(int(endpoint_qos.history)), depth=int(endpoint_qos.depth),
+               reliability=QosReliability(int(endpoint_qos.reliability)),
+               durability=QosDurability(int(endpoint_qos.durability)),
+               deadline=duration(endpoint_qos.deadline), lifespan=duration(endpoint_qos.lifespan),
+               liveliness=QosLiveliness(int(endpoint_qos.liveliness)),
+               liveliness_lease_duration=duration(endpoint_qos.liveliness_lease_duration),
+               avoid_ros_namespace_conventions=bool(endpoint_qos.avoid_ros_namespace_conventions))
 
 
 @dataclass
 class _Topic:
     msgtype: str
-    qos: QoSProfile
+    offered: list[Any]  # rosbags.interfaces.Qos, one per publisher (rosbag2 metadata)
     count: int = 0
 
 
@@ -165,8 +191,16 @@ class BagRecorder:
             self._connect(topic)
         return self.path
 
-    def add_topic(self, topic: str, msgtype: str, qos: QoSProfile | None = None) -> None:
-        """Register ``topic`` (fully qualified) of ROS type ``msgtype`` with its publisher's QoS.
+    def add_topic(self, topic: str, msgtype: str, qos: QoSProfile | None = None, offered: Sequence[Any] = ()) -> None:
+        """Register ``topic`` (fully qualified) of ROS type ``msgtype`` with its publishers' QoS.
+
+        Args:
+            topic: fully qualified topic name.
+            msgtype: ROS type, ``sensor_msgs/msg/Image``.
+            qos: the publisher's QoS in robot_rl's form (default: KEEP_LAST 10 RELIABLE), used
+                when ``offered`` is empty.
+            offered: the discovered publishers' QoS (``rosbags.interfaces.Qos``, see
+                :func:`offered_qos`), written to the bag's metadata as ``ros2 bag record`` does.
 
         Raises:
             ConfigError: the type is not in the ROS 2 Jazzy typestore, or the topic was added with
@@ -179,7 +213,7 @@ class BagRecorder:
             if known.msgtype != msgtype:
                 raise ConfigError(f"topic {topic} is recorded as {known.msgtype}, cannot add it again as {msgtype}.")
             return
-        self._topics[topic] = _Topic(msgtype, qos or QoSProfile())
+        self._topics[topic] = _Topic(msgtype, list(offered) or [_rosbags_qos(qos or QoSProfile())])
         if self._writer is not None:
             self._connect(topic)
 
@@ -187,7 +221,7 @@ class BagRecorder:
         info = self._topics[topic]
         self._connections[topic] = self._writer.add_connection(
             topic, info.msgtype, typestore=TYPESTORE, serialization_format="cdr",
-            offered_qos_profiles=[_rosbags_qos(info.qos)])
+            offered_qos_profiles=info.offered)
 
     def write(self, topic: str, data: bytes | memoryview, log_time_ns: int) -> None:
         """Write one CDR payload (with its 4-byte encapsulation header) of an added topic.
@@ -239,6 +273,20 @@ class BagRecorder:
         self.close()
 
 
+def ros_graph(node: Node) -> Any:
+    """The rclpy node behind a robot_rl :class:`~robot_rl.ros.node.Node`, for graph queries
+    (``get_topic_names_and_types``, ``get_publishers_info_by_topic``).
+
+    Raises:
+        ConfigError: the node offers no ROS 2 graph queries.
+    """
+    for candidate in (node, getattr(node, "rclpy_node", None), getattr(getattr(node, "_backend", None), "node", None)):
+        if candidate is not None and hasattr(candidate, "get_publishers_info_by_topic"):
+            return candidate
+    raise ConfigError(f"node {node.fully_qualified_name} gives no access to the ROS 2 graph (rclpy); the recorder "
+                      "needs it to find topics and their types.")
+
+
 class RecorderNode(LifecycleNode):
     """Lifecycle node that records ROS 2 topics to rosbag2 MCAP (see the module docstring).
 
@@ -248,8 +296,12 @@ class RecorderNode(LifecycleNode):
     Parameters: ``output_dir``, ``topics``, ``all_topics``, ``exclude_topics``, ``split_episodes``,
     ``split_on``, ``discovery_period_s``, ``queue_depth``; see :meth:`describe_parameters`.
 
+    Attributes:
+        skipped: topic -> why it is not recorded (type not loadable, several types); logged.
+
     Raises:
-        ConfigError: no ``output_dir``, neither ``topics`` nor ``all_topics``, or a non-DDS backend.
+        ConfigError: no ``output_dir``, neither ``topics`` nor ``all_topics``, or a non-positive
+            ``discovery_period_s`` / ``queue_depth``.
     """
 
     def __init__(self, argv: Sequence[str] = (), **kwargs: Any) -> None:
@@ -271,17 +323,14 @@ class RecorderNode(LifecycleNode):
             raise ConfigError("recorder needs an output directory: -p output_dir:=bags/run1")
         if not self.topics and not self.all_topics:
             raise ConfigError("recorder has nothing to record: give -p 'topics:=[/joint_states, /camera/front/color/image_raw]' or -p all_topics:=true")
-        if self.backend != "dds":
-            raise ConfigError("the recorder discovers topics through Cyclone DDS; run it with -p ros_backend:=dds "
-                              "(in a ROS 2 install `ros2 bag record -s mcap` does the same).")
         if not self.discovery_period_s > 0 or self.queue_depth < 1:
             raise ConfigError(f"discovery_period_s ({self.discovery_period_s} s) and queue_depth ({self.queue_depth}) must be positive.")
         self.topics = [self.resolve_topic_name(t) for t in self.topics]
         self.split_on = self.resolve_topic_name(self.split_on)
         self.bag: BagRecorder | None = None
+        self.skipped: dict[str, str] = {}
         self._subscribed: dict[str, str] = {}  # topic -> ROS type
-        self._skipped: set[str] = set()
-        self._discovery: Any = None
+        self._graph: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -297,10 +346,7 @@ class RecorderNode(LifecycleNode):
 
     def on_activate(self) -> None:
         """Start graph discovery; subscriptions follow as publishers appear."""
-        from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
-
-        if self._discovery is None:
-            self._discovery = BuiltinDataReader(self._backend.p.dp, BuiltinTopicDcpsPublication)
+        self._graph = ros_graph(self)
         self.discover()
         self.start_work_timer(self.discovery_period_s, self.discover)
 
@@ -321,47 +367,69 @@ class RecorderNode(LifecycleNode):
         self._close_bag()
 
     def _close_bag(self) -> None:
-        missing = [t for t in self.topics if t not in self._subscribed]
-        if missing and self.bag is not None and self.bag.is_open:
+        if self.bag is None or not self.bag.is_open:
+            return
+        missing = [t for t in self.topics if t not in self._subscribed and t not in self.skipped]
+        if missing:
             self.get_logger().warning(f"no publisher of {missing} was ever seen; nothing recorded for them")
-        if self.bag is not None and self.bag.is_open:
-            self.bag.close()
-            self.get_logger().info(f"closed {self.bag.path}: " + ", ".join(
-                f"{t} {info.count}" for t, info in self.bag._topics.items()))
+        for topic, reason in self.skipped.items():
+            self.get_logger().warning(f"NOT recorded in {self.bag.path}: {topic} ({reason})")
+        self.bag.close()
+        self.get_logger().info(f"closed {self.bag.path}: " + ", ".join(
+            f"{t} {info.count}" for t, info in self.bag._topics.items()))
 
     # -- discovery and recording ---------------------------------------------------------------------
 
     def discover(self) -> None:
-        """Subscribe every newly published topic that is to be recorded (from ``DCPSPublication``)."""
-        from robot_rl.ros.qos import TOPIC_PREFIX
-
-        if self._discovery is None:
+        """Subscribe every newly published topic that is to be recorded (from the ROS 2 graph)."""
+        if self._graph is None:
             return
-        for sample in self._discovery.take(N=1000):
-            info = getattr(sample, "sample_info", None)
-            if info is not None and not info.valid_data:
-                continue
-            name = getattr(sample, "topic_name", "")
-            if not name.startswith(TOPIC_PREFIX + "/"):
-                continue
-            topic = name[len(TOPIC_PREFIX):]
-            if topic in self._subscribed or topic in self._skipped:
+        for topic, types in self._graph.get_topic_names_and_types():
+            if topic in self._subscribed or topic in self.skipped:
                 continue
             wanted = self.all_topics and topic not in self.exclude_topics or topic in self.topics
             if not wanted and not (self.split_episodes and topic == self.split_on):
                 continue
-            msgtype = ros_type_from_dds(getattr(sample, "type_name", ""))
-            if msgtype is None or msgtype not in TYPESTORE.fielddefs:
-                self._skipped.add(topic)
-                self.get_logger().warning(f"not recording {topic}: type {sample.type_name!r} is not a ROS 2 Jazzy message type")
-                continue
-            reliable = msgtype not in BEST_EFFORT_TYPES and _is_reliable(sample.qos)
-            self._subscribe(topic, msgtype, QoSProfile(self.queue_depth, reliable), record=wanted,
-                            offered=QoSProfile(_history_depth(sample.qos), _is_reliable(sample.qos)))
+            publishers = self._graph.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue  # only subscribers so far
+            self.consider(topic, sorted({p.topic_type for p in publishers}), [p.qos_profile for p in publishers], record=wanted)
 
-    def _subscribe(self, topic: str, msgtype: str, qos: QoSProfile, record: bool, offered: QoSProfile) -> None:
-        if record:
-            self.bag.add_topic(topic, msgtype, offered)
+    def consider(self, topic: str, msgtypes: Sequence[str], publisher_qos: Sequence[Any], record: bool = True) -> bool:
+        """Subscribe ``topic`` if its type can be recorded; otherwise log why and add it to :attr:`skipped`.
+
+        Args:
+            topic: fully qualified name.
+            msgtypes: the ROS types its publishers use (``sensor_msgs/msg/Image``); more than one
+                is an error for that topic.
+            publisher_qos: each publisher's ``rclpy.qos.QoSProfile`` as discovered.
+            record: write its messages (False: only split episodes on it).
+
+        Returns:
+            True if the topic is now subscribed.
+        """
+        if len(msgtypes) != 1:
+            return self._skip(topic, f"published with several types {list(msgtypes)}; record it under one type")
+        msgtype = msgtypes[0]
+        if msgtype not in TYPESTORE.fielddefs:
+            return self._skip(topic, f"type {msgtype} is not in the ROS 2 Jazzy typestore that serialises the bag")
+        from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+        reliable = msgtype not in BEST_EFFORT_TYPES and all(q.reliability == ReliabilityPolicy.RELIABLE for q in publisher_qos)
+        latched = bool(publisher_qos) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in publisher_qos)
+        try:
+            self._subscribe(topic, msgtype, QoSProfile(self.queue_depth, reliable, latched), record,
+                            [offered_qos(q) for q in publisher_qos])
+        except ConfigError as e:  # the message package is not installed here (e.g. tf2_msgs from PyPI)
+            return self._skip(topic, f"type {msgtype} cannot be loaded: {e}")
+        return True
+
+    def _skip(self, topic: str, reason: str) -> bool:
+        self.skipped[topic] = reason
+        self.get_logger().warning(f"not recording {topic}: {reason}")
+        return False
+
+    def _subscribe(self, topic: str, msgtype: str, qos: QoSProfile, record: bool, offered: list[Any]) -> None:
         split = self.split_episodes and topic == self.split_on
         last_split: list[bytes] = []
 
@@ -379,30 +447,12 @@ class RecorderNode(LifecycleNode):
                 path = self.bag.split()
                 self.get_logger().info(f"episode end on {topic}: recording to {path}")
 
-        self.create_subscription(msgtype, topic, callback, qos)
+        self.create_subscription(msgtype, topic, callback, qos)  # raises before the bag knows the topic
+        if record:
+            self.bag.add_topic(topic, msgtype, offered=offered)
         self._subscribed[topic] = msgtype
         self.get_logger().info(f"{'recording' if record else 'splitting episodes on'} {topic} ({msgtype}, "
-                               f"{'RELIABLE' if qos.reliable else 'BEST_EFFORT'})")
-
-
-def _is_reliable(qos: Any) -> bool:
-    """True if a discovered writer's QoS is RELIABLE."""
-    from cyclonedds.core import Policy
-
-    try:
-        return isinstance(qos[Policy.Reliability], Policy.Reliability.Reliable)
-    except (KeyError, TypeError):
-        return True
-
-
-def _history_depth(qos: Any) -> int:
-    """KEEP_LAST depth of a discovered writer (10 when unknown or KEEP_ALL)."""
-    from cyclonedds.core import Policy
-
-    try:
-        return max(1, int(qos[Policy.History].depth))
-    except (KeyError, TypeError, AttributeError):
-        return 10
+                               f"{'RELIABLE' if qos.reliable else 'BEST_EFFORT'}{', TRANSIENT_LOCAL' if qos.transient_local else ''})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
