@@ -417,7 +417,8 @@ class Learner:
         self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.received + 1 if resumed else None)
         if not resumed:
             self.tb.add_text("hyperparameters", "```\n" + json.dumps(to_jsonable(cfg), indent=2) + "\n```")
-        self.t_start = time.perf_counter()
+        # training time so far: a resumed run continues it, so evals.csv's wall_s counts the whole run
+        self.t_start = time.perf_counter() - float(self.restored.get("wall_s", 0.0))
         self.session = os.urandom(8).hex()  # a restarted learner's versions start again from its checkpoint
         self._last_checkpoint_s = time.monotonic()
         self._rate = (time.perf_counter(), self.received, self.updates)
@@ -496,6 +497,7 @@ class Learner:
                  "next_eval": self.next_eval if math.isfinite(self.next_eval) else 1e18,
                  "next_checkpoint": self.next_checkpoint if math.isfinite(self.next_checkpoint) else 1e18,
                  "last_seq": dict(self.last_seq),
+                 "wall_s": time.perf_counter() - self.t_start,  # training time so far, resumed runs continue it
                  "last_eval": {"env_steps": self._last_eval_step, "seed": self._last_eval_seed, "result": self._last_eval},
                  "rng": {"numpy": self.rng.bit_generator.state, "python": [py[0], list(py[1]), py[2]]}}
         if actor_state is not None:

@@ -156,6 +156,10 @@ def test_train_resumes_bit_for_bit_after_sigkill(tmp_path):
     assert torch.equal(_flat(ta["agent"]), _flat(tb["agent"]))  # networks, targets, optimisers, log alpha
     assert torch.equal(ta["torch_rng"], tb["torch_rng"])
     assert sa["rng"] == sb["rng"] and sa["actor"] == sb["actor"] and sa["updates"] == sb["updates"]
+    # evals.csv's wall_s counts the whole run's training time: it continues after the resume, not from 0
+    evals_b = [(int(r["env_steps"]), float(r["wall_s"])) for r in csv.DictReader(open(run_b / "evals.csv"))]
+    assert [e for e, _ in evals_b] == sorted(e for e, _ in evals_b) and len(evals_b) >= 3, evals_b
+    assert all(w1 > w0 for (_, w0), (_, w1) in zip(evals_b, evals_b[1:])), evals_b
     log_a = [decode(f) for f in SegmentLog(tmp_path / "a" / "replay")]
     log_b = [decode(f) for f in SegmentLog(run_b / "replay")]
     assert len(log_a) == len(log_b) == steps
