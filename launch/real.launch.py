@@ -6,7 +6,8 @@
 Hardware nodes are lifecycle nodes that configure and activate on start (``autostart``); a node
 that cannot open its device (no RealSense, arm not reachable) logs why and exits 1. The nodes
 are the top-level entries of ``params_file``, read by ``robot_rl.ros.bringup.node_graph``, so
-``robot-rl bringup config/real.yaml`` starts the same graph without ROS 2.
+``robot-rl bringup config/real.yaml`` starts the same graph where ``ros2 launch`` is not
+installed (the nodes run on rclpy either way).
 """
 
 from launch import LaunchDescription

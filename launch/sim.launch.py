@@ -6,7 +6,8 @@
 The nodes are the top-level entries of ``params_file`` (a ROS 2 parameter file; a node's name
 starts with its kind: sim, camera_<name>, arm, teleop, recorder), read by
 ``robot_rl.ros.bringup.node_graph``: ``robot-rl bringup config/sim.yaml`` starts the same graph
-without ROS 2 (Cyclone DDS backend).
+where ``ros2 launch`` is not installed (``launch`` / ``launch_ros`` are not on PyPI; the nodes run
+on rclpy either way).
 """
 
 from launch import LaunchDescription

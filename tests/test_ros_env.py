@@ -1,4 +1,4 @@
-"""The sim node in its own process and RosRobotEnv in this one, over real Cyclone DDS on loopback."""
+"""The sim node in its own process and RosRobotEnv in this one, over ROS 2 (rclpy) on loopback."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Teleop node -> ROS topics -> RosTeleop, and the rosbag2 MCAP recorder, over real Cyclone DDS.
+"""Teleop node -> ROS topics -> RosTeleop, and the rosbag2 MCAP recorder, over real ROS 2 (rclpy).
 
-Every node under test runs in its own process (``python -m ...``) on an isolated DDS domain
+Every node under test runs in its own process (``python -m ...``) on an isolated ROS domain
 (the ``ros_domain`` fixture); publishers and the RosTeleop client run in the test process. The
 keyboard teleop node gets a pseudo-terminal as its controlling terminal, as a human's terminal
-would be. Nothing of DDS is mocked.
+would be. Nothing of ROS 2 is mocked; bags are read back with rosbags and the mcap package.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
 
 Every command is a twist in the robot base frame (REP 103: x forward, y left, z up), linear
 m/s then angular rad/s. Factories import their backend (and its SDK) only when called, so
-importing this package imports neither pygame nor pyspacemouse (nor cyclonedds).
+importing this package imports neither pygame nor pyspacemouse (nor rclpy).
 
 Example:
     >>> from robot_rl.drivers.teleop import make_teleop, teleop_names

@@ -7,8 +7,10 @@ executable, is the first word of its name (``sim``, ``camera_front`` -> camera n
 ``launch/real.launch.py`` read the same file through :func:`node_graph`, so ``ros2 launch`` and
 ``robot-rl bringup`` start the same nodes with the same parameters.
 
-Each node runs as ``python -m <module> --ros-args -r __node:=<name> --params-file <yaml>`` on the
-backend of this machine (Cyclone DDS without a ROS install). Output lines are prefixed with the
+Each node runs as ``python -m <module> --ros-args -r __node:=<name> --params-file <yaml>``, a real
+ROS 2 node on rclpy (the Jazzy wheels from PyPI, ``pip install -e .[ros]``, or a sourced ROS 2
+install); ``ros2 launch`` itself (``launch`` / ``launch_ros``) is not on PyPI, hence this command.
+The ROS domain is ``ROS_DOMAIN_ID`` of the calling environment, as for ``ros2 launch``. Output lines are prefixed with the
 node name and also written to ``<log_dir>/<name>.log``. A node that exits with an error stops
 the whole graph (as ``required=True`` in ``ros2 launch``) and bringup exits 1 naming it; Ctrl-C
 or SIGTERM sends SIGINT to every node (a clean lifecycle shutdown: bags closed, arm held), then

@@ -46,13 +46,13 @@ class RosConnection:
     Args:
         node_name: name of the client's node.
         namespace: node namespace.
-        backend: ROS backend (``"dds"``, ``"rclpy"``, None for the default choice).
-        domain_id: ROS domain ID (default ``ROS_DOMAIN_ID``).
+
+    The ROS domain and discovery range are ROS 2's own variables (``ROS_DOMAIN_ID``,
+    ``ROS_AUTOMATIC_DISCOVERY_RANGE``), read by rclpy.
     """
 
-    def __init__(self, node_name: str, namespace: str = "", backend: str | None = None,
-                 domain_id: int | None = None) -> None:
-        self.node = Node(node_name, namespace=namespace, backend=backend, domain_id=domain_id)
+    def __init__(self, node_name: str, namespace: str = "") -> None:
+        self.node = Node(node_name, namespace=namespace)
         self.cond = threading.Condition()
         self.thread = self.node.spin_in_thread()
 
@@ -343,12 +343,10 @@ class RosTeleop(Teleop):
         max_angular_rad_s: EE rotation rate at full deflection, rad/s (``spacenav_compat`` only).
         deadzone: normalised deflection below which the puck counts as untouched
             (``spacenav_compat`` only).
-        node_name: name of the client's node.
-        backend: ROS backend (``"dds"``, ``"rclpy"``, None for the default choice).
-        domain_id: ROS domain ID (default ``ROS_DOMAIN_ID``).
+        node_name: name of the client's node (its ROS domain is ``ROS_DOMAIN_ID``).
 
     Raises:
-        ConfigError: a non-positive ``stale_after_s`` or speed, or an unusable ROS backend.
+        ConfigError: a non-positive ``stale_after_s`` or speed.
 
     Example:
         >>> from robot_rl.drivers.teleop import make_teleop
@@ -359,8 +357,7 @@ class RosTeleop(Teleop):
 
     def __init__(self, twist_topic: str = TWIST_TOPIC, joy_topic: str = JOY_TOPIC, *, stale_after_s: float = 0.5,
                  spacenav_compat: bool = False, max_linear_m_s: float = 0.1, max_angular_rad_s: float = 0.5,
-                 deadzone: float = 0.05, node_name: str = "ros_teleop_client", backend: str | None = None,
-                 domain_id: int | None = None) -> None:
+                 deadzone: float = 0.05, node_name: str = "ros_teleop_client") -> None:
         if not stale_after_s > 0:
             raise ConfigError(f"stale_after_s must be positive seconds, got {stale_after_s}.")
         if not (max_linear_m_s > 0 and max_angular_rad_s > 0):
@@ -374,7 +371,7 @@ class RosTeleop(Teleop):
         self._last_rx_s = -np.inf  # monotonic time of the newest message
         self._pending: dict[str, Any] = {"success": False, "failure": False, "reset": False, "gripper": None}
         self._closed = False
-        self.connection = RosConnection(node_name, backend=backend, domain_id=domain_id)
+        self.connection = RosConnection(node_name)
         self.node = self.connection.node
         self._twist_sub = self.node.create_subscription("geometry_msgs/msg/Twist", twist_topic, self._on_twist)
         self._joy_sub = self.node.create_subscription("sensor_msgs/msg/Joy", joy_topic, self._on_joy)
