@@ -1,10 +1,16 @@
 """Franka Emika Panda / FR3 backend of :class:`~robot_rl.interfaces.Arm`, through franky-control.
 
-franky (https://github.com/TimSchneider42/franky) wraps libfranka: Cartesian motions with
-Ruckig trajectory generation that a newer motion may preempt, which is what a 10 Hz end-effector
-delta policy needs. Each :meth:`FrankaArm.command` clips the target into the workspace box and
-to ``max_ee_speed_mps``, sends an absolute Cartesian target (tool pointing down, given yaw)
-asynchronously, and returns at the next control tick, so the policy runs at ``control_hz``.
+franky (https://github.com/TimSchneider42/franky) wraps libfranka. Two control modes
+(``FrankaConfig.control_mode``); each :meth:`FrankaArm.command` clips the target into the
+workspace box, to ``max_ee_speed_mps`` and ``max_ee_angular_speed_rad_s``, sends the absolute
+Cartesian target (position and full orientation) and returns at the next control tick, so the
+policy runs at ``control_hz``:
+
+* ``"position"`` (stiff): Cartesian position motions with Ruckig trajectory generation that a
+  newer motion may preempt (``franky.CartesianMotion``), for free-space tasks (pick-and-lift).
+* ``"impedance"`` (compliant, for contact-rich tasks): one ``franky.CartesianImpedanceTrackingMotion``
+  runs for as long as the mode is used, and each tick streams the new target to it with
+  ``set_reference``. See :class:`FrankaImpedanceConfig` for the choice and the bounds.
 
 libfranka hangs forever when a host accepts the connection and never answers (see
 ../shared/HARDWARE_NOTES.md), so :meth:`FrankaArm.connect` checks the TCP port first and
@@ -21,10 +27,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from robot_rl.errors import ConfigError, DeviceUnavailableError
 from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
@@ -33,6 +40,173 @@ from robot_rl.interfaces import Arm, ArmCommand, ArmState, WorkspaceBox
 FCI_PORT = 1337
 #: The Panda's "ready" pose, radians.
 READY_Q = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
+
+# The arm's limits for the compliant mode (a config above them is refused before anything moves).
+#: Largest translational stiffness, N/m: the top of the range libfranka documents for the
+#: robot's own Cartesian impedance (``Robot::setCartesianImpedance``, K_x in [10, 3000] N/m).
+FRANKA_MAX_TRANSLATIONAL_STIFFNESS_N_M = 3000.0
+#: Largest rotational stiffness, N·m/rad (same source: [1, 300] N·m/rad).
+FRANKA_MAX_ROTATIONAL_STIFFNESS_NM_RAD = 300.0
+#: Largest spring-force bound, N: 5x what HIL-SERL/SERL insert with (2000 N/m x 1 cm = 20 N) and
+#: about the force joints 1-4 (87 N·m each) hold at the arm's reach with margin for gravity.
+FRANKA_MAX_FORCE_N = 100.0
+#: Largest spring-torque bound, N·m: the wrist joints' torque limit (joints 5-7: 12 N·m, FCI
+#: "Robot and interface specifications"); a torque about the flange axis rests on joint 7 alone.
+FRANKA_MAX_TORQUE_NM = 12.0
+
+_CONTROL_MODES = ("position", "impedance")
+
+
+@dataclass
+class FrankaImpedanceConfig:
+    """Compliant mode of the Franka: a client-side Cartesian impedance controller with reference limiting.
+
+    The choice (issue 14, item 3). franky-control 2.0 offers three ways to a compliant Franka:
+    (a) its own Cartesian impedance motions, ``CartesianImpedanceMotion`` (fixed target) and
+    ``CartesianImpedanceTrackingMotion`` (target streamed with ``set_reference``); (b) the robot's
+    internal impedance (``Robot.set_cartesian_impedance`` / ``set_joint_impedance``) under a
+    Cartesian position motion; (c) raw torque motions (``SimpleTorqueMotion``). We use (a), the
+    tracking motion: it *is* (c) done right, a 1 kHz torque-level Cartesian impedance law that
+    franky runs in its real-time loop over libfranka's torque interface (``tau = J^T (-K e - D
+    (J dq - twist_d)) + coriolis``, the robot adds gravity), as HIL-SERL/SERL's
+    ``serl_franka_controllers`` do, with franky's per-axis error clip as the reference limiting
+    (``translational_error_clip`` / ``rotational_error_clip``, SERL's ``translational_clip`` /
+    ``rotational_clip``) and a torque-rate limit (``max_delta_tau``). (b) was rejected: the internal
+    controller still follows a Ruckig *position* trajectory, so a target inside a surface keeps
+    being pushed towards with a force no one bounds, and its stiffness is changed only between
+    motions; franky-sim also acknowledges ``set_cartesian_impedance`` without simulating it, so
+    (b) could not be tested. franky's ``force_constraints`` were not used: they *replace* the
+    impedance wrench on an axis (force control), they do not bound it.
+
+    Reference limiting, twice: every control tick :func:`limit_reference` pulls the streamed target
+    towards the measured pose so that the spring force ``|K_t (p_ref - p)| <= max_force_n`` and
+    torque ``|K_r rotvec(R_ref R^T)| <= max_torque_nm`` (norms, base frame); and franky clips the
+    error per axis to ``max_force_n / K_t[i]`` and ``max_torque_nm / K_r[i]`` at 1 kHz, which keeps
+    the spring bounded between ticks too (when contact or a push moves the arm away).
+
+    Source: Luo et al. 2024, "SERL", arXiv:2401.16013 (section on the impedance controller and
+    reference limiting); Luo et al. 2024, "HIL-SERL", arXiv:2410.21845; franky's
+    ``doc/guide/impedance-control.md`` and ``src/motion/cartesian_impedance_base.cpp``.
+    """
+
+    translational_stiffness_n_m: tuple[float, float, float] = (2000.0, 2000.0, 2000.0)
+    """K_t per base axis x, y, z, N/m, in (0, FRANKA_MAX_TRANSLATIONAL_STIFFNESS_N_M] (SERL: 2000)."""
+    rotational_stiffness_nm_rad: tuple[float, float, float] = (150.0, 150.0, 150.0)
+    """K_r per base axis, N·m/rad, in (0, FRANKA_MAX_ROTATIONAL_STIFFNESS_NM_RAD] (SERL: 150)."""
+    translational_damping_ns_m: tuple[float, float, float] | None = None
+    """D_t per axis, N·s/m, >= 0; None: critical damping (franky's default)."""
+    rotational_damping_nms_rad: tuple[float, float, float] | None = None
+    """D_r per axis, N·m·s/rad, >= 0; None: critical damping. Set both dampings or neither."""
+    max_force_n: float = 20.0
+    """bound of the spring force, N, in (0, FRANKA_MAX_FORCE_N] (SERL: 2000 N/m x 0.01 m clip)."""
+    max_torque_nm: float = 7.5
+    """bound of the spring torque, N·m, in (0, FRANKA_MAX_TORQUE_NM] (SERL: 150 N·m/rad x 0.05 rad)."""
+    nullspace_stiffness_nm_rad: float = 10.0
+    """stiffness of the null-space posture task towards ``FrankaConfig.home_q``, N·m/rad; 0: none."""
+    max_delta_tau_nm: float = 1.0
+    """largest change of a commanded joint torque per 1 ms cycle, N·m (franky's default)."""
+    collision_force_threshold_n: float | None = None
+    """contact force above which the robot's reflex stops it, N (set on connect for x, y, z);
+    None: ``max(60, 2 * max_force_n)`` (franky's impedance example uses 60). Must exceed
+    ``max_force_n``, or contact at the bound would trip the reflex."""
+    collision_torque_threshold_nm: float | None = None
+    """the same for the Cartesian torque components, N·m; None: ``max(60, 2 * max_torque_nm)``."""
+    joint_torque_threshold_nm: float = 35.0
+    """external joint torque above which the reflex stops the robot, N·m, every joint (franky's
+    impedance example: 35; libfranka's default 20 trips on firm contact)."""
+
+    def validate(self) -> None:
+        """Check the gains and bounds against the arm's limits (called before anything connects).
+
+        Raises:
+            ConfigError: a non-finite, non-positive or too large stiffness, damping, bound or threshold.
+        """
+        def vec(name: str, value: Any, high: float, low_open: bool = True) -> np.ndarray:
+            v = np.asarray(value, dtype=np.float64)
+            bad_low = np.any(v <= 0) if low_open else np.any(v < 0)
+            if v.shape != (3,) or not np.all(np.isfinite(v)) or bad_low or np.any(v > high):
+                rng = f"({'0' if low_open else '[0'}, {high:g}]".replace("([0", "[0")
+                raise ConfigError(f"impedance {name} must be 3 finite values in {rng}, got {value!r}.")
+            return v
+
+        vec("translational_stiffness_n_m (N/m)", self.translational_stiffness_n_m, FRANKA_MAX_TRANSLATIONAL_STIFFNESS_N_M)
+        vec("rotational_stiffness_nm_rad (N·m/rad)", self.rotational_stiffness_nm_rad, FRANKA_MAX_ROTATIONAL_STIFFNESS_NM_RAD)
+        if (self.translational_damping_ns_m is None) != (self.rotational_damping_nms_rad is None):
+            raise ConfigError("set both translational_damping_ns_m and rotational_damping_nms_rad, or neither "
+                              "(None: critical damping).")
+        if self.translational_damping_ns_m is not None:
+            vec("translational_damping_ns_m (N·s/m)", self.translational_damping_ns_m, 1e4, low_open=False)
+            vec("rotational_damping_nms_rad (N·m·s/rad)", self.rotational_damping_nms_rad, 1e3, low_open=False)
+        for name, value, high in (("max_force_n", self.max_force_n, FRANKA_MAX_FORCE_N),
+                                  ("max_torque_nm", self.max_torque_nm, FRANKA_MAX_TORQUE_NM)):
+            if not np.isfinite(value) or not 0 < value <= high:
+                raise ConfigError(f"impedance {name} must be in (0, {high:g}] (the Franka's limit), got {value}.")
+        if not np.isfinite(self.nullspace_stiffness_nm_rad) or self.nullspace_stiffness_nm_rad < 0:
+            raise ConfigError(f"nullspace_stiffness_nm_rad must be >= 0, got {self.nullspace_stiffness_nm_rad}.")
+        if not np.isfinite(self.max_delta_tau_nm) or self.max_delta_tau_nm <= 0:
+            raise ConfigError(f"max_delta_tau_nm must be > 0, got {self.max_delta_tau_nm}.")
+        force_t, torque_t = self.collision_thresholds()
+        if not force_t > self.max_force_n or not torque_t > self.max_torque_nm:
+            raise ConfigError(f"collision thresholds ({force_t} N, {torque_t} N·m) must exceed the spring bounds "
+                              f"({self.max_force_n} N, {self.max_torque_nm} N·m), or every contact at the bound "
+                              "trips the robot's reflex; raise the thresholds or lower the bounds.")
+        if not np.isfinite(self.joint_torque_threshold_nm) or self.joint_torque_threshold_nm <= 0:
+            raise ConfigError(f"joint_torque_threshold_nm must be > 0, got {self.joint_torque_threshold_nm}.")
+
+    def collision_thresholds(self) -> tuple[float, float]:
+        """(force N, torque N·m) thresholds of the robot's Cartesian collision reflex."""
+        force = self.collision_force_threshold_n
+        torque = self.collision_torque_threshold_nm
+        return (float(max(60.0, 2.0 * self.max_force_n) if force is None else force),
+                float(max(60.0, 2.0 * self.max_torque_nm) if torque is None else torque))
+
+    def error_clip(self) -> tuple[np.ndarray, np.ndarray]:
+        """franky's per-axis error clips: (3,) metres ``max_force_n / K_t`` and (3,) radians ``max_torque_nm / K_r``."""
+        return (self.max_force_n / np.asarray(self.translational_stiffness_n_m, np.float64),
+                self.max_torque_nm / np.asarray(self.rotational_stiffness_nm_rad, np.float64))
+
+
+def limit_reference(position_m: np.ndarray, quat_xyzw: np.ndarray, target_m: np.ndarray, target_xyzw: np.ndarray,
+                    config: FrankaImpedanceConfig) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Reference limiting: pull an impedance target towards the measured pose until the spring is bounded.
+
+    The translational error ``e = target - position`` is scaled down (its direction kept) until
+    ``|K_t e| <= max_force_n``; the rotation error ``r = rotvec(R_target R^T)`` (base frame, rad) until
+    ``|K_r r| <= max_torque_nm``. Orientation is honoured in full (no tool-down assumption).
+
+    Args:
+        position_m: (3,) measured EE position, metres, base frame.
+        quat_xyzw: (4,) measured EE orientation, base frame.
+        target_m: (3,) commanded EE position, metres, base frame.
+        target_xyzw: (4,) commanded EE orientation, base frame (any norm > 0).
+        config: stiffness and bounds.
+
+    Returns:
+        (3,) limited target position (m), (4,) limited unit quaternion xyzw, whether anything was limited.
+
+    Example:
+        >>> cfg = FrankaImpedanceConfig(translational_stiffness_n_m=(1000.0,) * 3, max_force_n=10.0)
+        >>> q = np.array([1.0, 0.0, 0.0, 0.0])
+        >>> p, _, clipped = limit_reference(np.zeros(3), q, np.array([0.0, 0.0, -0.05]), q, cfg)
+        >>> p.round(4).tolist(), clipped  # 1000 N/m x 0.01 m = 10 N
+        ([0.0, 0.0, -0.01], True)
+    """
+    p = np.asarray(position_m, np.float64)
+    e = np.asarray(target_m, np.float64) - p
+    k_t = np.asarray(config.translational_stiffness_n_m, np.float64)
+    k_r = np.asarray(config.rotational_stiffness_nm_rad, np.float64)
+    clipped = False
+    force = float(np.linalg.norm(k_t * e))
+    if force > config.max_force_n:
+        e = e * (config.max_force_n / force)
+        clipped = True
+    current = Rotation.from_quat(quat_xyzw)
+    r = (Rotation.from_quat(target_xyzw) * current.inv()).as_rotvec()
+    torque = float(np.linalg.norm(k_r * r))
+    if torque > config.max_torque_nm:
+        r = r * (config.max_torque_nm / torque)
+        clipped = True
+    return p + e, (Rotation.from_rotvec(r) * current).as_quat(), clipped
 
 
 @dataclass
@@ -63,6 +237,45 @@ class FrankaConfig:
     """finger speed, m/s."""
     gripper_force_n: float = 20.0
     """grasp force, N."""
+    max_ee_angular_speed_rad_s: float = 1.0
+    """a target orientation further than this times the control period from the current one is pulled in."""
+    control_mode: str = "position"
+    """"position": stiff Ruckig Cartesian motions; "impedance": compliant (see :class:`FrankaImpedanceConfig`)."""
+    impedance: FrankaImpedanceConfig = field(default_factory=FrankaImpedanceConfig)
+    """gains and bounds of the compliant mode (validated in every mode, used in "impedance")."""
+
+
+def impedance_motion(config: FrankaConfig) -> Any:
+    """A new ``franky.CartesianImpedanceTrackingMotion`` for ``config.impedance`` (not started; no robot needed).
+
+    Stiffness and damping are diagonal in the base frame ([x, y, z, rx, ry, rz]); the error clips are
+    :meth:`FrankaImpedanceConfig.error_clip` (the 1 kHz reference limiting); the null-space posture
+    task pulls towards ``config.home_q``; ``max_delta_tau`` limits the torque rate.
+
+    Raises:
+        DeviceUnavailableError: franky is not installed.
+    """
+    try:
+        import franky as f
+    except ImportError as e:
+        raise DeviceUnavailableError("the Franka backend needs franky: pip install franky-control") from e
+    imp = config.impedance
+    clip_m, clip_rad = imp.error_clip()
+    posture = (f.PostureTask(np.asarray(config.home_q, np.float64), float(imp.nullspace_stiffness_nm_rad))
+               if imp.nullspace_stiffness_nm_rad > 0 else None)
+    k_t = np.asarray(imp.translational_stiffness_n_m, np.float64)
+    k_r = np.asarray(imp.rotational_stiffness_nm_rad, np.float64)
+    # franky's constructor takes isotropic gains only; start at the softest axis and let set_gains
+    # blend in the per-axis values (franky interpolates gains with a 0.1 s time constant)
+    motion = f.CartesianImpedanceTrackingMotion(
+        translational_stiffness=float(k_t.min()), rotational_stiffness=float(k_r.min()),
+        posture_task=posture, max_delta_tau=imp.max_delta_tau_nm,
+        translational_error_clip=clip_m, rotational_error_clip=clip_rad)
+    damping = (None if imp.translational_damping_ns_m is None else
+               np.concatenate([imp.translational_damping_ns_m, imp.rotational_damping_nms_rad]).astype(np.float64))
+    if damping is not None or np.ptp(k_t) > 0 or np.ptp(k_r) > 0:
+        motion.set_gains(f.CartesianImpedanceGains.diagonal(np.concatenate([k_t, k_r]), damping))
+    return motion
 
 
 def _tcp_precheck(host: str, port: int, timeout_s: float) -> None:
@@ -109,13 +322,22 @@ class FrankaArm(Arm):
 
     def __init__(self, config: FrankaConfig | None = None) -> None:
         self.config = c = config or FrankaConfig()
-        if c.control_hz <= 0 or c.max_ee_speed_mps <= 0 or not 0 < c.relative_dynamics_factor <= 1:
-            raise ConfigError("control_hz and max_ee_speed_mps must be > 0 and relative_dynamics_factor in (0, 1]")
+        if (c.control_hz <= 0 or c.max_ee_speed_mps <= 0 or c.max_ee_angular_speed_rad_s <= 0
+                or not 0 < c.relative_dynamics_factor <= 1):
+            raise ConfigError("control_hz, max_ee_speed_mps and max_ee_angular_speed_rad_s must be > 0 and "
+                              "relative_dynamics_factor in (0, 1]")
+        if c.control_mode not in _CONTROL_MODES:
+            raise ConfigError(f"control_mode must be one of {_CONTROL_MODES}, got {c.control_mode!r}.")
+        c.impedance.validate()  # bad gains or bounds fail here, before anything connects
         self.control_hz = c.control_hz
         self.workspace = WorkspaceBox(tuple(c.workspace_low), tuple(c.workspace_high))
         self.robot = self.gripper = None
         self._gripper_target: float | None = None
         self._last_target: tuple[np.ndarray, np.ndarray] | None = None  # position (m), quaternion xyzw
+        self._impedance_motion: Any = None  # the running franky.CartesianImpedanceTrackingMotion
+        #: ticks whose target reference limiting pulled in, and impedance motions restarted after a reflex
+        self.reference_limited = 0
+        self.reflex_recoveries = 0
         self._next_tick = time.monotonic()
         self._max_width = 0.08
         self.connect()
@@ -132,6 +354,10 @@ class FrankaArm(Arm):
         self.robot = _with_timeout(lambda: franky.Robot(c.host, realtime_config=rt), c.connect_timeout_s,
                                    f"Franka at {c.host}")
         self.robot.relative_dynamics_factor = c.relative_dynamics_factor
+        if c.control_mode == "impedance":
+            self.robot.recover_from_errors()
+            force_t, torque_t = c.impedance.collision_thresholds()
+            self.robot.set_collision_behavior([c.impedance.joint_torque_threshold_nm] * 7, [force_t] * 3 + [torque_t] * 3)
         if c.gripper:
             self.gripper = _with_timeout(lambda: franky.Gripper(c.host), c.connect_timeout_s, f"Franka Hand at {c.host}")
             self._max_width = float(self.gripper.max_width) or 0.08
@@ -153,23 +379,40 @@ class FrankaArm(Arm):
                         wrench=wrench, gripper=opening, stamp=time.time())
 
     def command(self, cmd: ArmCommand) -> ArmCommand:
-        """Send ``cmd`` (clipped to the box and the speed limit) and return at the next control tick.
+        """Send ``cmd`` (clipped to the box and the speed limits) and return at the next control tick.
+
+        In ``"impedance"`` mode the target is also pulled in by :func:`limit_reference` (the spring
+        force and torque stay under ``impedance.max_force_n`` / ``max_torque_nm``).
 
         Returns:
-            The command actually sent.
+            The command actually sent (position m, quaternion xyzw, base frame).
         """
-        current = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.translation, np.float64)
+        pose = self.robot.current_cartesian_state.pose.end_effector_pose
+        current = np.asarray(pose.translation, np.float64)
+        current_quat = np.asarray(pose.quaternion, np.float64)
         target = self.workspace.clip(cmd.ee_target_position)
         step = target - current
         max_step = self.config.max_ee_speed_mps / self.control_hz
         norm = float(np.linalg.norm(step))
         if norm > max_step:
             target = self.workspace.clip(current + step * (max_step / norm))
-        last = self._last_target
         quat = np.asarray(cmd.ee_target_quaternion, np.float64)
+        if quat.shape != (4,) or not np.all(np.isfinite(quat)) or np.linalg.norm(quat) < 1e-6:
+            raise ValueError(f"ee_target_quaternion must be a finite (4,) xyzw quaternion, got {quat}.")
+        rotation = (Rotation.from_quat(quat) * Rotation.from_quat(current_quat).inv()).as_rotvec()
+        max_angle = self.config.max_ee_angular_speed_rad_s / self.control_hz
+        angle = float(np.linalg.norm(rotation))
+        if angle > max_angle:
+            quat = (Rotation.from_rotvec(rotation * (max_angle / angle)) * Rotation.from_quat(current_quat)).as_quat()
         quat = quat / np.linalg.norm(quat)
-        if last is None or np.linalg.norm(target - last[0]) > 5e-4 or 1.0 - abs(float(quat @ last[1])) > 1e-7:
-            self._move(target, quat)  # an unchanged target is not re-planned
+        if self.config.control_mode == "impedance":
+            target, quat, limited = limit_reference(current, current_quat, target, quat, self.config.impedance)
+            self.reference_limited += int(limited)
+            self._track(target, quat)
+        else:
+            last = self._last_target
+            if last is None or np.linalg.norm(target - last[0]) > 5e-4 or 1.0 - abs(float(quat @ last[1])) > 1e-7:
+                self._move(target, quat)  # an unchanged target is not re-planned
         sent = ArmCommand(ee_target_position=target, ee_target_quaternion=quat,
                           gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
         self._command_gripper(sent.gripper)
@@ -197,6 +440,48 @@ class FrankaArm(Arm):
             self.robot.move(motion, asynchronous=True)
         self._last_target = (target.copy(), quat_xyzw.copy())
 
+    def _track(self, target: np.ndarray, quat_xyzw: np.ndarray) -> None:
+        """Stream a target to the running impedance motion; start one (again) when none runs.
+
+        A motion ended by a reflex (a collision threshold, a torque discontinuity) is restarted from
+        the measured pose after ``recover_from_errors`` and counted in ``reflex_recoveries``.
+        """
+        f = self._franky
+        reference = f.CartesianReference(f.Affine(target, quat_xyzw))
+        motion = self._impedance_motion
+        if motion is not None:
+            # franky's poll_motion() reads False while this motion runs; is_in_control is the reliable flag
+            if not self.robot.is_in_control or self.robot.has_errors:
+                motion = self._impedance_motion = None
+                self.reflex_recoveries += 1
+        if motion is None:
+            try:  # a stopped or failed predecessor reports its end ("preempted", a reflex) here
+                self.robot.join_motion(timeout=1.0 / self.control_hz)
+            except Exception:  # noqa: BLE001 - recovered below
+                pass
+            if self.robot.has_errors:
+                self.robot.recover_from_errors()
+            motion = impedance_motion(self.config)
+            motion.set_reference(reference)
+            self.robot.move(motion, asynchronous=True)
+            self._impedance_motion = motion
+        else:
+            motion.set_reference(reference)
+        self._last_target = (target.copy(), quat_xyzw.copy())
+
+    def _end_impedance(self) -> None:
+        """Stop the impedance motion (the robot then holds its pose); no-op when none runs."""
+        if self._impedance_motion is None:
+            return
+        self._impedance_motion = None
+        self.robot.stop()
+        try:
+            self.robot.join_motion(timeout=1.0)
+        except Exception:  # noqa: BLE001 - a stopped motion reports "preempted"; nothing to recover
+            pass
+        if self.robot.has_errors:
+            self.robot.recover_from_errors()
+
     def _command_gripper(self, opening: float) -> None:
         if self.gripper is None:
             return
@@ -213,6 +498,7 @@ class FrankaArm(Arm):
     def home(self) -> None:
         """Move to ``home_q`` (blocking) and open the gripper."""
         f = self._franky
+        self._end_impedance()
         self.robot.move(f.JointMotion(list(self.config.home_q)))
         self._last_target = None
         if self.gripper is not None:
@@ -222,6 +508,7 @@ class FrankaArm(Arm):
 
     def stop(self) -> None:
         """Stop the current motion (the robot holds its pose)."""
+        self._impedance_motion = None
         if self.robot is not None:
             try:
                 self.robot.stop()
