@@ -47,9 +47,10 @@ READY_Q = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
 FRANKA_MAX_TRANSLATIONAL_STIFFNESS_N_M = 3000.0
 #: Largest rotational stiffness, N·m/rad (same source: [1, 300] N·m/rad).
 FRANKA_MAX_ROTATIONAL_STIFFNESS_NM_RAD = 300.0
-#: Largest spring-force bound, N: 5x what HIL-SERL/SERL insert with (2000 N/m x 1 cm = 20 N) and
-#: about the force joints 1-4 (87 N·m each) hold at the arm's reach with margin for gravity.
-FRANKA_MAX_FORCE_N = 100.0
+#: Largest spring-force bound, N: the weight of the Panda's rated payload (3 kg), a force the arm is
+#: rated to hold at the flange in any pose (HIL-SERL/SERL insert with 2000 N/m x 1 cm = 20 N). The
+#: same limits as the sims' ``ImpedanceConfig`` (sim/impedance.py).
+FRANKA_MAX_FORCE_N = 3.0 * 9.81
 #: Largest spring-torque bound, N·m: the wrist joints' torque limit (joints 5-7: 12 N·m, FCI
 #: "Robot and interface specifications"); a torque about the flange axis rests on joint 7 alone.
 FRANKA_MAX_TORQUE_NM = 12.0
@@ -140,7 +141,7 @@ class FrankaImpedanceConfig:
         for name, value, high in (("max_force_n", self.max_force_n, FRANKA_MAX_FORCE_N),
                                   ("max_torque_nm", self.max_torque_nm, FRANKA_MAX_TORQUE_NM)):
             if not np.isfinite(value) or not 0 < value <= high:
-                raise ConfigError(f"impedance {name} must be in (0, {high:g}] (the Franka's limit), got {value}.")
+                raise ConfigError(f"impedance {name} must be in (0, {high:.4g}] (the Franka's limit), got {value}.")
         if not np.isfinite(self.nullspace_stiffness_nm_rad) or self.nullspace_stiffness_nm_rad < 0:
             raise ConfigError(f"nullspace_stiffness_nm_rad must be >= 0, got {self.nullspace_stiffness_nm_rad}.")
         if not np.isfinite(self.max_delta_tau_nm) or self.max_delta_tau_nm <= 0:

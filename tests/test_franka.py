@@ -132,7 +132,7 @@ def test_reference_limiting_bounds_the_spring_force_and_torque():
     for trial in range(500):
         cfg = FrankaImpedanceConfig(translational_stiffness_n_m=tuple(rng.uniform(50, 3000, 3)),
                                     rotational_stiffness_nm_rad=tuple(rng.uniform(5, 300, 3)),
-                                    max_force_n=float(rng.uniform(1, 100)), max_torque_nm=float(rng.uniform(0.5, 12)))
+                                    max_force_n=float(rng.uniform(1, 29)), max_torque_nm=float(rng.uniform(0.5, 12)))
         p = rng.uniform(-1, 1, 3)
         q = Rotation.random(random_state=trial).as_quat()
         scale = [1e-4, 1e-2, 1.0, 1e3][trial % 4]  # from inside the bound to absurd (1 km away)
@@ -160,8 +160,8 @@ def test_reference_limiting_bounds_the_spring_force_and_torque():
     (dict(translational_stiffness_n_m=(2000.0, 2000.0, 5000.0)), r"translational_stiffness_n_m .* \(0, 3000\]"),
     (dict(rotational_stiffness_nm_rad=(150.0, -1.0, 150.0)), r"rotational_stiffness_nm_rad .* \(0, 300\]"),
     (dict(rotational_stiffness_nm_rad=(150.0, 150.0, float("nan"))), r"rotational_stiffness_nm_rad"),
-    (dict(max_force_n=0.0), r"max_force_n must be in \(0, 100\]"),
-    (dict(max_force_n=250.0), r"max_force_n must be in \(0, 100\]"),
+    (dict(max_force_n=0.0), r"max_force_n must be in \(0, 29.43\]"),
+    (dict(max_force_n=35.0), r"max_force_n must be in \(0, 29.43\]"),
     (dict(max_torque_nm=-1.0), r"max_torque_nm must be in \(0, 12\]"),
     (dict(max_torque_nm=40.0), r"max_torque_nm must be in \(0, 12\]"),
     (dict(collision_force_threshold_n=15.0), r"collision thresholds .* must exceed the spring bounds"),
