@@ -38,6 +38,7 @@ from robot_rl.torch_setup import preload_torch
 #: Episode lengths in control steps (10 Hz); the sim task configs default to the same numbers.
 PICK_LIFT_EPISODE_STEPS = 50
 PUSH_EPISODE_STEPS = 60
+PEG_INSERTION_EPISODE_STEPS = 60
 
 #: Entry points of the simulated and the ROS IDs; both take the task name as ``task``.
 SIM_ENTRY_POINT = "robot_rl.sim.envs:make_sim_env"

@@ -20,7 +20,7 @@ import numpy as np
 from robot_rl.env import RobotEnv
 from robot_rl.errors import ConfigError
 
-from .tasks import TASKS, PickLiftConfig, PushConfig
+from .tasks import TASKS, PegInsertionConfig, PickLiftConfig, PushConfig
 
 #: Size in pixels (height, width) of ``render()`` frames when the env has no front camera.
 RENDER_SIZE_PX = (256, 256)
@@ -43,13 +43,13 @@ def _backend(name: str) -> ModuleType:
 def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: Sequence[str] = (),
                  image_size: int | tuple[int, int] = 128, reward_type: str = "sparse", enable_yaw: bool = False,
                  binary_gripper: bool = True, privileged_state: bool = True, control_hz: float = 10.0,
-                 shadows: bool = False, task_config: PickLiftConfig | PushConfig | None = None,
+                 shadows: bool = False, task_config: PickLiftConfig | PushConfig | PegInsertionConfig | None = None,
                  render_mode: str | None = None, sim_params=None, randomize=None, randomize_seed: int | None = None,
                  hand_eye=None) -> RobotEnv:
     """A simulated Panda table env: the entry point of the ``robot_rl/Panda*-v0`` IDs.
 
     Args:
-        task: a name of :data:`robot_rl.sim.tasks.TASKS` (``"pick_lift"``, ``"push"``).
+        task: a name of :data:`robot_rl.sim.tasks.TASKS` (``"pick_lift"``, ``"push"``, ``"peg_insertion"``).
         backend: ``"mujoco"`` or ``"pybullet"``.
         cameras: camera names for ``obs["images"]`` (``front``, ``wrist``); none for state only.
         image_size: image size in pixels, ``N`` for N x N or ``(height, width)``.
@@ -60,7 +60,8 @@ def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: S
             ``obs["state"]``.
         control_hz: control rate; 500 / control_hz must be a whole number (2 ms physics steps).
         shadows: render shadows (MuJoCo; about 5x slower image rendering).
-        task_config: the task's settings (:class:`PickLiftConfig`, :class:`PushConfig`); the task's
+        task_config: the task's settings (:class:`PickLiftConfig`, :class:`PushConfig`,
+            :class:`PegInsertionConfig`); the task's
             ``default_config()`` when None.
         render_mode: ``None`` or ``"rgb_array"``.
         sim_params: identified parameters (:class:`robot_rl.sim.params.SimParams`, a dict or a
@@ -92,7 +93,8 @@ def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: S
     if unknown:
         raise ConfigError(f"unknown camera(s) {unknown}; the Panda scene has cameras {list(CAMERAS)}")
     b = _backend(backend)
-    physics = b.PandaPhysics(b.SceneConfig(shadows=shadows, with_target=task_cls.NEEDS_TARGET))
+    physics = b.PandaPhysics(b.SceneConfig(shadows=shadows, with_target=task_cls.NEEDS_TARGET,
+                                           **task_cls.scene_kwargs(cfg)))
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
     arm = b.make_arm(physics, cfg.workspace, np.asarray(cfg.home_tcp_position_m), control_hz)
     cams = [b.make_camera(physics, name, height, width) for name in cameras]

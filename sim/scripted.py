@@ -163,10 +163,106 @@ def push_policy(env: gym.Env, script: PushScript | None = None) -> Policy:
     return policy
 
 
+@dataclass
+class PegInsertionScript:
+    """Waypoints and gains of the peg-insertion controller (metres, radians)."""
+
+    hover_above_m: float = 0.015
+    """the tip first lines up with the hole this far above the entry, along the hole's axis."""
+    insert_below_m: float = 0.025
+    """then it descends towards this far below the entry (past the success depth)."""
+    insert_step_m: float = 0.008
+    """largest descent per control step while inserting (slower than free motion: contacts)."""
+    align_tolerance_m: float = 0.0004
+    """the tip must be this close to the hovering waypoint before descending (the play per side is 0.5 mm)."""
+    rotation_tolerance_rad: float = 0.01
+    """... and the peg's rotation this close to the hole's."""
+    stuck_steps: int = 4
+    """while inserting, this many steps without 1 mm more depth outside the opening: back up and line up again."""
+    gain: float = 0.8
+    """fraction of the remaining pose error commanded per step (below 1: no overshoot from the arm's lag)."""
+
+
+def _rotation_action(env: RobotEnv, rotvec: np.ndarray) -> list[float]:
+    """Rotation entries of an action that turns the tool by the (3,) base-frame rotation vector
+    ``rotvec`` (radians): all three with ``rotation="full"``, the z part with yaw, none otherwise."""
+    mode = getattr(env, "rotation", "yaw" if env.enable_yaw else "none")
+    if mode == "full":
+        return list(np.clip(rotvec / env.max_rot_step_rad, -1.0, 1.0))
+    if mode == "yaw":
+        return [float(np.clip(rotvec[2] / env.max_yaw_step_rad, -1.0, 1.0))]
+    return []
+
+
+def _gripper_action(env: RobotEnv, value: float) -> list[float]:
+    """The gripper entry of an action (none when the env holds the gripper fixed)."""
+    return [value] if getattr(env, "gripper_action", True) else []
+
+
+def peg_insertion_policy(env: gym.Env, script: PegInsertionScript | None = None) -> Policy:
+    """Scripted peg insertion: line the peg up above the hole (position and rotation, the grasp
+    offset compensated), descend along the hole's axis, back up and line up again when stuck.
+
+    Reads the hole and peg poses from the task (:class:`robot_rl.sim.tasks.PegInsertionTask`).
+    With ``rotation="full"`` it corrects the peg's tilt and yaw; with ``"yaw"`` only its yaw.
+    """
+    from scipy.spatial.transform import Rotation
+
+    u: RobotEnv = env.unwrapped
+    sc = script if script is not None else PegInsertionScript()
+    mem = {"phase": "align", "best_depth": 0.0, "stalled": 0}
+
+    def policy(_obs: Any) -> np.ndarray:
+        if u.episode_step == 0:  # called once per episode before its first step
+            mem.update(phase="align", best_depth=0.0, stalled=0)
+        s = u.arm.state()
+        hole_pos, hole_rot = u.task.hole_pose()
+        tip, peg_rot = u.task.peg_pose()
+        tool_rot = Rotation.from_quat(s.ee_quaternion)
+        rel = u.task.peg_rotation_in_hole()  # the peg in the hole frame, smallest of the square's four
+        turn = peg_rot * rel.inv() * peg_rot.inv()  # base frame: turns the peg onto the hole's rotation
+        mode = getattr(u, "rotation", "yaw" if u.enable_yaw else "none")
+        if mode != "full":  # the part of the turn the env can execute: its yaw, or none
+            turn = Rotation.from_rotvec([0.0, 0.0, turn.as_rotvec()[2] if mode == "yaw" else 0.0])
+            rel = peg_rot.inv() * turn * peg_rot
+        tip_in_tool = tool_rot.inv().apply(tip - s.ee_position)
+        axis = hole_rot.apply([0.0, 0.0, 1.0])  # out of the hole
+        tip_in_hole = hole_rot.inv().apply(tip - hole_pos)
+        lateral_m = float(np.linalg.norm(tip_in_hole[:2]))
+        depth_m = -float(tip_in_hole[2])
+        if mem["phase"] == "align":
+            goal_tip = hole_pos + axis * sc.hover_above_m
+            if (np.linalg.norm(tip - goal_tip) < sc.align_tolerance_m and rel.magnitude() < sc.rotation_tolerance_rad):
+                mem.update(phase="insert", best_depth=depth_m, stalled=0)
+        if mem["phase"] == "insert":
+            if depth_m > mem["best_depth"] + 0.001:
+                mem.update(best_depth=depth_m, stalled=0)
+            else:
+                mem["stalled"] += 1
+            if mem["stalled"] >= sc.stuck_steps and not u.task.is_success():
+                mem["phase"] = "align"  # jammed or on the rim: back up and line up again
+                goal_tip = hole_pos + axis * sc.hover_above_m
+            else:
+                # on the axis at a depth at most insert_step_m below the tip's current one
+                goal_depth = min(sc.insert_below_m, depth_m + sc.insert_step_m)
+                goal_tip = hole_pos - axis * goal_depth
+        goal_rot = turn * tool_rot
+        goal_tcp = goal_tip - goal_rot.apply(tip_in_tool)
+        step = sc.gain * (goal_tcp - s.ee_position)
+        if mem["phase"] == "align" and lateral_m > 0.003 and depth_m > -sc.hover_above_m:
+            step[2] = max(step[2], 0.0)  # do not sweep the tip sideways through the fixture
+        rotvec = sc.gain * turn.as_rotvec()
+        return np.array([*np.clip(step / u.max_ee_step_m, -1.0, 1.0), *_rotation_action(u, rotvec),
+                         *_gripper_action(u, -1.0)], dtype=np.float32)
+
+    return policy
+
+
 #: Scripted controller factory per task class name.
 SCRIPTED_POLICIES: dict[str, Callable[[gym.Env], Policy]] = {
     "PickLiftTask": pick_lift_policy,
     "PushTask": push_policy,
+    "PegInsertionTask": peg_insertion_policy,
 }
 
 

@@ -27,6 +27,7 @@ import mujoco
 import numpy as np
 
 from ..geometry import TableSceneConfig
+from ..insertion import PegHoleGeometry
 
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
@@ -71,6 +72,8 @@ class SceneConfig(TableSceneConfig):
     """friction of the finger pads; MuJoCo uses the larger of two geoms' coefficients."""
     table_friction: tuple[float, float, float] = (0.5, 0.005, 0.0001)
     """table friction; low enough that the cube slides when pushed."""
+    insertion: PegHoleGeometry | None = None
+    """add a peg held by the hand and a fixture with a square hole (:mod:`robot_rl.sim.mujoco.insertion`)."""
 
 
 def _panda_urdf_text(directory: Path) -> str:
@@ -187,6 +190,11 @@ def build_model(cfg: SceneConfig) -> mujoco.MjModel:
         target = world.add_body(name=TARGET_BODY, mocap=True, pos=[0.6, 0.0, 0.0])
         target.add_geom(name="target", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[cfg.target_radius_m, 0.0005, 0],
                         rgba=[0.1, 0.8, 0.2, 1.0], contype=0, conaffinity=0)
+    if cfg.insertion is not None:
+        from .insertion import add_peg_and_fixture
+
+        add_peg_and_fixture(spec, cfg.insertion, (_ROBOT_CONTYPE, _ROBOT_CONAFFINITY),
+                            (_WORLD_CONTYPE, _WORLD_CONAFFINITY), HAND_VISUAL_GROUP)
     front_pos = np.array(cfg.front_camera_position_m)
     world.add_camera(name=FRONT_CAMERA, pos=front_pos, fovy=cfg.front_camera_fovy_deg,
                      quat=_look_at_quat(front_pos, np.array(cfg.front_camera_lookat_m)))
@@ -230,6 +238,12 @@ class PandaPhysics:
         self.hand_body_ids = frozenset(b for b in range(m.nbody) if self._has_ancestor(b, hand_root))
         self.target_mocap_id = int(m.body_mocapid[m.body(TARGET_BODY).id]) if self.config.with_target else -1
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.insertion = None
+        """the peg and the fixture (:class:`~robot_rl.sim.mujoco.insertion.MujocoPegHole`) with ``config.insertion``."""
+        if self.config.insertion is not None:
+            from .insertion import MujocoPegHole
+
+            self.insertion = MujocoPegHole(self)
         # Built-in values the randomisation and sim-parameter hooks scale or restore.
         self.table_geom_id = m.geom("table").id
         self._friction_geoms = (self.cube_geom_id, self.table_geom_id, *self.pad_geom_ids)

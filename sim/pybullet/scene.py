@@ -22,6 +22,7 @@ import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
 from ..geometry import TableSceneConfig
+from ..insertion import PegHoleGeometry
 
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
@@ -51,6 +52,8 @@ class SceneConfig(TableSceneConfig):
     """friction coefficient of the fingers (and pads)."""
     table_lateral_friction: float = 0.5
     """table friction; low enough that the cube slides when pushed."""
+    insertion: PegHoleGeometry | None = None
+    """add a peg held by the hand and a fixture with a square hole (:mod:`robot_rl.sim.pybullet.insertion`)."""
 
 
 def _panda_urdf_with_pads(directory: Path) -> str:
@@ -129,6 +132,12 @@ class PandaPhysics:
                 baseVisualShapeIndex=p.createVisualShape(pybullet.GEOM_CYLINDER, radius=cfg.target_radius_m, length=0.001,
                                                          rgbaColor=[0.1, 0.8, 0.2, 1.0]),
                 basePosition=[0.6, 0.0, 0.0])
+        self.insertion = None
+        """the peg and the fixture (:class:`~robot_rl.sim.pybullet.insertion.PybulletPegHole`) with ``config.insertion``."""
+        if cfg.insertion is not None:
+            from .insertion import PybulletPegHole
+
+            self.insertion = PybulletPegHole(self)
         self.time = 0.0
         p.stepSimulation()  # the first step after loading builds caches later steps reuse: take it once
         self._state_id = p.saveState()
