@@ -90,6 +90,17 @@ def node_graph(params_file: str | Path) -> list[NodeSpec]:
     return specs
 
 
+def node_command(spec: NodeSpec, params_file: str | Path) -> list[str]:
+    """The command line that starts ``spec`` as ``ros2 launch`` would (``ros2 run robot_rl
+    <executable> --ros-args -r __node:=<name> --params-file <params_file>``), with this Python.
+
+    Example:
+        >>> node_command(NodeSpec("camera_front", "camera", *NODE_KINDS["camera"]), "config/real.yaml")[1:]
+        ['-m', 'robot_rl.drivers.camera_node', '--ros-args', '-r', '__node:=camera_front', '--params-file', 'config/real.yaml']
+    """
+    return [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params_file)]
+
+
 @dataclass
 class _Running:
     spec: NodeSpec
@@ -152,7 +163,7 @@ def bringup(params_file: str | Path, *, only: list[str] | None = None, skip: lis
     try:
         for spec in specs:
             log = log_root / f"{spec.name}.log"
-            cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params)]
+            cmd = node_command(spec, params)
             # only the teleop node reads the terminal (keyboard teleop); the others get no stdin
             stdin = None if spec.name == terminal_owner else subprocess.DEVNULL
             proc = subprocess.Popen(cmd, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
