@@ -187,6 +187,15 @@ class ChunkBuilder:
         return chunk
 
 
+def episode_force_stats(forces_n: list[float]) -> dict[str, float]:
+    """``max_force_n`` and ``mean_force_n``: the largest and the mean per-step contact force
+    magnitude of an episode (N, the env's ``info["ee_force_n"]``: the wrist F/T reading at the end
+    of each step), rounded to mN; empty when the env reports no force (the CSV cells stay blank)."""
+    if not forces_n:
+        return {}
+    return {"max_force_n": round(max(forces_n), 3), "mean_force_n": round(sum(forces_n) / len(forces_n), 3)}
+
+
 class ActorLoop:
     """The control loop of one actor: reset, act, step, record; one :meth:`step` per env step.
 
@@ -205,7 +214,8 @@ class ActorLoop:
         episode: the current (or next) episode number. step_id: the next step's ID.
         last_stats: the statistics of the last finished episode (``return``, ``length``,
             ``success``, ``intervention_steps``, ``takeovers``, ``intervention_rate``,
-            ``params_version``; ``env_success`` with a reward model).
+            ``params_version``; ``env_success`` with a reward model; ``max_force_n`` and
+            ``mean_force_n`` when the env reports ``info["ee_force_n"]``).
     """
 
     def __init__(self, env: gym.Env, settings: ActorSettings, teleop: Teleop | None = None,
@@ -219,6 +229,7 @@ class ActorLoop:
         self.split: tuple[np.ndarray, dict[str, np.ndarray]] | None = None  # None: reset before the next step
         self.last_stats: dict[str, Any] | None = None
         self._stats: dict[str, Any] = {}
+        self._force_n: list[float] = []
 
     def _split(self, obs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Split an observation; images are copied (a camera driver may reuse its frame buffer
@@ -231,6 +242,7 @@ class ActorLoop:
         self.split = self._split(obs)
         self.builder.start(*self.split, self.episode)
         self._stats = {"return": 0.0, "length": 0, "success": False, "intervention_steps": 0, "takeovers": 0}
+        self._force_n: list[float] = []  # info["ee_force_n"] of each step (envs with a wrist F/T reading)
 
     def step(self, policy: Policy | None, deterministic: bool = False, params_version: int = -1
              ) -> tuple[TransitionChunk | None, bool]:
@@ -267,12 +279,14 @@ class ActorLoop:
             st["env_success"] = bool(st.get("env_success", False)) or bool(info["env_is_success"])
         st["intervention_steps"] += intervention
         st["takeovers"] += bool(info.get("takeover", False))
+        if "ee_force_n" in info:
+            self._force_n.append(float(info["ee_force_n"]))
         done = bool(terminated or truncated)
         chunk = None
         if done:
             self.last_stats = {**st, "return": round(st["return"], 6),
                                "intervention_rate": st["intervention_steps"] / max(st["length"], 1),
-                               "params_version": params_version}
+                               "params_version": params_version, **episode_force_stats(self._force_n)}
             chunk = self.builder.take(self.last_stats)
             self.episode += 1
             self.split = None

@@ -75,9 +75,10 @@ RUN_FILE = "run.json"
 #: run directory format: 2 = one replay log for both modes (1: train runs kept ``episodes/*.npz``)
 RUN_FORMAT = 2
 #: columns of ``episodes.csv`` (both modes); ``env_success`` is the env's privileged success, filled
-#: when the reward comes from a model (empty otherwise)
+#: when the reward comes from a model (empty otherwise); ``max_force_n`` / ``mean_force_n`` are the
+#: episode's largest and mean wrist force (N, ``info["ee_force_n"]``), empty for envs without one
 EPISODE_COLUMNS = ("wall_time", "actor", "episode", "env_steps", "updates", "return", "length", "success",
-                   "intervention_steps", "takeovers", "intervention_rate", "env_success")
+                   "intervention_steps", "takeovers", "intervention_rate", "env_success", "max_force_n", "mean_force_n")
 #: columns of ``evals.csv`` (both modes); ``env_success_rate`` is the env's privileged success,
 #: filled when the reward comes from a model (empty otherwise)
 EVAL_COLUMNS = ("env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length",
@@ -545,6 +546,8 @@ class Learner:
                        ("charts/success", float(bool(stats.get("success")))),
                        ("charts/success_rate_20ep", self.success_rate_20()),
                        ("charts/intervention_rate", stats.get("intervention_rate")),
+                       ("charts/max_contact_force_n", stats.get("max_force_n")),
+                       ("charts/mean_contact_force_n", stats.get("mean_force_n")),
                        ("charts/intervention_steps_total", self.intervention_steps),
                        ("charts/takeovers_total", self.takeovers),
                        ("charts/env_steps_per_s", (self.received - steps0) / dt),
