@@ -36,6 +36,66 @@ def tool_down_quaternion(yaw_rad: float) -> np.ndarray:
     return Rotation.from_euler("xz", (np.pi, yaw_rad)).as_quat()  # extrinsic: the half turn about x, then the yaw
 
 
+def tool_tilt_yaw(quat_xyzw: np.ndarray) -> tuple[np.ndarray, float]:
+    """Split a tool orientation into a tilt of the tool z axis away from pointing down and a yaw.
+
+    Swing-twist decomposition about the nominal tool axis (base -z): ``R = exp(tilt) ·
+    tool_down(yaw)``, where ``tilt`` is the smallest rotation (a rotation vector perpendicular to
+    base z, base frame) that carries the nominal axis -z onto the tool z axis, and ``yaw`` the
+    turn about base z that remains. For an untilted tool ``yaw`` equals :func:`tool_yaw_rad`.
+
+    Args:
+        quat_xyzw: (4,) tool orientation, quaternion xyzw, base frame.
+
+    Returns:
+        ``(tilt_rotvec (3,) float64 rad, base frame; yaw_rad in (-pi, pi])``; the tilt angle is
+        ``norm(tilt_rotvec)`` in [0, pi]. A tool pointing straight up (tilt pi) tilts about base x.
+    """
+    rot = Rotation.from_quat(quat_xyzw)
+    tool_z = rot.as_matrix()[:, 2]
+    nominal = np.array([0.0, 0.0, -1.0])
+    angle = float(np.arccos(np.clip(tool_z @ nominal, -1.0, 1.0)))
+    axis = np.cross(nominal, tool_z)
+    norm = float(np.linalg.norm(axis))
+    if norm > 1e-12:
+        axis /= norm
+    else:
+        axis = np.array([1.0, 0.0, 0.0])  # no tilt (angle 0) or upside down (angle pi): any horizontal axis
+    tilt = axis * angle
+    yaw = tool_yaw_rad((Rotation.from_rotvec(tilt).inv() * rot).as_quat())
+    return tilt, yaw
+
+
+def limit_tool_orientation(quat_xyzw: np.ndarray, max_tilt_rad: float, max_abs_yaw_rad: float) -> np.ndarray:
+    """Clip a tool orientation into the orientation workspace: tilt <= ``max_tilt_rad``, |yaw| <= ``max_abs_yaw_rad``.
+
+    Uses the decomposition of :func:`tool_tilt_yaw`: the tilt angle is clipped about its own axis
+    (the tool leans the same way, less far) and the yaw into ``[-max_abs_yaw_rad, max_abs_yaw_rad]``.
+    The one home of the orientation limits: :class:`robot_rl.env.RobotEnv` applies it to every
+    target, and an arm node or safety gate can apply it to any commanded pose.
+
+    Args:
+        quat_xyzw: (4,) orientation, quaternion xyzw, base frame (need not be normalised).
+        max_tilt_rad: largest angle between the tool z axis and base -z, radians, in [0, pi].
+        max_abs_yaw_rad: largest yaw about base z, radians, in [0, pi].
+
+    Returns:
+        (4,) float64 unit quaternion xyzw with w >= 0.
+
+    Raises:
+        ValueError: a limit outside [0, pi].
+    """
+    if not (0.0 <= max_tilt_rad <= np.pi and 0.0 <= max_abs_yaw_rad <= np.pi):
+        raise ValueError(f"max_tilt_rad and max_abs_yaw_rad must lie in [0, pi], got {max_tilt_rad}, {max_abs_yaw_rad}")
+    tilt, yaw = tool_tilt_yaw(quat_xyzw)
+    angle = float(np.linalg.norm(tilt))
+    if angle > max_tilt_rad:
+        tilt = tilt * (max_tilt_rad / angle)
+    yaw = float(np.clip(yaw, -max_abs_yaw_rad, max_abs_yaw_rad))
+    quat = (Rotation.from_rotvec(tilt) * Rotation.from_quat(tool_down_quaternion(yaw))).as_quat()
+    return -quat if quat[3] < 0 else quat
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """Pinhole camera model, as in ``sensor_msgs/CameraInfo``.
@@ -78,7 +138,11 @@ class ArmState:
         ee_position: (3,) float64 end-effector (tool centre point) position, metres, base frame.
         ee_quaternion: (4,) float64 end-effector orientation, quaternion xyzw, base frame.
         ee_velocity: (6,) float64 end-effector twist (linear m/s, angular rad/s), base frame.
-        wrench: (6,) float64 external force (N) and torque (N·m) at the end effector, base frame.
+        wrench: (6,) float64 external wrench on the tool: force (N) and torque (N·m) that the
+            environment exerts on the hand, fingers and anything they hold, torque about the TCP,
+            in the **base frame** (what a wrist F/T sensor reads with the tool's own weight
+            tared, rotated into the base frame, like libfranka's ``O_F_ext_hat_K``). The tool
+            frame reading is :meth:`wrench_in_tool_frame`.
         gripper: gripper opening in [0, 1]; 0 closed, 1 fully open.
         stamp: time of the reading in seconds.
     """
@@ -91,6 +155,16 @@ class ArmState:
     wrench: np.ndarray
     gripper: float
     stamp: float
+
+    def wrench_in_tool_frame(self) -> np.ndarray:
+        """(6,) float64 :attr:`wrench` expressed in the tool (TCP) frame: force N, torque N·m about the TCP.
+
+        ``f_tool = R^T f_base``, ``tau_tool = R^T tau_base`` with ``R`` the tool rotation of
+        :attr:`ee_quaternion` (the reference point stays the TCP, so no lever-arm term).
+        """
+        rot_t = Rotation.from_quat(self.ee_quaternion).as_matrix().T
+        w = np.asarray(self.wrench, dtype=np.float64)
+        return np.concatenate([rot_t @ w[:3], rot_t @ w[3:]])
 
 
 @dataclass(frozen=True)

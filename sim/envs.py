@@ -45,7 +45,10 @@ def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: S
                  binary_gripper: bool = True, privileged_state: bool = True, control_hz: float = 10.0,
                  shadows: bool = False, task_config: PickLiftConfig | PushConfig | PegInsertionConfig | None = None,
                  render_mode: str | None = None, sim_params=None, randomize=None, randomize_seed: int | None = None,
-                 hand_eye=None) -> RobotEnv:
+                 hand_eye=None, rotation: str = "none", gripper_action: bool = True, fixed_gripper_opening: float = 0.0,
+                 wrench_in_state: bool = False, max_ee_step_m: float = 0.03, max_rot_step_rad: float = 0.2,
+                 max_tilt_rad: float = np.deg2rad(30.0), max_abs_yaw_rad: float = np.pi / 2,
+                 max_contact_force_n: float | None = None, controller: str = "position", impedance=None) -> RobotEnv:
     """A simulated Panda table env: the entry point of the ``robot_rl/Panda*-v0`` IDs.
 
     Args:
@@ -54,7 +57,7 @@ def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: S
         cameras: camera names for ``obs["images"]`` (``front``, ``wrist``); none for state only.
         image_size: image size in pixels, ``N`` for N x N or ``(height, width)``.
         reward_type: ``"sparse"`` (1 on success, terminates) or ``"dense"`` (named terms).
-        enable_yaw: 5-D actions with a yaw change.
+        enable_yaw: 5-D actions with a yaw change (``rotation="yaw"``).
         binary_gripper: gripper action > 0 opens, <= 0 closes; False: target opening (a + 1) / 2.
         privileged_state: append the true object poses (the task's ``OBSERVATION_LAYOUT``) to
             ``obs["state"]``.
@@ -73,6 +76,14 @@ def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: S
         hand_eye: camera name -> easy_handeye2 YAML from ``robot-rl calibrate hand-eye`` (or
             ``(transform, eye_on_hand)``): the camera is placed at the calibrated pose
             (:mod:`robot_rl.sim.extrinsics`).
+        rotation, gripper_action, fixed_gripper_opening, wrench_in_state, max_ee_step_m,
+            max_rot_step_rad, max_tilt_rad, max_abs_yaw_rad, max_contact_force_n: the action
+            layout, limits and force limit of :class:`RobotEnv` (6-DoF actions: ``rotation="full"``).
+        controller: ``"position"`` (differential IK on joint servos, the default) or
+            ``"impedance"`` (Cartesian impedance on torque-controlled joints, compliant in contact;
+            :mod:`robot_rl.sim.impedance`).
+        impedance: the :class:`~robot_rl.sim.impedance.ImpedanceConfig` (or a dict of its
+            fields) for ``controller="impedance"``; its defaults when None.
 
     Returns:
         The :class:`RobotEnv`, or a ``DomainRandomization`` wrapper of it (``.unwrapped`` is the
@@ -96,14 +107,18 @@ def make_sim_env(task: str = "pick_lift", *, backend: str = "mujoco", cameras: S
     physics = b.PandaPhysics(b.SceneConfig(shadows=shadows, with_target=task_cls.NEEDS_TARGET,
                                            **task_cls.scene_kwargs(cfg)))
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
-    arm = b.make_arm(physics, cfg.workspace, np.asarray(cfg.home_tcp_position_m), control_hz)
+    arm = b.make_arm(physics, cfg.workspace, np.asarray(cfg.home_tcp_position_m), control_hz,
+                     controller=controller, impedance=impedance)
     cams = [b.make_camera(physics, name, height, width) for name in cameras]
     render_camera = None
     if render_mode == "rgb_array" and "front" not in cameras:
         render_camera = b.make_camera(physics, "front", *RENDER_SIZE_PX)
     env = RobotEnv(arm, cams, task_cls(physics, cfg), render_mode=render_mode, render_camera=render_camera,
                    reward_type=reward_type, enable_yaw=enable_yaw, binary_gripper=binary_gripper,
-                   privileged_state=privileged_state)
+                   privileged_state=privileged_state, rotation=rotation, gripper_action=gripper_action,
+                   fixed_gripper_opening=fixed_gripper_opening, wrench_in_state=wrench_in_state,
+                   max_ee_step_m=max_ee_step_m, max_rot_step_rad=max_rot_step_rad, max_tilt_rad=max_tilt_rad,
+                   max_abs_yaw_rad=max_abs_yaw_rad, max_contact_force_n=max_contact_force_n)
     if hand_eye:
         from .extrinsics import apply_hand_eye
 

@@ -23,9 +23,12 @@ __all__ = ["MujocoArm", "MujocoCamera", "PandaPhysics", "SceneConfig", "make_arm
 
 
 def make_arm(physics: PandaPhysics, workspace: WorkspaceBox, home_tcp_position_m: np.ndarray,
-             control_hz: float) -> MujocoArm:
-    """The scene's Panda as an :class:`~robot_rl.interfaces.Arm` (see :class:`MujocoArm`)."""
-    return MujocoArm(physics, workspace, home_tcp_position_m, control_hz=control_hz)
+             control_hz: float, controller: str = "position", impedance=None) -> MujocoArm:
+    """The scene's Panda as an :class:`~robot_rl.interfaces.Arm` (see :class:`MujocoArm`): ``controller``
+    ``"position"`` or ``"impedance"`` with an :class:`~robot_rl.sim.impedance.ImpedanceConfig` (or a
+    dict of its fields; defaults when None)."""
+    return MujocoArm(physics, workspace, home_tcp_position_m, control_hz=control_hz, controller=controller,
+                 impedance=impedance)
 
 
 def make_camera(physics: PandaPhysics, name: str, height: int, width: int) -> MujocoCamera:

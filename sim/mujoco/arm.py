@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
 from ..arm_base import DiffIKArm
+from ..impedance import ImpedanceConfig
 from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
 from .scene import ARM_JOINTS, FINGER_TRAVEL_M, PandaPhysics
 
@@ -18,19 +19,38 @@ __all__ = ["READY_Q_RAD", "DiffIKConfig", "MujocoArm", "tool_down_rotation"]
 _DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
 
 
+def _full_inertia(m: mujoco.MjModel, d: mujoco.MjData, dst: np.ndarray) -> None:
+    """Dense (nv, nv) joint-space inertia M(q) into ``dst``: ``mj_fullM(m, d, dst)`` from MuJoCo 4,
+    ``mj_fullM(m, dst, d.qM)`` before (setup.py allows mujoco>=3.2)."""
+    if hasattr(d, "qM"):
+        mujoco.mj_fullM(m, dst, d.qM)
+    else:
+        mujoco.mj_fullM(m, d, dst)
+
+
 class MujocoArm(DiffIKArm):
     """The Panda of a MuJoCo :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
 
-    Joint position servos (PD, with gravity compensation and a velocity feed-forward) track the
-    differential-IK targets. Arguments and errors as :class:`~robot_rl.sim.arm_base.DiffIKArm`
-    (the physics step is the model's ``opt.timestep``); a home pose the IK cannot reach with the
-    tool down also raises ``ValueError``.
+    ``controller="position"``: joint position servos (PD, with gravity compensation and a
+    velocity feed-forward) track the differential-IK targets. ``controller="impedance"``: the arm
+    actuators become torque motors (gain 1, no bias, ctrl range = the URDF efforts) and every
+    physics step applies the :class:`~robot_rl.sim.impedance.CartesianImpedance` torque plus the
+    Coriolis and centrifugal torques (``qfrc_bias - qfrc_gravcomp``; gravity is compensated
+    exactly by the scene's per-body ``gravcomp``), computed between ``mj_step1`` and ``mj_step2``
+    so the law sees the state it acts on. The ``implicitfast`` integrator of the scene treats the
+    joint damping and armature implicitly; the law's damping is explicit, stable at the 2 ms step
+    for stiffness up to the Franka's limits.
+
+    Arguments and errors as :class:`~robot_rl.sim.arm_base.DiffIKArm` (the physics step is the
+    model's ``opt.timestep``); a home pose the IK cannot reach with the tool down also raises
+    ``ValueError``.
     """
 
     def __init__(self, physics: PandaPhysics, workspace: WorkspaceBox, home_position_m: np.ndarray,
-                 home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None):
+                 home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None,
+                 controller: str = "position", impedance: ImpedanceConfig | dict | None = None):
         super().__init__(physics, workspace, home_position_m, home_yaw_rad, control_hz, ik,
-                         sim_dt_s=physics.model.opt.timestep)
+                         sim_dt_s=physics.model.opt.timestep, controller=controller, impedance=impedance)
         m = physics.model
         arm_joint_ids = [m.joint(name).id for name in ARM_JOINTS]
         self._q_low, self._q_high = m.jnt_range[arm_joint_ids, 0], m.jnt_range[arm_joint_ids, 1]
@@ -40,6 +60,18 @@ class MujocoArm(DiffIKArm):
         act = physics.arm_actuator_ids
         self._servo_lead_s = m.actuator_biasprm[act, 2] / m.actuator_biasprm[act, 1]
         self.home_q_rad = self._solve_home()
+        if self.impedance is not None:
+            self._use_torque_motors()
+            self._mass = np.zeros((m.nv, m.nv))
+
+    def _use_torque_motors(self) -> None:
+        """Turn the arm's position actuators into torque motors: force = ctrl, ctrl limited to the effort limits."""
+        m, act = self.physics.model, self.physics.arm_actuator_ids
+        m.actuator_gainprm[act] = 0.0
+        m.actuator_gainprm[act, 0] = 1.0
+        m.actuator_biasprm[act] = 0.0
+        m.actuator_biastype[act] = mujoco.mjtBias.mjBIAS_NONE
+        m.actuator_ctrlrange[act] = m.actuator_forcerange[act]
 
     # ------------------------------------------------------------------ kinematics
     def _arm_q(self) -> np.ndarray:
@@ -91,7 +123,7 @@ class MujocoArm(DiffIKArm):
 
     # ------------------------------------------------------------------ Arm interface
     def state(self) -> ArmState:
-        """Current proprioception; ``wrench`` sums the contact forces on the hand and fingers."""
+        """Current proprioception; ``wrench`` is the simulated wrist F/T reading (:meth:`DiffIKArm.wrench`, base frame)."""
         d = self.physics.data
         pos, rot = self._tcp_pose(d)
         quat_wxyz = np.empty(4)
@@ -104,7 +136,7 @@ class MujocoArm(DiffIKArm):
             ee_position=pos.copy(),
             ee_quaternion=np.roll(quat_wxyz, -1),
             ee_velocity=np.concatenate([vel[3:], vel[:3]]),
-            wrench=self._contact_wrench(pos),
+            wrench=self.wrench(pos),
             gripper=float(np.clip(d.qpos[self.physics.finger_qpos_adr[0]] / FINGER_TRAVEL_M, 0.0, 1.0)),
             stamp=float(d.time),
         )
@@ -150,6 +182,9 @@ class MujocoArm(DiffIKArm):
         mujoco.mju_mat2Quat(q_target, target_rot.flatten())
         mujoco.mju_subQuat(rot_vec, q_target, q_start)  # tool frame: q_start * exp(rot_vec) = q_target
         d.ctrl[self.physics.finger_actuator_id] = sent.gripper * FINGER_TRAVEL_M
+        if self.impedance is not None:
+            self._run_impedance(target, target_rot)
+            return sent
         sim_dt = m.opt.timestep
         ramp_s = max(self.ik.ramp_fraction * self.n_substeps, self.ik_every) * sim_dt
         ramp_twist = np.concatenate([(target - start_pos) / ramp_s, start_rot @ rot_vec / ramp_s])
@@ -164,11 +199,35 @@ class MujocoArm(DiffIKArm):
             q_des = self._arm_q() + dq + self._servo_lead_s * dq_dot
             d.ctrl[self.physics.arm_actuator_ids] = np.clip(q_des, self._q_low, self._q_high)
             mujoco.mj_step(m, d, nstep=self.ik_every)
+        self._finish_period()
+        self.peak_force_n = float(np.linalg.norm(self.wrench(self._tcp_pose(d)[0])[:3]))
+        return sent
+
+    def _finish_period(self) -> None:
+        m, d = self.physics.model, self.physics.data
         mujoco.mj_forward(m, d)  # positions, contacts and sensors of the final state
         # MuJoCo resets the state to qpos0 when it diverges (NaN / huge qpos, qvel, qacc) and only
         # warns: flag it, so the env ends the episode instead of learning from the teleport
         self.sim_unstable = any(d.warning[w].number for w in _DIVERGENCE_WARNINGS)
-        return sent
+
+    def _run_impedance(self, target_pos: np.ndarray, target_rot: np.ndarray) -> None:
+        """``n_substeps`` physics steps of the impedance law towards the pose (hold it afterwards)."""
+        m, d, ph = self.physics.model, self.physics.data, self.physics
+        self._hold_pose = (target_pos.copy(), target_rot.copy())
+        dof, act = ph.arm_dof_adr, ph.arm_actuator_ids
+        peak = 0.0
+        for _ in range(self.n_substeps):
+            mujoco.mj_step1(m, d)  # kinematics, inertia, bias and passive forces of the current state
+            pos, rot = self._tcp_pose(d)
+            mujoco.mj_jacSite(m, d, self._jac[:3], self._jac[3:], ph.tcp_site_id)
+            _full_inertia(m, d, self._mass)
+            tau = self.impedance.torque(self._jac[:, dof], self._mass[np.ix_(dof, dof)], pos, rot, d.qpos[ph.arm_qpos_adr],
+                                        d.qvel[dof], target_pos, target_rot)
+            d.ctrl[act] = tau + d.qfrc_bias[dof] - d.qfrc_gravcomp[dof]
+            mujoco.mj_step2(m, d)
+            peak = max(peak, float(np.linalg.norm(self.wrench(pos)[:3])))
+        self.peak_force_n = peak
+        self._finish_period()
 
     def home(self) -> None:
         """Reset the whole simulation to time 0 with the arm at the home pose and the gripper open.
@@ -177,15 +236,23 @@ class MujocoArm(DiffIKArm):
         """
         m, d = self.physics.model, self.physics.data
         self.physics.reset()  # also clears MuJoCo's warning counters
+        self._wrench_offset = np.zeros(6)
         self.sim_unstable = False
         d.qpos[self.physics.arm_qpos_adr] = self.home_q_rad
         d.qpos[self.physics.finger_qpos_adr] = FINGER_TRAVEL_M
-        d.ctrl[self.physics.arm_actuator_ids] = self.home_q_rad
+        d.ctrl[self.physics.arm_actuator_ids] = 0.0 if self.impedance is not None else self.home_q_rad
         d.ctrl[self.physics.finger_actuator_id] = FINGER_TRAVEL_M
         mujoco.mj_forward(m, d)
+        self._hold_pose = (d.site_xpos[self.physics.tcp_site_id].copy(), d.site_xmat[self.physics.tcp_site_id].reshape(3, 3).copy())
 
     def stop(self) -> None:
-        """Hold the current joint positions (servo targets = measured angles)."""
+        """Hold the current pose: servo targets = measured angles, or (impedance) the impedance
+        target = the measured TCP pose for the next physics steps anyone runs."""
+        if self.impedance is not None:
+            pos, rot = self._tcp_pose(self.physics.data)
+            self._hold_pose = (pos.copy(), rot.copy())
+            self.physics.data.ctrl[self.physics.arm_actuator_ids] = 0.0
+            return
         self.physics.data.ctrl[self.physics.arm_actuator_ids] = self._arm_q()
 
     def close(self) -> None:

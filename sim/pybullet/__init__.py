@@ -17,9 +17,12 @@ __all__ = ["PandaPhysics", "PybulletArm", "PybulletCamera", "SceneConfig", "make
 
 
 def make_arm(physics: PandaPhysics, workspace: WorkspaceBox, home_tcp_position_m: np.ndarray,
-             control_hz: float) -> PybulletArm:
-    """The scene's Panda as an :class:`~robot_rl.interfaces.Arm` (see :class:`PybulletArm`)."""
-    return PybulletArm(physics, workspace, home_tcp_position_m, control_hz=control_hz)
+             control_hz: float, controller: str = "position", impedance=None) -> PybulletArm:
+    """The scene's Panda as an :class:`~robot_rl.interfaces.Arm` (see :class:`PybulletArm`): ``controller``
+    ``"position"`` or ``"impedance"`` with an :class:`~robot_rl.sim.impedance.ImpedanceConfig` (or a
+    dict of its fields; defaults when None)."""
+    return PybulletArm(physics, workspace, home_tcp_position_m, control_hz=control_hz, controller=controller,
+                 impedance=impedance)
 
 
 def make_camera(physics: PandaPhysics, name: str, height: int, width: int) -> PybulletCamera:

@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
 from ..arm_base import DiffIKArm
+from ..impedance import ImpedanceConfig
 from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
 from .scene import FINGER_TRAVEL_M, PandaPhysics
 
@@ -38,15 +39,22 @@ class PybulletArm(DiffIKArm):
     time, and joints that saturate unevenly leave the IK's direction and carry the TCP out of
     the workspace box.
 
+    ``controller="impedance"``: PyBullet's default velocity motors of the arm joints are
+    disabled (``VELOCITY_CONTROL`` with zero force) and every physics step applies, with
+    ``TORQUE_CONTROL``, the :class:`~robot_rl.sim.impedance.CartesianImpedance` torque plus the
+    gravity and Coriolis torques of ``calculateInverseDynamics(q, dq, 0)``, clipped to the URDF
+    efforts; the inertia comes from ``calculateMassMatrix``. The fingers stay position-servoed.
+
     Arguments and errors as :class:`~robot_rl.sim.arm_base.DiffIKArm` (the physics step is
     ``physics.config.sim_dt_s``); a home pose the IK cannot reach with the tool down also raises
     ``ValueError``.
     """
 
     def __init__(self, physics: PandaPhysics, workspace: WorkspaceBox, home_position_m: np.ndarray,
-                 home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None):
+                 home_yaw_rad: float = 0.0, control_hz: float = 10.0, ik: DiffIKConfig | None = None,
+                 controller: str = "position", impedance: ImpedanceConfig | dict | None = None):
         super().__init__(physics, workspace, home_position_m, home_yaw_rad, control_hz, ik,
-                         sim_dt_s=physics.config.sim_dt_s)
+                         sim_dt_s=physics.config.sim_dt_s, controller=controller, impedance=impedance)
         p, robot = physics.client, physics.robot
         info = [p.getJointInfo(robot, j) for j in physics.arm_joint_ids]
         self._q_low, self._q_high = np.array([i[8] for i in info]), np.array([i[9] for i in info])
@@ -100,13 +108,15 @@ class PybulletArm(DiffIKArm):
             raise ValueError(f"the home position {self.home_position_m} m is not reachable with the tool down")
         return q
 
-    def _drive(self, q_des: np.ndarray, gripper: float) -> None:
-        """Servo the arm joints to (7,) ``q_des`` (rad) and the fingers to opening ``gripper`` in [0, 1]."""
+    def _drive(self, q_des: np.ndarray | None, gripper: float) -> None:
+        """Servo the arm joints to (7,) ``q_des`` (rad; None: leave the arm alone) and the fingers to
+        opening ``gripper`` in [0, 1]."""
         p, robot = self.physics.client, self.physics.robot
-        p.setJointMotorControlArray(robot, self.physics.arm_joint_ids, pybullet.POSITION_CONTROL,
-                                    targetPositions=q_des.tolist(), targetVelocities=[0.0] * 7,
-                                    forces=_ARM_TORQUE_LIMIT_NM, positionGains=[self._position_gain] * 7,
-                                    velocityGains=[_ARM_VELOCITY_GAIN] * 7)
+        if q_des is not None:
+            p.setJointMotorControlArray(robot, self.physics.arm_joint_ids, pybullet.POSITION_CONTROL,
+                                        targetPositions=q_des.tolist(), targetVelocities=[0.0] * 7,
+                                        forces=_ARM_TORQUE_LIMIT_NM, positionGains=[self._position_gain] * 7,
+                                        velocityGains=[_ARM_VELOCITY_GAIN] * 7)
         p.setJointMotorControlArray(robot, self.physics.finger_joint_ids, pybullet.POSITION_CONTROL,
                                     targetPositions=[gripper * FINGER_TRAVEL_M] * 2,
                                     forces=[self._finger_force_n()] * 2, positionGains=[_FINGER_POSITION_GAIN] * 2)
@@ -119,7 +129,7 @@ class PybulletArm(DiffIKArm):
 
     # ------------------------------------------------------------------ Arm interface
     def state(self) -> ArmState:
-        """Current proprioception; ``wrench`` sums the contact forces on the hand and fingers."""
+        """Current proprioception; ``wrench`` is the simulated wrist F/T reading (:meth:`DiffIKArm.wrench`, base frame)."""
         p = self.physics.client
         ls = p.getLinkState(self.physics.robot, self.physics.tcp_link, computeLinkVelocity=1, computeForwardKinematics=1)
         q_all, dq_all = self._joint_states()
@@ -131,7 +141,7 @@ class PybulletArm(DiffIKArm):
             ee_position=pos,
             ee_quaternion=-quat if quat[3] < 0 else quat,
             ee_velocity=np.concatenate([ls[6], ls[7]]),
-            wrench=self._contact_wrench(pos),
+            wrench=self.wrench(pos),
             gripper=float(np.clip(q_all[self.physics.movable_joint_ids.index(self.physics.finger_joint_ids[0])]
                                   / FINGER_TRAVEL_M, 0.0, 1.0)),
             stamp=float(self.physics.time),
@@ -162,6 +172,10 @@ class PybulletArm(DiffIKArm):
         sent = ArmCommand(ee_target_position=target, ee_target_quaternion=quat / np.linalg.norm(quat),
                           gripper=float(np.clip(cmd.gripper, 0.0, 1.0)))
         target_rot = Rotation.from_quat(sent.ee_target_quaternion).as_matrix()
+        if self.impedance is not None:
+            self._drive(None, sent.gripper)
+            self._run_impedance(target, target_rot)
+            return sent
         start_pos, start_rot = self._tcp_pose()
         rot_vec = Rotation.from_matrix(start_rot.T @ target_rot).as_rotvec()  # tool frame
         sim_dt = self.physics.config.sim_dt_s
@@ -174,19 +188,57 @@ class PybulletArm(DiffIKArm):
             q_all, _ = self._joint_states()
             self._drive(np.clip(q_all[self._arm_cols] + dq, self._q_low, self._q_high), sent.gripper)
             self.physics.step(self.ik_every)
+        self.peak_force_n = float(np.linalg.norm(self.wrench(self._tcp_pose()[0])[:3]))
         return sent
+
+    def _release_arm_motors(self) -> None:
+        """Disable the default velocity motors of the arm joints so TORQUE_CONTROL torques act alone."""
+        self.physics.client.setJointMotorControlArray(self.physics.robot, self.physics.arm_joint_ids, pybullet.VELOCITY_CONTROL,
+                                                      targetVelocities=[0.0] * 7, forces=[0.0] * 7)
+
+    def _run_impedance(self, target_pos: np.ndarray, target_rot: np.ndarray) -> None:
+        """``n_substeps`` physics steps of the impedance law towards the pose (held afterwards)."""
+        p, robot, ph = self.physics.client, self.physics.robot, self.physics
+        self._hold_pose = (target_pos.copy(), target_rot.copy())
+        cols, zeros9 = self._arm_cols, [0.0] * len(ph.movable_joint_ids)
+        limit = np.asarray(_ARM_TORQUE_LIMIT_NM)
+        peak = 0.0
+        for _ in range(self.n_substeps):
+            q_all, dq_all = self._joint_states()
+            q_list, dq_list = q_all.tolist(), dq_all.tolist()
+            pos, rot = self._tcp_pose()
+            lin, ang = p.calculateJacobian(robot, ph.tcp_link, [0.0, 0.0, 0.0], q_list, zeros9, zeros9)
+            jac = np.vstack([np.array(lin), np.array(ang)])[:, cols]
+            mass = np.array(p.calculateMassMatrix(robot, q_list))[np.ix_(cols, cols)]
+            bias = np.array(p.calculateInverseDynamics(robot, q_list, dq_list, zeros9))[cols]  # gravity + Coriolis
+            tau = self.impedance.torque(jac, mass, pos, rot, q_all[cols], dq_all[cols], target_pos, target_rot) + bias
+            p.setJointMotorControlArray(robot, ph.arm_joint_ids, pybullet.TORQUE_CONTROL,
+                                        forces=np.clip(tau, -limit, limit).tolist())
+            ph.step(1)
+            peak = max(peak, float(np.linalg.norm(self.wrench(pos)[:3])))
+        self.peak_force_n = peak
 
     def home(self) -> None:
         """Reset the whole simulation to time 0 with the arm at the home pose and the gripper open."""
         self.physics.reset()
+        self._wrench_offset = np.zeros(6)
         self._set_arm_q(self.home_q_rad)
         for j in self.physics.finger_joint_ids:
             self.physics.client.resetJointState(self.physics.robot, j, FINGER_TRAVEL_M, 0.0)
-        self._drive(self.home_q_rad, 1.0)
+        if self.impedance is not None:
+            self._release_arm_motors()
+            self._drive(None, 1.0)
+            self._hold_pose = self._tcp_pose()
+        else:
+            self._drive(self.home_q_rad, 1.0)
 
     def stop(self) -> None:
         """Hold the current joint positions (servo targets = measured angles); nothing once closed."""
         if self.physics.closed:
+            return
+        if self.impedance is not None:
+            self._hold_pose = self._tcp_pose()
+            self._drive(None, getattr(self, "_gripper_target", 1.0))
             return
         q_all, _ = self._joint_states()
         self._drive(q_all[self._arm_cols], getattr(self, "_gripper_target", 1.0))
