@@ -27,20 +27,67 @@ _COUNTER = itertools.count()
 @pytest.fixture
 def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """A ROS domain ID of its own for this test (from the pid and a counter, so parallel test
-    runs on one host do not see each other) and loopback-only discovery (Cyclone DDS's profile and
-    ROS 2's own ``ROS_AUTOMATIC_DISCOVERY_RANGE``). The backend is the default one a user gets
-    (rclpy when it is installed, else the Cyclone DDS backend), never pinned.
+    runs on one host do not see each other) and loopback-only discovery
+    (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ROS 2's own variable). rclpy is the only backend;
+    nothing is pinned.
 
     Node processes started with :func:`start_node` inherit it. Yields the domain ID.
     """
-    from robot_rl.ros import qos
-
     domain = 1 + (os.getpid() * 7 + next(_COUNTER)) % 200
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
-    monkeypatch.setenv("CYCLONEDDS_URI", qos.localhost_config_xml())
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
     monkeypatch.delenv("ROBOT_RL_ROS_BACKEND", raising=False)
     yield domain
+
+
+class UserNode:
+    """A plain rclpy node in a context of its own, written as a ROS 2 user writes one: generated
+    message classes (``sensor_msgs.msg.Image``), rclpy's QoS profiles, rclpy's executor, stock
+    settings (the test's ``ROS_DOMAIN_ID`` and ``ROS_AUTOMATIC_DISCOVERY_RANGE`` from the environment).
+
+    Use as a context manager; :meth:`spin_until` spins its executor.
+    """
+
+    def __init__(self, name: str) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, condition, timeout_s: float) -> bool:
+        """Spin until ``condition()`` is true or ``timeout_s`` seconds passed; returns ``condition()``."""
+        end = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+        return bool(condition())
+
+    def call(self, srv_type, name: str, request, timeout_s: float = 10.0):
+        """Call a service and return its response (AssertionError if no server or no answer in time)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            assert self.spin_until(client.service_is_ready, timeout_s), f"service {name} not available"
+            future = client.call_async(request)
+            assert self.spin_until(future.done, timeout_s), f"no answer from {name}"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+    def __enter__(self) -> "UserNode":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def start_node(module: str, *ros_args: str, log_path: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:

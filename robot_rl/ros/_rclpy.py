@@ -1,115 +1,206 @@
-"""rclpy backend of :class:`robot_rl.ros.node.Node`, used when a ROS 2 install is sourced.
+"""The rclpy side of :class:`robot_rl.ros.node.Node`: one rclpy Context, node and executor per robot_rl node.
 
-Messages stay rosbags dataclasses in robot_rl code: they are serialized with rosbags' CDR
-serializer and published as serialized messages (rclpy ``Publisher.publish(bytes)``), and
-subscriptions receive raw CDR (``raw=True``) that rosbags deserializes, so no generated Python
-message package (``sensor_msgs.msg``) is needed beyond what rclpy itself loads for the type
-support. The executor is robot_rl's (timers and callbacks on the spinning thread); rclpy's
-``spin_once`` delivers the messages.
+rclpy (ROS 2 Jazzy from the PyPI wheels, ``pip install -e .[ros]``, or a sourced ROS 2 install)
+is robot_rl's only ROS 2 backend. This module keeps everything that touches rclpy in one place:
 
-This backend cannot be exercised on the CI machine (rclpy is not on PyPI); the DDS backend is
-what the tests run.
+* :func:`import_rclpy` and :func:`check_backend_env`: clear errors when rclpy is missing or
+  someone still selects the retired Cyclone DDS backend;
+* :class:`RclpyNode`: a ``rclpy.Context`` of its own (``rclpy.init(context=..., domain_id=...)``,
+  so a ``domain_id`` given to a node is honoured and ``ROS_DOMAIN_ID``,
+  ``ROS_AUTOMATIC_DISCOVERY_RANGE`` and ``ROS_STATIC_PEERS`` are read by rcl as in any ROS 2
+  process), an ``rclpy.node.Node`` or ``rclpy.lifecycle.LifecycleNode`` in it (parameter
+  services, ``/rosout``, lifecycle services and ``~/transition_event`` come from rclpy), a
+  ``SingleThreadedExecutor`` and a guard condition to wake it;
+* raw publish/subscribe: robot_rl messages are rosbags dataclasses; they travel as CDR bytes
+  (``Publisher.publish(bytes)``, ``create_subscription(..., raw=True)``), and the generated
+  message class is loaded only for rclpy's type support.
+
+Every context is shut down when its node shuts down, and at interpreter exit for nodes nobody shut
+down (several contexts left alive at exit abort the process with ``terminate called without an
+active exception``).
 """
 
 from __future__ import annotations
 
-import importlib
+import atexit
+import logging
+import os
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from robot_rl.errors import ConfigError
-from robot_rl.ros.messages import TYPESTORE
+from robot_rl.ros.distro import ROS_DISTRO
 
-_INIT_LOCK = threading.Lock()
+#: The environment variable that selected the retired Cyclone DDS backend.
+BACKEND_ENV = "ROBOT_RL_ROS_BACKEND"
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
 
 
-def _msg_class(typename: str) -> Any:
-    package, kind, name = typename.split("/")
+def check_backend_env() -> None:
+    """Fail clearly when ``ROBOT_RL_ROS_BACKEND`` still selects the retired Cyclone DDS backend.
+
+    ``rclpy`` and ``auto`` (or unset) are accepted: rclpy is the only backend.
+
+    Raises:
+        ConfigError: the variable is ``dds`` or another unknown value.
+    """
+    value = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if value in ("", "rclpy", "auto"):
+        return
+    if value == "dds":
+        raise ConfigError(
+            f"{BACKEND_ENV}=dds: the Cyclone DDS backend was retired; rclpy (Fast DDS) is robot_rl's only ROS 2 "
+            f"backend. Unset {BACKEND_ENV} and install ROS 2 {ROS_DISTRO}'s Python wheels with `pip install -e .[ros]` "
+            "(Python 3.11, Linux x86_64), or source a ROS 2 install.")
+    raise ConfigError(f"{BACKEND_ENV}={value!r} is not a ROS backend; rclpy is the only one. Unset {BACKEND_ENV}.")
+
+
+def import_rclpy() -> Any:
+    """The ``rclpy`` module.
+
+    Raises:
+        ConfigError: rclpy (or its Fast DDS middleware) is not installed; says what to install.
+    """
     try:
-        return getattr(importlib.import_module(f"{package}.{kind}"), name)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"ROS 2 message type {typename} is not installed in this ROS 2 environment ({e}).") from None
-
-
-def _rclpy_qos(profile: Any) -> Any:
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=profile.depth,
-        reliability=ReliabilityPolicy.RELIABLE if profile.reliable else ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if getattr(profile, "transient_local", False) else DurabilityPolicy.VOLATILE,
-    )
-
-
-class _Pub:
-    def __init__(self, backend: RclpyBackend, typename: str, topic: str, profile: Any) -> None:
-        self.backend, self.typename = backend, typename
-        self.pub = backend.node.create_publisher(_msg_class(typename), topic, _rclpy_qos(profile))
-
-    def publish(self, message: Any) -> None:
-        self.pub.publish(bytes(TYPESTORE.serialize_cdr(message, self.typename)))
-
-    def subscription_count(self) -> int:
-        return self.pub.get_subscription_count()
-
-    def destroy(self) -> None:
-        self.backend.node.destroy_publisher(self.pub)
-
-
-class _Sub:
-    def __init__(self, backend: RclpyBackend, typename: str, topic: str, profile: Any, subscription: Any) -> None:
-        self.backend = backend
-        self.sub = backend.node.create_subscription(
-            _msg_class(typename), topic,
-            lambda raw: subscription.callback(TYPESTORE.deserialize_cdr(raw, typename)),
-            _rclpy_qos(profile), raw=True,
-        )
-
-    def publisher_count(self) -> int:
-        return self.sub.get_publisher_count() if hasattr(self.sub, "get_publisher_count") else len(
-            self.backend.node.get_publishers_info_by_topic(self.sub.topic_name))
-
-    def destroy(self) -> None:
-        self.backend.node.destroy_subscription(self.sub)
-
-
-class RclpyBackend:
-    """One rclpy node; robot_rl's executor calls :meth:`wait_and_dispatch`."""
-
-    def __init__(self, node: Any, argv: list[str]) -> None:
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
+        import rclpy.lifecycle  # noqa: F401
+    except (ImportError, OSError) as e:
+        raise ConfigError(
+            f"robot_rl's ROS 2 nodes need rclpy, which cannot be imported ({e}). Install ROS 2 {ROS_DISTRO}'s Python "
+            f"wheels with `pip install -e .[ros]` (Python 3.11, Linux x86_64), or source a ROS 2 {ROS_DISTRO} install "
+            f"(source /opt/ros/{ROS_DISTRO}/setup.bash).") from None
+    return rclpy
 
-        with _INIT_LOCK:
-            if not rclpy.ok():
-                rclpy.init(args=["robot_rl", *argv])
-        ns = node.namespace or None
-        self.node = rclpy.create_node(node.name, namespace=ns, automatically_declare_parameters_from_overrides=False)
-        self.executor = SingleThreadedExecutor()
+
+def _shutdown_all() -> None:
+    with _LIVE_LOCK:
+        nodes = list(_LIVE)
+    for node in nodes:
+        try:
+            node.shutdown()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+atexit.register(_shutdown_all)
+
+
+def register_live(node: Any) -> None:
+    """Remember ``node`` (a robot_rl Node) so it is shut down at interpreter exit if nobody else does."""
+    with _LIVE_LOCK:
+        _LIVE.add(node)
+
+
+def _lifecycle_class() -> type:
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    class _ManagedNode(LifecycleNode):
+        """rclpy lifecycle node whose transition callbacks run the robot_rl node's ``on_<transition>``."""
+
+        def __init__(self, owner: Any, *args: Any, **kwargs: Any) -> None:
+            self._owner = weakref.ref(owner)
+            super().__init__(*args, **kwargs)
+
+        def _run(self, transition: str, previous: Any) -> Any:
+            owner = self._owner()
+            if owner is None:
+                return TransitionCallbackReturn.SUCCESS
+            ok = owner._run_transition(transition, previous.label)
+            return TransitionCallbackReturn.SUCCESS if ok else TransitionCallbackReturn.FAILURE
+
+        def on_configure(self, state: Any) -> Any:
+            return self._run("configure", state)
+
+        def on_activate(self, state: Any) -> Any:
+            return self._run("activate", state)
+
+        def on_deactivate(self, state: Any) -> Any:
+            return self._run("deactivate", state)
+
+        def on_cleanup(self, state: Any) -> Any:
+            return self._run("cleanup", state)
+
+        def on_shutdown(self, state: Any) -> Any:
+            return self._run("shutdown", state)
+
+    return _ManagedNode
+
+
+class RclpyNode:
+    """A context, an rclpy node (lifecycle or plain) and an executor for one robot_rl node.
+
+    Args:
+        owner: the robot_rl node (its ``_run_transition`` runs lifecycle callbacks).
+        name: node name; namespace: ``""`` or ``/ns``.
+        lifecycle: create an ``rclpy.lifecycle.LifecycleNode`` (standard lifecycle services).
+        domain_id: ROS domain ID; None: rcl reads ``ROS_DOMAIN_ID`` (default 0).
+
+    Raises:
+        ConfigError: rclpy missing, or rcl refused the name, namespace or domain.
+    """
+
+    def __init__(self, owner: Any, name: str, namespace: str, *, lifecycle: bool, domain_id: int | None) -> None:
+        rclpy = import_rclpy()
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        self.context = Context()
+        try:
+            rclpy.init(args=["robot_rl"], context=self.context, domain_id=domain_id,
+                       signal_handler_options=SignalHandlerOptions.NO)
+        except Exception as e:  # noqa: BLE001 - rcl errors have several types
+            raise ConfigError(f"cannot initialise ROS 2 for node {name!r} (domain {domain_id}): {e}") from None
+        kwargs = dict(context=self.context, namespace=namespace or None, use_global_arguments=False,
+                      start_parameter_services=True, enable_rosout=True,
+                      automatically_declare_parameters_from_overrides=False)
+        try:
+            self.node = _lifecycle_class()(owner, name, **kwargs) if lifecycle else rclpy.node.Node(name, **kwargs)
+        except Exception as e:  # noqa: BLE001 - invalid names raise rclpy-specific exceptions
+            self.context.try_shutdown()
+            raise ConfigError(f"cannot create ROS 2 node {name!r} in namespace {namespace or '/'!r}: {e}") from None
+        self.domain_id = self.context.get_domain_id()
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._guard = self.node.create_guard_condition(lambda: None)
+        self._destroyed = False
 
-    def create_publisher(self, typename: str, topic: str, profile: Any) -> _Pub:
-        return _Pub(self, typename, topic, profile)
+    def create_publisher(self, msg_class: type, topic: str, qos: Any) -> Any:
+        """An rclpy publisher (publish CDR bytes to it)."""
+        return self.node.create_publisher(msg_class, topic, qos)
 
-    def create_subscription(self, typename: str, topic: str, profile: Any, subscription: Any) -> _Sub:
-        return _Sub(self, typename, topic, profile, subscription)
+    def create_subscription(self, msg_class: type, topic: str, callback: Callable[[bytes], None], qos: Any) -> Any:
+        """An rclpy subscription delivering raw CDR bytes to ``callback``."""
+        return self.node.create_subscription(msg_class, topic, callback, qos, raw=True)
 
     def wake(self) -> None:
+        """Make a waiting :meth:`spin_once` return."""
         try:
             self._guard.trigger()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - already destroyed
             pass
 
-    def wait_and_dispatch(self, timeout_s: float) -> None:
-        self.executor.spin_once(timeout_sec=timeout_s)
-        # deliver what else is already queued, without waiting (bounded so timers stay on time)
-        for _ in range(16):
-            self.executor.spin_once(timeout_sec=0.0)
+    def spin_once(self, timeout_s: float) -> None:
+        """Run at most one ready callback (timer, subscription, service), waiting up to ``timeout_s`` seconds."""
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin_once(timeout_sec=timeout_s)
+        except ExternalShutdownException:
+            pass
 
     def destroy(self) -> None:
-        try:
-            self.executor.remove_node(self.node)
-            self.node.destroy_node()
-        except Exception:  # noqa: BLE001
-            pass
+        """Destroy the node and the executor and shut the context down. Idempotent."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        for step in (lambda: self.executor.remove_node(self.node), self.node.destroy_node,
+                     lambda: self.executor.shutdown(timeout_sec=1.0), self.context.try_shutdown):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - keep tearing down the rest
+                logging.getLogger("robot_rl.ros").debug(f"teardown step failed: {e}")

@@ -1,52 +1,54 @@
-"""One small ROS 2 node API with two backends: rclpy when importable, else Cyclone DDS.
+"""The small ROS 2 node API every robot_rl node is written against, on rclpy.
 
-Every robot_rl node (camera, arm, teleop, sim, recorder) is written against :class:`Node` and
-:class:`LifecycleNode` here, never against rclpy or cyclonedds directly, so the same node runs in
-a ROS 2 install (``ros2 run robot_rl robot_rl_camera_node``) and on a machine with only PyPI
-packages. Messages are always rosbags dataclasses (``TYPESTORE.types["sensor_msgs/msg/Image"]``,
-numeric arrays as numpy); each backend converts to its own wire objects.
-
-Backend choice (first that applies):
-    1. the ``backend`` argument, or the ``ros_backend`` parameter (``-p ros_backend:=dds``);
-    2. the environment variable ``ROBOT_RL_ROS_BACKEND`` (``rclpy``, ``dds`` or ``auto``);
-    3. ``auto``: rclpy if ``import rclpy`` works, else ``dds``.
+Every robot_rl node (camera, arm, teleop, sim, recorder) subclasses :class:`Node` or
+:class:`LifecycleNode` here; underneath each is a real rclpy node (:mod:`robot_rl.ros._rclpy`),
+so ``ros2 node list``, ``ros2 param``, ``ros2 lifecycle``, rqt and rviz2 see them as any other
+ROS 2 node. rclpy (ROS 2 Jazzy, Fast DDS) is the only backend: ``pip install -e .[ros]``
+installs it from PyPI; the former Cyclone DDS backend was retired (README, "ROS 2").
+Messages in robot_rl code are rosbags dataclasses (``TYPESTORE.types["sensor_msgs/msg/Image"]``,
+numeric arrays as numpy); they travel as CDR bytes through rclpy (:mod:`robot_rl.ros.messages`).
 
 What the node gives (names as in rclpy):
     * publishers and subscriptions with explicit QoS (``"default"``: KEEP_LAST 10 RELIABLE,
       ``"sensor"``: KEEP_LAST 5 BEST_EFFORT, ``"static"``: KEEP_LAST 1 RELIABLE TRANSIENT_LOCAL,
-      or a :class:`QoSProfile`);
-    * timers (period in seconds), run by :meth:`Node.spin` on one thread with the callbacks, so
-      callbacks never run concurrently (rclpy's SingleThreadedExecutor semantics);
-    * declared parameters with a description and units, set from ``-p name:=value``,
-      ``--params-file file.yaml`` (the ROS 2 parameter file format) or ``parameter_overrides``;
-      reading an undeclared parameter is an error;
-    * a :mod:`logging` logger named after the node that, on the DDS backend, also publishes
-      ``rcl_interfaces/Log`` to ``/rosout`` so ``ros2 topic echo /rosout`` shows it;
-    * lifecycle states (``unconfigured -> inactive -> active -> finalized``, REP 2002 / the
-      ``lifecycle_msgs`` state machine) with ``on_configure`` ... callbacks and
-      ``~/transition_event`` published on every transition. Transitions are driven by
-      ``autostart`` (default true: configure then activate on start, like nav2's lifecycle
-      manager) or by :meth:`LifecycleNode.trigger`. The ``~/change_state`` service is not served
-      (services need rmw_cyclonedds on the other side; the design uses topics), so the
-      ``~/change_state_request`` topic (``std_msgs/String``: ``configure``, ``activate``,
-      ``deactivate``, ``cleanup``, ``shutdown``) triggers transitions instead.
+      or a :class:`QoSProfile`); a message type whose package is not installed is a
+      :class:`ConfigError` naming the ``ros-jazzy-*`` wheel to install;
+    * timers (period in seconds), run by :meth:`Node.spin` on one thread with the callbacks and
+      rclpy's services (rclpy's SingleThreadedExecutor: callbacks never run concurrently);
+    * parameters declared through rclpy with a ``rcl_interfaces/ParameterDescriptor``
+      (description with units, ``FloatingPointRange``/``IntegerRange``, ``read_only``), so
+      ``ros2 param list/get/set`` and the ``~/list_parameters``, ``~/get_parameters``,
+      ``~/set_parameters`` services work; a set with the wrong type, out of range or not one of
+      the allowed values is refused with a reason (``SetParametersResult.successful = False``).
+      Values come from ``-p name:=value``, ``--params-file file.yaml`` (the ROS 2 parameter file
+      format) or ``parameter_overrides``. A parameter is read-only unless it is declared with an
+      ``on_change`` callback (or ``read_only=False``): runtime changes then reach the node;
+    * a :mod:`logging` logger named after the node whose records go through the rclpy node
+      logger: console output in ROS 2's format and ``rcl_interfaces/Log`` on ``/rosout``;
+    * for :class:`LifecycleNode`: the standard managed-node services ``~/change_state``,
+      ``~/get_state``, ``~/get_available_states``, ``~/get_available_transitions`` and the
+      ``~/transition_event`` topic (rclpy.lifecycle), ``on_configure`` ... callbacks, and
+      ``autostart`` (configure and activate on start, like nav2's lifecycle manager);
+    * ``ROS_DOMAIN_ID``, ``ROS_AUTOMATIC_DISCOVERY_RANGE`` and ``ROS_STATIC_PEERS`` as in any ROS 2
+      process; a ``domain_id`` argument overrides ``ROS_DOMAIN_ID`` for one node (each node has
+      its own rclpy Context).
 
 Command-line arguments follow ``ros2 run``: ``--ros-args -p name:=value --params-file f.yaml
 -r __node:=name -r __ns:=/namespace -r /from:=/to``.
 
 Example:
     >>> from robot_rl.ros.node import Node
-    >>> node = Node("talker", backend="dds")                       # doctest: +SKIP
-    >>> rate = node.declare_parameter("rate_hz", 10.0, "publish rate", units="Hz")  # doctest: +SKIP
-    >>> pub = node.create_publisher("std_msgs/msg/String", "chatter")  # doctest: +SKIP
+    >>> node = Node("talker")                                              # doctest: +SKIP
+    >>> rate = node.declare_parameter("rate_hz", 10.0, "publish rate", units="Hz", min_value=0.1)  # doctest: +SKIP
+    >>> pub = node.create_publisher("std_msgs/msg/String", "chatter")      # doctest: +SKIP
     >>> node.create_timer(1.0 / rate, lambda: pub.publish(node.msg("std_msgs/msg/String", data="hi")))  # doctest: +SKIP
-    >>> node.spin()                                                   # doctest: +SKIP
+    >>> node.spin()                                                        # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
 import signal
 import sys
 import threading
@@ -59,47 +61,15 @@ from typing import Any
 import yaml
 
 from robot_rl.errors import ConfigError
-from robot_rl.ros.messages import TYPESTORE
+from robot_rl.ros import _rclpy
+from robot_rl.ros.messages import TYPESTORE, deserialize, load_message_class, serialize
+from robot_rl.ros.qos import QOS_PRESETS, QoSProfile, as_qos, to_rclpy
 
-#: Environment variable that selects the backend: ``rclpy``, ``dds`` or ``auto``.
-BACKEND_ENV = "ROBOT_RL_ROS_BACKEND"
-BACKENDS = ("auto", "rclpy", "dds")
-
-
-@dataclass(frozen=True)
-class QoSProfile:
-    """History depth and reliability of a publisher or subscription (durability is VOLATILE).
-
-    Attributes:
-        depth: KEEP_LAST history depth, messages.
-        reliable: RELIABLE if True, else BEST_EFFORT. A BEST_EFFORT publisher does not match a
-            RELIABLE subscription.
-        transient_local: TRANSIENT_LOCAL durability (late subscribers get the last ``depth``
-            messages, as ``/tf_static`` needs) instead of VOLATILE.
-    """
-
-    depth: int = 10
-    reliable: bool = True
-    transient_local: bool = False
-
-    def __post_init__(self) -> None:
-        if self.depth < 1:
-            raise ConfigError(f"QoS history depth must be at least 1 message, got {self.depth}.")
-
-
-#: ``rmw_qos_profile_default``, ``rmw_qos_profile_sensor_data`` and tf2's static-broadcaster QoS.
-QOS_PRESETS = {"default": QoSProfile(10, True), "sensor": QoSProfile(5, False), "static": QoSProfile(1, True, True)}
-
-
-def as_qos(qos: str | QoSProfile | int) -> QoSProfile:
-    """A :class:`QoSProfile` from a preset name (``"default"``, ``"sensor"``), a depth, or a profile."""
-    if isinstance(qos, QoSProfile):
-        return qos
-    if isinstance(qos, int) and not isinstance(qos, bool):
-        return QoSProfile(qos, True)
-    if qos in QOS_PRESETS:
-        return QOS_PRESETS[qos]
-    raise ConfigError(f"unknown QoS {qos!r}; use 'default', 'sensor', a history depth or a QoSProfile.")
+__all__ = [
+    "QOS_PRESETS", "QoSProfile", "as_qos", "make_message", "stamp_to_seconds", "seconds_to_stamp", "header",
+    "RosArgs", "parse_ros_args", "read_params_yaml", "load_params_file", "resolve_name", "ParameterDescriptor",
+    "Publisher", "Subscription", "Timer", "Node", "LifecycleNode", "STATE_IDS", "TRANSITIONS", "run_node",
+]
 
 
 def make_message(typename: str, **fields: Any) -> Any:
@@ -273,29 +243,6 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def resolve_backend(requested: str | None = None) -> str:
-    """``"rclpy"`` or ``"dds"``: the backend to use for ``requested`` (see the module docstring).
-
-    Raises:
-        ConfigError: unknown backend name, or ``rclpy`` requested but not importable.
-    """
-    choice = (requested or os.environ.get(BACKEND_ENV) or "auto").lower()
-    if choice not in BACKENDS:
-        raise ConfigError(f"unknown ROS backend {choice!r} (from {'argument' if requested else BACKEND_ENV}); use one of {BACKENDS}.")
-    if choice == "dds":
-        return "dds"
-    try:
-        import rclpy  # noqa: F401
-    except ImportError:
-        if choice == "rclpy":
-            raise ConfigError(
-                "ROS backend 'rclpy' requested but rclpy is not importable; source your ROS 2 install "
-                "(source /opt/ros/jazzy/setup.bash) or use the Cyclone DDS backend (ROBOT_RL_ROS_BACKEND=dds)."
-            ) from None
-        return "dds"
-    return "rclpy"
-
-
 def resolve_name(name: str, namespace: str, node_name: str) -> str:
     """Fully qualified topic name (REP 144 / ROS 2 name resolution).
 
@@ -321,31 +268,95 @@ def resolve_name(name: str, namespace: str, node_name: str) -> str:
     return full
 
 
+
+
 # --------------------------------------------------------------------------- parameters
 
 
 @dataclass
 class ParameterDescriptor:
-    """A declared parameter: name, value, description, units, and whether it may change at runtime."""
+    """A declared parameter as robot_rl sees it (rclpy holds the ROS 2 descriptor).
+
+    Attributes:
+        name: parameter name (dotted for groups).
+        value: current value (Python types: bool, int, float, str, or a list of one of them).
+        description: what it does. units: physical units, empty for none.
+        read_only: the value cannot change after declaration.
+        choices: allowed values, or None. min_value, max_value: inclusive range, or None.
+    """
 
     name: str
     value: Any
     description: str
     units: str = ""
     read_only: bool = False
+    choices: tuple | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    on_change: Callable[[Any], None] | None = None
 
 
-# --------------------------------------------------------------------------- node
+def _coerce(name: str, value: Any, default: Any, node: str, array_type: type | None = None) -> Any:
+    """``value`` converted to the type of ``default`` (ints where floats are expected), or ConfigError."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"parameter {name} of node {node} is a bool (true/false), got {value!r}.")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"parameter {name} of node {node} is a list, got {value!r}.")
+        element = array_type or _element_type(default) or _element_type(value)
+        items = list(value)
+        if element is float and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return [float(v) for v in items]
+        if element is not None and not all(isinstance(v, element) and (element is bool or not isinstance(v, bool)) for v in items):
+            raise ConfigError(f"parameter {name} of node {node} is a list of {element.__name__}, got {value!r}.")
+        return items
+    if not isinstance(value, type(default)) or (isinstance(value, bool) and not isinstance(default, bool)):
+        raise ConfigError(f"parameter {name} of node {node} is a {type(default).__name__} (default {default!r}), got {value!r}.")
+    return value
+
+
+def _element_type(values: Sequence[Any]) -> type | None:
+    """Element type of a ROS 2 array parameter (bool, int, float or str), None for an empty list."""
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return bool
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return int
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return float
+    if all(isinstance(v, str) for v in values):
+        return str
+    raise ConfigError(f"a ROS 2 array parameter holds one type (bool, int, float or str), got {list(values)!r}.")
+
+
+def _python_value(value: Any) -> Any:
+    """rclpy parameter values as plain Python (``array.array`` -> list)."""
+    if value is not None and not isinstance(value, (bool, int, float, str, list)):
+        try:
+            return list(value)
+        except TypeError:
+            return value
+    return value
+
+
+# --------------------------------------------------------------------------- entities
 
 
 class Publisher:
-    """A typed publisher (returned by :meth:`Node.create_publisher`)."""
+    """A typed publisher (returned by :meth:`Node.create_publisher`); publishes rosbags messages."""
 
     def __init__(self, node: Node, typename: str, topic: str, qos: QoSProfile, impl: Any) -> None:
         self.node, self.typename, self.topic, self.qos, self._impl = node, typename, topic, qos, impl
 
     def publish(self, message: Any) -> None:
-        """Publish a rosbags message of :attr:`typename`.
+        """Publish a rosbags message of :attr:`typename` (serialized to CDR, sent through rclpy).
 
         Raises:
             ConfigError: the message is of another type.
@@ -353,11 +364,11 @@ class Publisher:
         msgtype = getattr(message, "__msgtype__", None)
         if msgtype != self.typename:
             raise ConfigError(f"publisher on {self.topic} takes {self.typename}, got {msgtype or type(message).__name__}.")
-        self._impl.publish(message)
+        self._impl.publish(serialize(message, self.typename))
 
     def get_subscription_count(self) -> int:
         """Number of matched subscriptions (all processes)."""
-        return self._impl.subscription_count()
+        return self._impl.get_subscription_count()
 
     def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` subscriptions matched or ``timeout_s`` passed; True if matched."""
@@ -370,7 +381,7 @@ class Publisher:
 
     def destroy(self) -> None:
         """Remove the publisher from the graph. Idempotent."""
-        self._impl.destroy()
+        self.node._destroy_entity(self._impl)
 
 
 class Subscription:
@@ -378,81 +389,111 @@ class Subscription:
 
     def __init__(self, node: Node, typename: str, topic: str, qos: QoSProfile, callback: Callable[[Any], None], impl: Any) -> None:
         self.node, self.typename, self.topic, self.qos, self.callback, self._impl = node, typename, topic, qos, callback, impl
+        self._bad_logged = False
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            message = deserialize(data, self.typename)
+        except ConfigError as e:
+            if not self._bad_logged:  # once per subscription; the count is in the log line
+                self._bad_logged = True
+                self.node.get_logger().error(f"dropping a message on {self.topic}: {e}")
+            return
+        self.callback(message)
 
     def get_publisher_count(self) -> int:
-        """Number of matched publishers (all processes)."""
-        return self._impl.publisher_count()
+        """Number of publishers on the topic (all processes)."""
+        return self.node._ros.node.count_publishers(self.topic)
 
     def destroy(self) -> None:
         """Remove the subscription from the graph. Idempotent."""
-        self._impl.destroy()
+        self.node._destroy_entity(self._impl)
+        with self.node._lock:
+            if self in self.node._subscriptions:
+                self.node._subscriptions.remove(self)
 
 
 class Timer:
-    """A periodic callback run by the node's executor (returned by :meth:`Node.create_timer`)."""
+    """A periodic callback run by the node's executor (returned by :meth:`Node.create_timer`).
 
-    def __init__(self, period_s: float, callback: Callable[[], None]) -> None:
+    Attributes:
+        period_s: period in seconds. callback: the function called. call_count: calls so far.
+    """
+
+    def __init__(self, node: Node, period_s: float, callback: Callable[[], None]) -> None:
         if not period_s > 0:
             raise ConfigError(f"timer period must be positive seconds, got {period_s}.")
         self.period_s = float(period_s)
         self.callback = callback
-        self.next_due = time.monotonic() + self.period_s
-        self.cancelled = False
-        #: Start times (monotonic seconds) of the last calls, for jitter statistics.
         self.call_count = 0
+        self.cancelled = False
+        self._impl = node._ros.node.create_timer(self.period_s, self._fire)
+
+    def _fire(self) -> None:
+        self.call_count += 1
+        self.callback()
 
     def cancel(self) -> None:
         """Stop calling the callback."""
         self.cancelled = True
+        self._impl.cancel()
 
     def reset(self) -> None:
-        """Restart the period from now."""
+        """Restart the period from now (also after :meth:`cancel`)."""
         self.cancelled = False
-        self.next_due = time.monotonic() + self.period_s
+        self._impl.reset()
 
 
-class _RosoutHandler(logging.Handler):
-    """Publishes log records as ``rcl_interfaces/Log`` on ``/rosout``."""
-
-    LEVELS = {logging.DEBUG: 10, logging.INFO: 20, logging.WARNING: 30, logging.ERROR: 40, logging.CRITICAL: 50}
+class _RclpyLogHandler(logging.Handler):
+    """Sends :mod:`logging` records through an rclpy node logger: console and ``/rosout``."""
 
     def __init__(self, node: Node) -> None:
         super().__init__()
         self.node = node
-        self.publisher = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        ros = getattr(self.node, "_ros", None)
         try:
-            if self.publisher is None:
-                self.publisher = self.node.create_publisher("rcl_interfaces/msg/Log", "/rosout", QoSProfile(1000, True))
-            msg = make_message(
-                "rcl_interfaces/msg/Log", stamp=seconds_to_stamp(record.created), level=self.LEVELS.get(record.levelno, 20),
-                name=self.node.logger_name, msg=record.getMessage(), file=record.pathname, function=record.funcName,
-                line=record.lineno,
-            )
-            self.publisher.publish(msg)
-        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            if ros is not None and not ros._destroyed:
+                logger = ros.node.get_logger()
+                level = record.levelno
+                log = (logger.debug if level < logging.INFO else logger.info if level < logging.WARNING
+                       else logger.warning if level < logging.ERROR else logger.error if level < logging.CRITICAL
+                       else logger.fatal)
+                log(text)
+                return
+        except Exception:  # noqa: BLE001 - fall back to stderr below
             pass
+        sys.stderr.write(f"[{record.levelname}] [{record.created:.9f}] [{self.node.logger_name}]: {text}\n")
+
+
+# --------------------------------------------------------------------------- node
 
 
 class Node:
-    """A ROS 2 node on the chosen backend.
+    """A ROS 2 node (an rclpy node underneath, in its own rclpy Context).
 
     Args:
         name: node name (overridden by ``-r __node:=``).
         namespace: node namespace, ``""`` or ``/ns`` (overridden by ``-r __ns:=``).
         argv: command line whose ``--ros-args`` part is parsed (default: none).
         parameter_overrides: parameter values applied over parameter files and ``-p`` arguments.
-        backend: ``"rclpy"``, ``"dds"``, ``"auto"`` or None (see the module docstring).
-        domain_id: ROS domain ID; default ``ROS_DOMAIN_ID`` or 0.
+        domain_id: ROS domain ID of this node; None: ``ROS_DOMAIN_ID`` (0 when unset).
 
     Raises:
-        ConfigError: bad arguments, an unknown backend, or a parameter file that cannot be read.
+        ConfigError: rclpy is not installed (says ``pip install -e .[ros]``),
+            ``ROBOT_RL_ROS_BACKEND=dds`` (the retired backend), bad arguments, or a parameter file
+            that cannot be read.
     """
 
+    _LIFECYCLE = False
+
     def __init__(self, name: str, *, namespace: str = "", argv: Sequence[str] = (),
-                 parameter_overrides: dict[str, Any] | None = None, backend: str | None = None,
-                 domain_id: int | None = None) -> None:
+                 parameter_overrides: dict[str, Any] | None = None, domain_id: int | None = None) -> None:
+        _rclpy.check_backend_env()
         ros_args = parse_ros_args(argv)
         self.name = ros_args.node_name or name
         ns = ros_args.namespace if ros_args.namespace is not None else namespace
@@ -467,57 +508,143 @@ class Node:
         overrides.update(parameter_overrides or {})
         self._overrides = overrides
         self._parameters: dict[str, ParameterDescriptor] = {}
-        self.backend = resolve_backend(backend or overrides.get("ros_backend"))
-        self.declare_parameter("ros_backend", self.backend, "transport backend: rclpy or dds (Cyclone DDS speaking the ROS 2 wire format)", read_only=True)
-        if domain_id is None:
-            domain_id = int(os.environ.get("ROS_DOMAIN_ID", "0") or 0)
-        self.domain_id = domain_id
-        self._timers: list[Timer] = []
         self._subscriptions: list[Subscription] = []
         self._publishers: list[Publisher] = []
         self._shutdown = threading.Event()
         self._lock = threading.Lock()
-        if self.backend == "dds":
-            from robot_rl.ros._dds import DdsBackend
+        self._spin_thread: threading.Thread | None = None
+        self._spinning: set[int] = set()
+        self._ros = _rclpy.RclpyNode(self, self.name, self.namespace, lifecycle=self._LIFECYCLE, domain_id=domain_id)
+        #: The ROS domain ID this node is in.
+        self.domain_id = self._ros.domain_id
+        _rclpy.register_live(self)
+        from rcl_interfaces.msg import SetParametersResult
 
-            self._backend = DdsBackend(self, domain_id)
-        else:
-            from robot_rl.ros._rclpy import RclpyBackend
-
-            self._backend = RclpyBackend(self, list(argv))
+        self._SetParametersResult = SetParametersResult
+        self._ros.node.add_on_set_parameters_callback(self._validate_parameters)
+        self._ros.node.add_post_set_parameters_callback(self._parameters_changed)
         self._logger = logging.getLogger(f"robot_rl.ros.{self.logger_name}")
-        if not any(isinstance(h, _RosoutHandler) for h in self._logger.handlers) and self.backend == "dds":
-            self._logger.addHandler(_RosoutHandler(self))
-        _ensure_console_logging()
+        self._logger.handlers = [h for h in self._logger.handlers if not isinstance(h, _RclpyLogHandler)]
+        self._logger.addHandler(_RclpyLogHandler(self))
+        self._logger.setLevel(logging.INFO)
+        self._logger.propagate = False
 
     # -- parameters ----------------------------------------------------------------------------
 
     def declare_parameter(self, name: str, default: Any, description: str, *, units: str = "",
-                          read_only: bool = False, choices: Sequence[Any] | None = None) -> Any:
-        """Declare a parameter and return its value (override if one was given, else ``default``).
+                          read_only: bool | None = None, choices: Sequence[Any] | None = None,
+                          min_value: float | None = None, max_value: float | None = None,
+                          on_change: Callable[[Any], None] | None = None, array_type: type | None = None) -> Any:
+        """Declare a ROS 2 parameter (through rclpy, with a descriptor) and return its value.
+
+        The value is the override (``-p``, parameter file, ``parameter_overrides``) if one was
+        given, else ``default``.
 
         Args:
             name: parameter name (dotted for groups: ``limits.max_speed_m_s``).
-            default: default value; its type is the parameter's type (int may be given for float).
-            description: what the parameter does, shown by :meth:`describe_parameters`.
+            default: default value; its type is the parameter's type (an int is accepted for a
+                float); a list is an array parameter of one element type.
+            description: what the parameter does (``ros2 param describe`` shows it with the units).
             units: physical units (``"m"``, ``"m/s"``, ``"Hz"``, ``"s"``), empty for none.
-            read_only: the value may not change after declaration.
+            read_only: the value may not change after declaration. Default: read-only unless
+                ``on_change`` is given (a runtime change the node does not apply would mislead).
             choices: allowed values, if the parameter is an enumeration.
+            min_value, max_value: inclusive range of a numeric parameter (``FloatingPointRange`` /
+                ``IntegerRange`` in the descriptor); None: unbounded on that side.
+            on_change: called with the new value after a successful runtime set (from the
+                executor thread, like any callback).
+            array_type: element type (bool, int, float, str) of an array parameter whose default
+                is an empty list; default str.
 
         Raises:
-            ConfigError: declared twice, an override of the wrong type, or a value not in ``choices``.
+            ConfigError: declared twice, an override of the wrong type, out of range, or not in ``choices``.
         """
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange
+        from rcl_interfaces.msg import ParameterDescriptor as RosDescriptor
+        from rclpy.parameter import Parameter
+
+        fqn = self.fully_qualified_name
         if name in self._parameters:
-            raise ConfigError(f"parameter {name!r} of node {self.fully_qualified_name} is declared twice.")
-        value = self._overrides.get(name, default)
-        value = _coerce(name, value, default, self.fully_qualified_name)
-        if choices is not None and value not in choices:
-            raise ConfigError(f"parameter {name}={value!r} of node {self.fully_qualified_name} must be one of {list(choices)}.")
-        self._parameters[name] = ParameterDescriptor(name, value, description, units, read_only)
+            raise ConfigError(f"parameter {name!r} of node {fqn} is declared twice.")
+        if default is None:
+            raise ConfigError(f"parameter {name!r} of node {fqn} needs a typed default (ROS 2 parameters are typed).")
+        value = _coerce(name, self._overrides.get(name, default), default, fqn, array_type)
+        if isinstance(default, (list, tuple)) and array_type is None and not default and not value:
+            array_type = str
+        info = ParameterDescriptor(name, value, description, units, bool(on_change is None if read_only is None else read_only),
+                                   tuple(choices) if choices is not None else None, min_value, max_value, on_change)
+        problem = self._check_value(info, value)
+        if problem:
+            raise ConfigError(problem)
+        descriptor = RosDescriptor(description=description + (f" [{units}]" if units else ""), read_only=info.read_only)
+        constraints = []
+        if choices is not None:
+            constraints.append("one of: " + ", ".join(str(c) for c in choices))
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and (min_value is not None or max_value is not None):
+            if isinstance(value, float):
+                lo = -math.inf if min_value is None else float(min_value)
+                hi = math.inf if max_value is None else float(max_value)
+                descriptor.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+            else:
+                lo = -(2**63) if min_value is None else int(min_value)
+                hi = 2**63 - 1 if max_value is None else int(max_value)
+                descriptor.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=0)]
+            constraints.append(f"range [{lo}, {hi}]" + (f" {units}" if units else ""))
+        descriptor.additional_constraints = "; ".join(constraints)
+        try:
+            if isinstance(value, list) and not value:
+                kind = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+                        float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}[array_type or str]
+                descriptor.type = kind.value
+                # rclpy infers BYTE_ARRAY from an empty list; declare with the explicit type instead
+                self._ros.node._declare_parameter_common([Parameter(name, kind, [])], {name: descriptor})
+            else:
+                self._ros.node.declare_parameter(name, value, descriptor, ignore_override=True)
+        except Exception as e:  # noqa: BLE001 - rclpy raises several exception types here
+            raise ConfigError(f"parameter {name}={value!r} of node {fqn}: {e}") from None
+        self._parameters[name] = info
         return value
 
+    @staticmethod
+    def _check_value(info: ParameterDescriptor, value: Any) -> str:
+        """Why ``value`` is not allowed for ``info`` (empty string: allowed)."""
+        if info.choices is not None and value not in info.choices:
+            return f"parameter {info.name}={value!r} must be one of {list(info.choices)}."
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if info.min_value is not None and value < info.min_value:
+                return f"parameter {info.name}={value!r} is below its minimum {info.min_value} {info.units}".rstrip() + "."
+            if info.max_value is not None and value > info.max_value:
+                return f"parameter {info.name}={value!r} is above its maximum {info.max_value} {info.units}".rstrip() + "."
+        return ""
+
+    def _validate_parameters(self, parameters: list[Any]) -> Any:
+        # rclpy has already checked read-only, type and range; this adds choices (and our wording).
+        for p in parameters:
+            info = self._parameters.get(p.name)
+            if info is None:
+                continue
+            problem = self._check_value(info, _python_value(p.value))
+            if problem:
+                self._logger.warning(f"refused: {problem}")
+                return self._SetParametersResult(successful=False, reason=problem)
+        return self._SetParametersResult(successful=True)
+
+    def _parameters_changed(self, parameters: list[Any]) -> None:
+        for p in parameters:
+            info = self._parameters.get(p.name)
+            if info is None:
+                continue
+            info.value = _python_value(p.value)
+            self._logger.info(f"parameter {p.name} set to {info.value!r}")
+            if info.on_change is not None:
+                try:
+                    info.on_change(info.value)
+                except Exception as e:  # noqa: BLE001 - a failing hook must not take the node down
+                    self._logger.error(f"applying parameter {p.name}={info.value!r} failed: {e}")
+
     def get_parameter(self, name: str) -> Any:
-        """Value of a declared parameter.
+        """Value of a declared parameter (plain Python types).
 
         Raises:
             ConfigError: the parameter was not declared.
@@ -527,17 +654,23 @@ class Node:
         return self._parameters[name].value
 
     def set_parameter(self, name: str, value: Any) -> None:
-        """Change a declared, writable parameter.
+        """Change a declared, writable parameter (as a ``~/set_parameters`` request would).
 
         Raises:
-            ConfigError: undeclared, read-only, or of the wrong type.
+            ConfigError: undeclared, read-only, wrong type, out of range, or refused by the node.
         """
-        desc = self._parameters.get(name)
-        if desc is None:
+        from rclpy.parameter import Parameter
+
+        info = self._parameters.get(name)
+        if info is None:
             raise ConfigError(f"node {self.fully_qualified_name} has no declared parameter {name!r}.")
-        if desc.read_only:
-            raise ConfigError(f"parameter {name!r} of node {self.fully_qualified_name} is read-only.")
-        desc.value = _coerce(name, value, desc.value, self.fully_qualified_name)
+        value = _coerce(name, value, info.value if info.value not in (None, []) else value, self.fully_qualified_name)
+        try:
+            result = self._ros.node.set_parameters([Parameter(name, value=value)])[0]
+        except Exception as e:  # noqa: BLE001 - rclpy raises for some refusals instead of returning them
+            raise ConfigError(f"parameter {name} of node {self.fully_qualified_name}: {e}") from None
+        if not result.successful:
+            raise ConfigError(f"parameter {name} of node {self.fully_qualified_name} not set to {value!r}: {result.reason}")
 
     def describe_parameters(self) -> list[ParameterDescriptor]:
         """All declared parameters, in declaration order."""
@@ -558,11 +691,13 @@ class Node:
         """A publisher of ``typename`` (``sensor_msgs/msg/Image``) on ``topic`` (relative, ``~/`` or absolute).
 
         Raises:
-            ConfigError: unknown type, bad topic name, or the node is shut down.
+            ConfigError: unknown type, its package not installed (names the wheel), bad topic
+                name, or the node is shut down.
         """
         self._check_alive()
         full, profile = self.resolve_topic_name(topic), as_qos(qos)
-        pub = Publisher(self, typename, full, profile, self._backend.create_publisher(typename, full, profile))
+        impl = self._ros.create_publisher(load_message_class(typename), full, to_rclpy(profile))
+        pub = Publisher(self, typename, full, profile, impl)
         self._publishers.append(pub)
         return pub
 
@@ -571,27 +706,29 @@ class Node:
         """A subscription; ``callback(message)`` runs in :meth:`spin` with a rosbags message.
 
         Raises:
-            ConfigError: unknown type, bad topic name, or the node is shut down.
+            ConfigError: unknown type, its package not installed (names the wheel), bad topic
+                name, or the node is shut down. The node keeps running.
         """
         self._check_alive()
         full, profile = self.resolve_topic_name(topic), as_qos(qos)
+        msg_class = load_message_class(typename)
         sub = Subscription(self, typename, full, profile, callback, None)
-        sub._impl = self._backend.create_subscription(typename, full, profile, sub)
+        sub._impl = self._ros.create_subscription(msg_class, full, sub._deliver, to_rclpy(profile))
         with self._lock:
             self._subscriptions.append(sub)
         return sub
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
-        """A timer calling ``callback()`` every ``period_s`` seconds from :meth:`spin`."""
+        """A timer calling ``callback()`` every ``period_s`` seconds from :meth:`spin`.
+
+        Raises:
+            ConfigError: period not positive, or the node is shut down.
+        """
         self._check_alive()
-        timer = Timer(period_s, callback)
-        with self._lock:
-            self._timers.append(timer)
-        self._backend.wake()
-        return timer
+        return Timer(self, period_s, callback)
 
     def get_logger(self) -> logging.Logger:
-        """The node's logger (``robot_rl.ros.<namespace>.<name>``)."""
+        """The node's :mod:`logging` logger (``robot_rl.ros.<namespace>.<name>``); records reach ``/rosout``."""
         return self._logger
 
     def now(self) -> float:
@@ -605,23 +742,17 @@ class Node:
     # -- executor --------------------------------------------------------------------------------
 
     def spin_once(self, timeout_s: float = 0.1) -> None:
-        """Run due timers and deliver pending messages, waiting at most ``timeout_s`` seconds for work."""
-        now = time.monotonic()
-        with self._lock:
-            timers = [t for t in self._timers if not t.cancelled]
-        next_due = min((t.next_due for t in timers), default=now + timeout_s)
-        wait = max(0.0, min(timeout_s, next_due - now))
-        self._backend.wait_and_dispatch(wait)
-        now = time.monotonic()
-        for timer in timers:
-            if not timer.cancelled and now >= timer.next_due:
-                # Keep the phase: the next deadline is one period after the missed one, skipping
-                # whole periods when the callback overran (no burst of catch-up calls).
-                timer.next_due += timer.period_s
-                if timer.next_due <= now:
-                    timer.next_due = now + timer.period_s - ((now - timer.next_due) % timer.period_s)
-                timer.call_count += 1
-                timer.callback()
+        """Run one ready callback (timer, message, service request), waiting at most ``timeout_s`` seconds."""
+        if self._shutdown.is_set():
+            return
+        me = threading.get_ident()
+        self._spinning.add(me)
+        try:
+            self._ros.spin_once(timeout_s)
+        finally:
+            self._spinning.discard(me)
+        if self._shutdown.is_set() and not self._spinning:
+            self._ros.destroy()
 
     def spin(self, timeout_s: float | None = None, until: Callable[[], bool] | None = None) -> None:
         """Process callbacks until :meth:`shutdown`, ``timeout_s`` seconds, or ``until()`` is true."""
@@ -635,11 +766,15 @@ class Node:
             self.spin_once(min(0.1, remaining))
 
     def spin_in_thread(self) -> threading.Thread:
-        """Start :meth:`spin` in a daemon thread (for clients such as :class:`RosRobotEnv`)."""
+        """Start :meth:`spin` in a daemon thread (for clients such as :class:`RosRobotEnv`); :meth:`shutdown` joins it."""
         thread = threading.Thread(target=self.spin, name=f"spin:{self.fully_qualified_name}", daemon=True)
-        thread.start()
         self._spin_thread = thread
+        thread.start()
         return thread
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`spin_once` return now (e.g. from a signal handler)."""
+        self._ros.wake()
 
     @property
     def is_shutdown(self) -> bool:
@@ -647,19 +782,32 @@ class Node:
         return self._shutdown.is_set()
 
     def shutdown(self) -> None:
-        """Stop spinning and destroy every entity. Idempotent."""
+        """Stop spinning, destroy the rclpy node and shut its context down. Idempotent.
+
+        Called from a callback (inside :meth:`spin`), the teardown happens when that callback returns.
+        """
         if self._shutdown.is_set():
             return
         self._shutdown.set()
-        self._backend.wake()
-        # let a spinning thread finish its callback before the entities it may use are destroyed
-        spinner = getattr(self, "_spin_thread", None)
+        self._ros.wake()
+        spinner = self._spin_thread
         if spinner is not None and spinner is not threading.current_thread():
-            spinner.join(timeout=2.0)
-        self._logger.handlers = [h for h in self._logger.handlers if not isinstance(h, _RosoutHandler)]
-        self._backend.destroy()
+            spinner.join(timeout=5.0)
+        if threading.get_ident() not in self._spinning:
+            self._ros.destroy()
 
     destroy_node = shutdown
+
+    def _destroy_entity(self, impl: Any) -> None:
+        if impl is None or self._ros._destroyed:
+            return
+        try:
+            if hasattr(impl, "get_subscription_count"):
+                self._ros.node.destroy_publisher(impl)
+            else:
+                self._ros.node.destroy_subscription(impl)
+        except Exception:  # noqa: BLE001 - already destroyed
+            pass
 
     def _check_alive(self) -> None:
         if self._shutdown.is_set():
@@ -668,47 +816,6 @@ class Node:
     def _subscriptions_snapshot(self) -> list[Subscription]:
         with self._lock:
             return list(self._subscriptions)
-
-
-def _coerce(name: str, value: Any, default: Any, node: str) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"parameter {name} of node {node} is a bool (true/false), got {value!r}.")
-        return value
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"parameter {name} of node {node} is a list, got {value!r}.")
-        return list(value)
-    if not isinstance(value, type(default)) or (isinstance(value, bool) and not isinstance(default, bool)):
-        raise ConfigError(f"parameter {name} of node {node} is a {type(default).__name__} (default {default!r}), got {value!r}.")
-    return value
-
-
-_CONSOLE_HANDLER: logging.Handler | None = None
-
-
-def _ensure_console_logging() -> None:
-    """ROS-like console output (``[INFO] [1700000000.123] [camera]: message``) once per process."""
-    global _CONSOLE_HANDLER
-    if _CONSOLE_HANDLER is not None:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-
-    class _Format(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            name = record.name.removeprefix("robot_rl.ros.")
-            return f"[{record.levelname}] [{record.created:.3f}] [{name}]: {record.getMessage()}"
-
-    handler.setFormatter(_Format())
-    root = logging.getLogger("robot_rl.ros")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    _CONSOLE_HANDLER = handler
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -726,59 +833,102 @@ TRANSITIONS = {
 
 
 class LifecycleNode(Node):
-    """A node with the ROS 2 managed-node state machine (hardware nodes: camera, arm, teleop).
+    """A managed node (REP 2002) on ``rclpy.lifecycle``: hardware nodes (camera, arm, teleop, sim).
 
-    Subclasses override ``on_configure`` (open the device: may raise, the node then stays
-    unconfigured and the error is logged), ``on_activate`` (start publishing / accepting
-    commands), ``on_deactivate``, ``on_cleanup`` (close the device) and ``on_shutdown``.
-    Each returns None (success) or raises.
+    The standard services are served: ``~/change_state`` (``lifecycle_msgs/srv/ChangeState``),
+    ``~/get_state``, ``~/get_available_states``, ``~/get_available_transitions``; every transition
+    is published on ``~/transition_event``. A transition that is not allowed from the current
+    state is refused (``success=False`` and an error in the log) and the node keeps running.
+
+    Subclasses override ``on_configure`` (open the device: may raise; the node then stays
+    unconfigured and the error is logged and kept in :attr:`last_error`), ``on_activate`` (start
+    publishing / accepting commands), ``on_deactivate``, ``on_cleanup`` (close the device) and
+    ``on_shutdown``. Each returns None (success) or raises.
 
     Parameters declared here: ``autostart`` (bool, default true: configure and activate when
     :meth:`start` is called).
     """
 
+    _LIFECYCLE = True
+
     def __init__(self, name: str, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        self.state = "unconfigured"
-        self.autostart = self.declare_parameter("autostart", True, "configure and activate on start (like nav2's lifecycle manager autostart)")
-        self._transition_pub = self.create_publisher("lifecycle_msgs/msg/TransitionEvent", "~/transition_event", QoSProfile(10, True))
-        self._request_sub = self.create_subscription("std_msgs/msg/String", "~/change_state_request", self._on_request)
         self.last_error: BaseException | None = None
         self._work_timer: Timer | None = None
+        super().__init__(name, **kwargs)
+        self.autostart = self.declare_parameter(
+            "autostart", True, "configure and activate on start (like nav2's lifecycle manager autostart)")
+        service = getattr(self._ros.node, "_service_change_state", None)
+        if service is not None:
+            service.callback = self._guarded_change_state(service.callback)
+
+    @property
+    def state(self) -> str:
+        """Current state label: ``unconfigured``, ``inactive``, ``active``, ``finalized`` (or a transition state)."""
+        return self._ros.node._state_machine.current_state[1]
 
     @property
     def is_active(self) -> bool:
         """True in the ``active`` state."""
         return self.state == "active"
 
+    def available_transitions(self) -> list[str]:
+        """Labels of the transitions allowed from the current state (``configure``, ``shutdown``, ...)."""
+        return sorted({t[1] for t in self._ros.node._state_machine.available_transitions})
+
     def trigger(self, transition: str) -> bool:
         """Run a transition (``configure``, ``activate``, ``deactivate``, ``cleanup``, ``shutdown``).
 
         Returns:
             True if the transition succeeded; False if its callback raised (logged, stored in
-            :attr:`last_error`; a failed configure or activate leaves the previous state).
+            :attr:`last_error`; a failed transition leaves the previous state).
 
         Raises:
             ConfigError: unknown transition, or not allowed from the current state.
         """
         if transition not in TRANSITIONS:
             raise ConfigError(f"unknown lifecycle transition {transition!r}; use one of {list(TRANSITIONS)}.")
-        sources, target, tid = TRANSITIONS[transition]
-        if self.state not in sources:
-            raise ConfigError(f"node {self.fully_qualified_name}: cannot {transition} from state {self.state!r}.")
-        start = self.state
+        start, allowed = self.state, self.available_transitions()
+        if transition not in allowed:
+            raise ConfigError(f"node {self.fully_qualified_name}: cannot {transition} from state {start!r}; "
+                              f"allowed from {start!r}: {allowed}.")
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        self._failed = False
+        result = getattr(self._ros.node, f"trigger_{transition}")()
+        return result == TransitionCallbackReturn.SUCCESS and not self._failed
+
+    def _run_transition(self, transition: str, start: str) -> bool:
+        """Run ``on_<transition>`` (from rclpy's lifecycle callback, ``start``: the state before); False if it raised."""
         try:
             getattr(self, f"on_{transition}")()
         except Exception as e:  # noqa: BLE001 - reported, node stays in its state
             self.last_error = e
+            self._failed = True
             self.get_logger().error(f"{transition} failed: {e}")
-            if transition == "shutdown":
-                self.state = "finalized"
-            return False
-        self.state = target
-        self._publish_transition(tid, transition, start, target)
-        self.get_logger().info(f"{transition}: {start} -> {target}")
+            return transition == "shutdown"  # a failed shutdown still ends in finalized
+        self.get_logger().info(f"{transition}: {start} -> {TRANSITIONS[transition][1]}")
         return True
+
+    def _guarded_change_state(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """Wrap rclpy's ``~/change_state`` handler: a transition not allowed is a logged refusal, never an exception."""
+
+        def change_state(request: Any, response: Any) -> Any:
+            available = {(t[0], t[1]) for t in self._ros.node._state_machine.available_transitions}
+            label, tid = request.transition.label, request.transition.id
+            if not any((label and label == lab) or (not label and tid == i) for i, lab in available):
+                self.get_logger().error(
+                    f"~/change_state: transition {label or tid!r} is not allowed from state {self.state!r}; "
+                    f"allowed: {sorted({lab for _, lab in available})}. The node stays {self.state!r}.")
+                response.success = False
+                return response
+            try:
+                return handler(request, response)
+            except Exception as e:  # noqa: BLE001 - rcl refused it after all
+                self.get_logger().error(f"~/change_state: transition {label or tid!r} failed: {e}")
+                response.success = False
+                return response
+
+        return change_state
 
     def start_work_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         """Start the node's periodic work (publishing, control ticks) from ``on_activate``.
@@ -798,26 +948,11 @@ class LifecycleNode(Node):
         """Cancel the work timer started by :meth:`start_work_timer` (no-op when none runs)."""
         if self._work_timer is not None:
             self._work_timer.cancel()
+            try:
+                self._ros.node.destroy_timer(self._work_timer._impl)
+            except Exception:  # noqa: BLE001 - node already destroyed
+                pass
             self._work_timer = None
-
-    def _publish_transition(self, tid: int, label: str, start: str, goal: str) -> None:
-        T = TYPESTORE.types
-        msg = T["lifecycle_msgs/msg/TransitionEvent"](
-            timestamp=int(time.time() * 1e9),
-            transition=T["lifecycle_msgs/msg/Transition"](id=tid, label=label),
-            start_state=T["lifecycle_msgs/msg/State"](id=STATE_IDS[start], label=start),
-            goal_state=T["lifecycle_msgs/msg/State"](id=STATE_IDS[goal], label=goal),
-        )
-        try:
-            self._transition_pub.publish(msg)
-        except Exception:  # noqa: BLE001 - shutdown may have destroyed the writer
-            pass
-
-    def _on_request(self, msg: Any) -> None:
-        try:
-            self.trigger(msg.data.strip())
-        except ConfigError as e:
-            self.get_logger().warning(str(e))
 
     def start(self) -> bool:
         """Configure and activate when ``autostart`` is set; True if the node ends up active."""
@@ -842,7 +977,7 @@ class LifecycleNode(Node):
 
     def shutdown(self) -> None:
         """Run the lifecycle shutdown transition (deactivate first if active), then shut the node down."""
-        if not self.is_shutdown and self.state != "finalized":
+        if not self.is_shutdown and not self._ros._destroyed and self.state in ("unconfigured", "inactive", "active"):
             try:
                 if self.state == "active":
                     self.trigger("deactivate")
@@ -868,7 +1003,7 @@ def run_node(node_factory: Callable[[Sequence[str]], Node], argv: Sequence[str] 
 
     def _handle(signum: int, frame: Any) -> None:
         stop.set()
-        node._backend.wake()
+        node.wake()
 
     previous = {s: signal.signal(s, _handle) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
