@@ -2,8 +2,10 @@
 
 ``ArmNode`` is a lifecycle node (``robot_rl_arm_node``, or ``python -m robot_rl.drivers.arm_node``).
 At ``control_rate_hz`` it reads the arm state, asks the :class:`~robot_rl.ros.safety.ArmCommandGate`
-for this tick's command (workspace box, largest EE speed, 0.1 s command timeout: the arm holds
-its position when commands stop), executes it for one control period and publishes the state.
+for this tick's command (workspace box, tool tilt and yaw limits, largest EE linear and angular
+speed, 0.1 s command timeout: the arm holds its pose when commands stop), executes it for one
+control period and publishes the state. Commands are 6-DoF: a twist's angular velocity and a
+pose's orientation are followed within the limits.
 
 Topics (names from :mod:`robot_rl.ros.convert`):
 
@@ -12,22 +14,24 @@ Topics (names from :mod:`robot_rl.ros.convert`):
 ``/arm/ee_pose``           geometry_msgs/PoseStamped       out: TCP pose, ``base_frame``
 ``/arm/ee_twist``          geometry_msgs/TwistStamped      out: TCP twist (m/s, rad/s)
 ``/arm/wrench``            geometry_msgs/WrenchStamped     out: external wrench at the TCP (N, N·m)
-``/arm/delta_twist_cmds``  geometry_msgs/TwistStamped      in: EE twist command (MoveIt Servo's)
-``/arm/equilibrium_pose``  geometry_msgs/PoseStamped       in: EE pose target (franka_ros2's)
+``/arm/delta_twist_cmds``  geometry_msgs/TwistStamped      in: EE twist command (MoveIt Servo's), m/s, rad/s
+``/arm/equilibrium_pose``  geometry_msgs/PoseStamped       in: EE pose target (franka_ros2's), full orientation
 ``/arm/gripper_cmd``       std_msgs/Float64                in: gripper opening in [0, 1]
 =========================  ==============================  ======================================
 
 All four state messages of one tick share one stamp (wall clock, seconds).
 
 Backends (``-p backend:=NAME``; more with :func:`register_arm_backend`):
-    * ``franka``: :class:`robot_rl.drivers.franka.FrankaArm` (franky-control) at ``host``;
+    * ``franka``: :class:`robot_rl.drivers.franka.FrankaArm` (franky-control) at ``host``
+      (``-p franka.control_mode:=impedance``: compliant, for contact-rich tasks);
     * ``ur``: :class:`robot_rl.drivers.ur.URArm` (ur_rtde) at ``host``;
     * ``ros2_control``: :class:`robot_rl.drivers.ros2_control.Ros2ControlArm`, a bridge to an arm
       already running ROS 2 (MoveIt Servo or a joint_trajectory_controller);
     * ``sim``: the arm of a robot_rl gymnasium env (``sim_env``, ``sim_backend``), for tests and
       for trying a launch file without hardware.
 
-Lifecycle: ``configure`` connects (a missing robot is logged and ``run_node`` exits with 1),
+Lifecycle (``rclpy.lifecycle``: ``~/change_state``, ``~/get_state``, ``~/transition_event``):
+``configure`` connects (a missing robot is logged and ``run_node`` exits with 1),
 ``activate`` starts the control timer and the command subscriptions, ``deactivate`` stops the
 arm (it holds its pose) and the timer, ``cleanup``/``shutdown`` disconnect.
 
@@ -68,13 +72,18 @@ def register_arm_backend(name: str, build: Callable[[ArmNode], Arm]) -> None:
 
 
 def _build_franka(node: ArmNode) -> Arm:
-    from robot_rl.drivers.franka import FrankaArm, FrankaConfig
+    from robot_rl.drivers.franka import FrankaArm, FrankaConfig, FrankaImpedanceConfig
 
+    g = node.get_parameter
     return FrankaArm(FrankaConfig(
         host=node.host, control_hz=node.control_rate_hz, workspace_low=node.workspace.low,
         workspace_high=node.workspace.high, max_ee_speed_mps=node.max_ee_speed_m_s,
-        connect_timeout_s=node.connect_timeout_s, realtime=node.get_parameter("franka.realtime"),
-        gripper=node.get_parameter("gripper")))
+        max_ee_angular_speed_rad_s=node.max_angular_speed_rad_s,
+        connect_timeout_s=node.connect_timeout_s, realtime=g("franka.realtime"), gripper=g("gripper"),
+        control_mode=g("franka.control_mode"), impedance=FrankaImpedanceConfig(
+            translational_stiffness_n_m=tuple(g("franka.translational_stiffness")),
+            rotational_stiffness_nm_rad=tuple(g("franka.rotational_stiffness")),
+            max_force_n=g("franka.max_force_n"), max_torque_nm=g("franka.max_torque_nm"))))
 
 
 def _build_ur(node: ArmNode) -> Arm:
@@ -126,7 +135,7 @@ class ArmNode(LifecycleNode):
 
     Args:
         argv: command line (``--ros-args -p backend:=franka ...``).
-        **kwargs: passed to :class:`~robot_rl.ros.node.Node` (``parameter_overrides``, ``backend``...).
+        **kwargs: passed to :class:`~robot_rl.ros.node.Node` (``parameter_overrides``, ``domain_id``...).
 
     Raises:
         ConfigError: unknown backend, a workspace box with low >= high, non-positive rates or limits.
@@ -142,10 +151,18 @@ class ArmNode(LifecycleNode):
         self.control_rate_hz = float(d("control_rate_hz", 10.0, "control loop and state publishing rate", units="Hz"))
         low = d("workspace_low", [0.30, -0.25, 0.02], "workspace box lower corner [x, y, z], base frame", units="m")
         high = d("workspace_high", [0.70, 0.25, 0.45], "workspace box upper corner [x, y, z], base frame", units="m")
-        self.max_ee_speed_m_s = float(d("max_ee_speed_m_s", 0.25, "largest commanded TCP speed", units="m/s"))
+        self.max_ee_speed_m_s = float(d("max_ee_speed_m_s", 0.25, "largest commanded TCP speed; changeable at runtime "
+                                        "(the command gate applies it at the next tick)", units="m/s", min_value=0.001,
+                                        max_value=2.0, on_change=self._set_max_ee_speed))
         self.command_timeout_s = float(d("command_timeout_s", 0.1, "hold position when the newest twist or pose "
                                          "command is older than this (MoveIt Servo's incoming_command_timeout)", units="s"))
         self.max_yaw_rate_rad_s = float(d("max_yaw_rate_rad_s", 1.5, "largest commanded tool yaw rate", units="rad/s"))
+        self.max_angular_speed_rad_s = float(d("max_angular_speed_rad_s", 1.5, "largest commanded tool angular "
+                                               "speed about any axis", units="rad/s"))
+        self.max_tilt_rad = float(d("max_tilt_rad", float(np.pi / 6), "largest angle between the commanded tool z "
+                                    "axis and pointing straight down (base -z), in [0, pi/2]", units="rad"))
+        self.max_abs_yaw_rad = float(d("max_abs_yaw_rad", float(np.pi), "largest |yaw| of the commanded tool about "
+                                       "base z, in [0, pi] (pi: any yaw)", units="rad"))
         self.joint_names_param = d("joint_names", [""], "JointState names of the arm joints; [''] means the "
                                    "backend's default (ros2_control: the names the robot publishes)")
         self.base_frame = d("base_frame", convert.BASE_FRAME, "frame_id of the published poses, twists and wrenches")
@@ -156,6 +173,14 @@ class ArmNode(LifecycleNode):
         self.stats_period_s = float(d("stats_period_s", 5.0, "period of the gate statistics log line", units="s"))
         d("gripper", True, "drive the gripper (franka: the Franka Hand)")
         d("franka.realtime", True, "require a real-time kernel (libfranka's default); false for franky-sim")
+        d("franka.control_mode", "position", "position: stiff Cartesian motions; impedance: compliant 1 kHz "
+          "Cartesian impedance with reference limiting (contact-rich tasks)", choices=["position", "impedance"])
+        d("franka.translational_stiffness", [2000.0, 2000.0, 2000.0], "impedance stiffness [x, y, z], base frame",
+          units="N/m")
+        d("franka.rotational_stiffness", [150.0, 150.0, 150.0], "impedance stiffness about [x, y, z], base frame",
+          units="N·m/rad")
+        d("franka.max_force_n", 20.0, "impedance reference limiting: bound of the spring force", units="N")
+        d("franka.max_torque_nm", 7.5, "impedance reference limiting: bound of the spring torque", units="N·m")
         d("sim_env", "robot_rl/PandaPickLift-v0", "gymnasium ID of the sim backend's env (its arm is used)")
         d("sim_backend", "mujoco", "physics of the sim backend", choices=["mujoco", "pybullet"])
         d("ros2_control.mode", "servo", "servo: TwistStamped to MoveIt Servo; joint_trajectory: "
@@ -176,7 +201,8 @@ class ArmNode(LifecycleNode):
             raise ConfigError(f"workspace_low and workspace_high need 3 values [x, y, z] in metres, got {low} and {high}.")
         self.workspace = WorkspaceBox(tuple(float(v) for v in low), tuple(float(v) for v in high))
         # checks the box and the limits now, so a bad parameter fails before anything connects
-        self.gate = ArmCommandGate(self.workspace, self.max_ee_speed_m_s, self.command_timeout_s, self.max_yaw_rate_rad_s)
+        self.gate = ArmCommandGate(self.workspace, self.max_ee_speed_m_s, self.command_timeout_s, self.max_yaw_rate_rad_s,
+                                   self.max_angular_speed_rad_s, self.max_tilt_rad, self.max_abs_yaw_rad)
         self.arm: Arm | None = None
         self.joint_names: list[str] = []
         self._sim_env: Any = None
@@ -189,6 +215,10 @@ class ArmNode(LifecycleNode):
             "ee_twist": self.create_publisher("geometry_msgs/msg/TwistStamped", convert.EE_TWIST, q),
             "wrench": self.create_publisher("geometry_msgs/msg/WrenchStamped", convert.WRENCH, q),
         }
+
+    def _set_max_ee_speed(self, value: float) -> None:
+        """``max_ee_speed_m_s`` set at runtime (``ros2 param set /arm max_ee_speed_m_s 0.1``): the gate uses it next tick."""
+        self.max_ee_speed_m_s = self.gate.max_ee_speed_m_s = float(value)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -254,8 +284,8 @@ class ArmNode(LifecycleNode):
         self.gate.on_twist(convert.twist_to_array(msg.twist), time.monotonic())
 
     def _on_pose(self, msg: Any) -> None:
-        position, _ = convert.pose_to_arrays(msg.pose)
-        self.gate.on_pose(position, convert.yaw_from_pose_msg(msg), time.monotonic())
+        position, quaternion = convert.pose_to_arrays(msg.pose)  # the full orientation; the gate limits it
+        self.gate.on_pose(position, quaternion, time.monotonic())
 
     def _on_gripper(self, msg: Any) -> None:
         self.gate.on_gripper(float(msg.data))
@@ -274,7 +304,8 @@ class ArmNode(LifecycleNode):
             state = arm.state()
         except Exception as e:  # noqa: BLE001 - a failing arm must stop the loop, not the process
             self.get_logger().error(f"arm {self.backend_name} failed: {e}; deactivating (the arm holds its pose). "
-                                    "Fix the cause, then send 'activate' on ~/change_state_request.")
+                                    "Fix the cause, then activate it again (ros2 lifecycle set /arm activate, or "
+                                    "a lifecycle_msgs/srv/ChangeState request on ~/change_state).")
             self.trigger("deactivate")
             return
         for key, message in convert.arm_state_msgs(state, self.joint_names, time.time(), self.base_frame).items():
@@ -284,7 +315,8 @@ class ArmNode(LifecycleNode):
             self._last_stats_s = now
             s = self.gate.stats
             self.get_logger().info(f"gate: {s.ticks} ticks, {s.box_clipped} box clips, {s.speed_limited} speed limits, "
-                                   f"{s.timed_out} timeouts, holding={s.holding}, rejected={s.rejected}")
+                                   f"{s.orientation_clipped} orientation clips, {s.angular_speed_limited} angular "
+                                   f"speed limits, {s.timed_out} timeouts, holding={s.holding}, rejected={s.rejected}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

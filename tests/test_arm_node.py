@@ -45,6 +45,7 @@ class Client:
         self.node = Node("arm_test_client")
         self.lock = threading.Lock()
         self.poses: list[tuple[float, np.ndarray]] = []  # (stamp s, position (3,) m)
+        self.quats: list[np.ndarray] = []  # orientation (4,) xyzw of each entry of poses
         self.joints: list[Any] = []
         self.node.create_subscription("geometry_msgs/msg/PoseStamped", convert.EE_POSE, self._on_pose)
         self.node.create_subscription("sensor_msgs/msg/JointState", convert.JOINT_STATES, self._on_joints)
@@ -54,7 +55,9 @@ class Client:
 
     def _on_pose(self, msg) -> None:
         with self.lock:
-            self.poses.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, convert.pose_to_arrays(msg.pose)[0]))
+            position, quat = convert.pose_to_arrays(msg.pose)
+            self.poses.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, position))
+            self.quats.append(quat)
 
     def _on_joints(self, msg) -> None:
         with self.lock:
@@ -136,6 +139,61 @@ def test_sim_node_stops_within_the_command_timeout(ros_domain, tmp_path):
     assert steps.max() < 0.001, f"still moving after the timeout: {steps}"
     assert np.linalg.norm(held[-1] - held[0]) < 0.002
     assert "timeouts" in log.read_text()
+
+
+def test_sim_node_rotates_the_tool_with_a_twists_angular_velocity(ros_domain, tmp_path):
+    """MoveIt Servo's TwistStamped angular velocity turns the simulated tool about that axis; an
+    adversarial spin is held to the tilt limit and the angular speed limit, and counted."""
+    from scipy.spatial.transform import Rotation
+
+    from robot_rl.interfaces import tool_tilt_yaw
+
+    max_tilt, max_ang = 0.35, 0.6  # rad, rad/s
+    proc, log = _sim_node(tmp_path, "-p", f"max_tilt_rad:={max_tilt}", "-p", f"max_angular_speed_rad_s:={max_ang}",
+                          "-p", f"max_yaw_rate_rad_s:={max_ang}")
+    client = Client()
+
+    def stream(twist: np.ndarray, seconds: float) -> tuple[float, float]:
+        t0 = time.time()
+        while time.time() < t0 + seconds:
+            client.twist_pub.publish(convert.twist_command_msg(twist, time.time()))
+            time.sleep(0.02)
+        return t0, time.time()
+
+    def quat_at(t: float) -> np.ndarray:
+        with client.lock:
+            stamps = np.array([s for s, _ in client.poses])
+            return client.quats[int(np.searchsorted(stamps, t))].copy()
+
+    try:
+        client.wait_for_state(proc, log)
+        phases = [stream(np.array([0, 0, 0, 0, 0, 0.4]), 1.0),  # yaw about base z
+                  stream(np.zeros(6), 0.5),
+                  stream(np.array([0, 0, 0, 0.25, 0, 0]), 1.0),  # tilt about base x
+                  stream(np.zeros(6), 0.5),
+                  stream(np.array([0, 0, 0, -6.0, 4.0, 8.0]), 1.5)]  # adversarial: far past every limit
+        time.sleep(0.5)
+        with client.lock:
+            stamps, quats = np.array([s for s, _ in client.poses]), np.array(client.quats)
+    finally:
+        client.close()
+        assert stop_node(proc) == 0, log.read_text()
+    for (t0, t1), w in ((phases[0], [0, 0, 0.4]), (phases[2], [0.25, 0, 0])):
+        # the settled orientation after the phase against the one before it (0.3 s of tracking lag allowed)
+        turned = (Rotation.from_quat(quat_at(t1 + 0.3)) * Rotation.from_quat(quat_at(t0)).inv()).as_rotvec()
+        expected = np.asarray(w, float) * (t1 - t0)
+        axis_err = np.degrees(np.arccos(np.clip(turned @ expected / np.linalg.norm(turned) / np.linalg.norm(expected), -1, 1)))
+        print(f"twist w={w} rad/s for {t1 - t0:.2f} s: turned {np.round(turned, 3)} rad (expected {np.round(expected, 3)}), "
+              f"axis off by {axis_err:.1f} deg")
+        assert axis_err < 10.0 and 0.6 < np.linalg.norm(turned) / np.linalg.norm(expected) < 1.3, (turned, expected)
+    adversarial = stamps > phases[4][0]
+    tilts = np.array([np.linalg.norm(tool_tilt_yaw(q)[0]) for q in quats[adversarial]])
+    steps = (Rotation.from_quat(quats[adversarial][1:]) * Rotation.from_quat(quats[adversarial][:-1]).inv()).magnitude()
+    print(f"adversarial spin: max tilt {np.degrees(tilts.max()):.1f} deg (limit {np.degrees(max_tilt):.1f}), "
+          f"max rotation per tick {steps.max():.3f} rad (limit {max_ang / RATE_HZ:.3f})")
+    assert tilts.max() <= max_tilt + 0.03, "the tool tilted past the limit"
+    assert steps.max() <= max_ang / RATE_HZ * 1.3 + 0.005, "the tool turned faster than the angular speed limit"
+    assert re.search(r"[1-9]\d* orientation clips, [1-9]\d* angular speed limits", log.read_text()), log.read_text()
 
 
 # --------------------------------------------------------------------------- UR: connection errors
