@@ -14,9 +14,21 @@ Backends (``backend`` parameter): ``realsense`` (:mod:`robot_rl.drivers.realsens
 camera of a robot_rl sim env, :mod:`robot_rl.sim.static_camera`). Live backends stamp frames with
 the wall clock at publication.
 
-Lifecycle: ``configure`` opens the backend (an error leaves the node unconfigured; with autostart
-the process exits 1 and prints the message), ``activate`` starts a timer at ``rate_hz``,
-``deactivate`` stops it, ``cleanup`` closes the backend.
+Lifecycle (``rclpy.lifecycle``; ``ros2 lifecycle set /camera configure`` or a
+``lifecycle_msgs/srv/ChangeState`` request on ``/camera/change_state``): ``configure`` opens the
+backend (an error leaves the node unconfigured; with autostart the process exits 1 and prints the
+message), ``activate`` starts a timer at ``rate_hz``, ``deactivate`` stops it, ``cleanup`` closes
+the backend. ``autostart`` (default true) configures and activates at start.
+
+Parameters are ROS 2 parameters with descriptors (``ros2 param describe /camera rate_hz``); all are
+read-only at runtime except ``rate_hz``, which takes effect at once (the publishing timer restarts).
+
+Hand-eye extrinsics (``hand_eye_file``): with ``tf2_msgs`` importable (a ROS 2 install) they are
+published on ``/tf_static`` (``tf2_msgs/TFMessage``, TRANSIENT_LOCAL, as tf2's static broadcaster
+does), so rviz2 and tf2 listeners see ``<parent> -> <name>_color_optical_frame``. ``tf2_msgs`` is
+not on PyPI: without it the same transform is published as ``geometry_msgs/TransformStamped`` on
+``/camera/<name>/extrinsics`` (TRANSIENT_LOCAL, so late subscribers get it) and the node logs this
+once at configure.
 
 Example:
     python -m robot_rl.drivers.camera_node --ros-args -p backend:=replay -p bag_path:=episode_0001 \\
@@ -83,7 +95,7 @@ class CameraNode(LifecycleNode):
 
     Args:
         argv: command line (``--ros-args -p backend:=opencv ...``).
-        **kwargs: passed to :class:`~robot_rl.ros.node.Node` (``parameter_overrides``, ``backend``...).
+        **kwargs: passed to :class:`~robot_rl.ros.node.Node` (``parameter_overrides``, ``domain_id``...).
 
     Raises:
         ConfigError: an invalid parameter (unknown backend or QoS, bad camera name, rate <= 0).
@@ -99,7 +111,11 @@ class CameraNode(LifecycleNode):
         p: dict[str, Any] = {}
         p["backend"] = d("backend", "realsense", "camera backend", choices=sorted(BACKENDS))
         self.camera_name = p["camera_name"] = d("camera_name", "front", "camera name: topics /camera/<name>/color/..., frame <name>_color_optical_frame")
-        p["rate_hz"] = d("rate_hz", 30.0, "publish rate; each tick reads one frame from the backend", units="Hz")
+        rate = self._overrides.get("rate_hz", 30.0)
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not rate > 0:
+            raise ConfigError(f"rate_hz must be positive, got {rate} Hz.")
+        p["rate_hz"] = d("rate_hz", 30.0, "publish rate; each tick reads one frame from the backend; changeable at runtime",
+                         units="Hz", min_value=0.01, max_value=1000.0, on_change=self._on_rate_change)
         p["width"] = d("width", 640, "image width requested from the device / rendered by sim (opencv: 0 keeps the device's)", units="px")
         p["height"] = d("height", 480, "image height requested from the device / rendered by sim (opencv: 0 keeps the device's)", units="px")
         p["fps"] = d("fps", 30, "frame rate requested from the device (realsense, opencv)", units="Hz")
@@ -123,12 +139,14 @@ class CameraNode(LifecycleNode):
         p["sim_backend"] = d("sim_backend", "mujoco", "sim: rendering backend", choices=("mujoco", "pybullet"))
         p["sim_seed"] = d("sim_seed", 0, "sim: reset seed of the static scene")
         p["hand_eye_file"] = d("hand_eye_file", "", "easy_handeye2 YAML from `robot-rl calibrate hand-eye`: published on "
-                               "/tf_static as <parent frame> -> <name>_color_optical_frame; empty: no extrinsics")
+                               "/tf_static as <parent frame> -> <name>_color_optical_frame (without tf2_msgs: as "
+                               "TransformStamped on /camera/<name>/extrinsics); empty: no extrinsics")
         self.p = p
-        if not p["rate_hz"] > 0:
-            raise ConfigError(f"rate_hz must be positive, got {p['rate_hz']} Hz.")
         topics = camera_topics(self.camera_name)
         self.frame_id = optical_frame(self.camera_name)
+        #: Topic of the extrinsics when tf2_msgs (for /tf_static) is not installed.
+        self.extrinsics_topic = f"/camera/{self.camera_name}/extrinsics"
+        self._tf_pub = None
         qos = QOS_PRESETS["sensor"] if p["qos"] == "sensor" else QoSProfile(p["qos_depth"], True)
         self.image_pub = self.create_publisher("sensor_msgs/msg/Image", topics["image"], qos)
         self.info_pub = self.create_publisher("sensor_msgs/msg/CameraInfo", topics["info"], qos)
@@ -148,6 +166,12 @@ class CameraNode(LifecycleNode):
         intr = self.camera.intrinsics
         self.get_logger().info(f"{self.p['backend']} camera {self.camera_name!r} open: {intr.width} x {intr.height} px, "
                                f"publishing on {self.image_pub.topic} at {self.p['rate_hz']} Hz")
+
+    def _on_rate_change(self, rate_hz: float) -> None:
+        """``rate_hz`` set at runtime: restart the publishing timer at the new rate when active."""
+        self.p["rate_hz"] = rate_hz
+        if self.is_active and not self.finished:
+            self.start_work_timer(1.0 / rate_hz, self._tick)
 
     def on_activate(self) -> None:
         """Start publishing at ``rate_hz``."""
@@ -175,7 +199,9 @@ class CameraNode(LifecycleNode):
         """Publish the hand-eye result on ``/tf_static`` (TRANSIENT_LOCAL, as tf2's static broadcaster).
 
         The transform is parent <- camera optical frame: the effector frame for an eye-in-hand
-        camera, the robot base frame for a static one (the YAML's ``parameters``).
+        camera, the robot base frame for a static one (the YAML's ``parameters``). Without
+        ``tf2_msgs`` (not on PyPI) it goes out as ``geometry_msgs/TransformStamped`` on
+        ``/camera/<name>/extrinsics`` instead, logged once.
 
         Raises:
             CalibrationError: the file is missing or not in the easy_handeye2 shape.
@@ -195,9 +221,19 @@ class CameraNode(LifecycleNode):
             transform=M["geometry_msgs/msg/Transform"](
                 translation=M["geometry_msgs/msg/Vector3"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
                 rotation=M["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))))
-        self._tf_pub = getattr(self, "_tf_pub", None) or self.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", "static")
-        self._tf_pub.publish(M["tf2_msgs/msg/TFMessage"](transforms=[transform]))
-        self.get_logger().info(f"extrinsics from {path}: {parent} -> {self.frame_id}, t = {t.round(4).tolist()} m")
+        if getattr(self, "_tf_pub", None) is None:
+            try:
+                self._tf_pub = self.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", "static")
+            except ConfigError as e:
+                self._tf_pub = self.create_publisher("geometry_msgs/msg/TransformStamped", self.extrinsics_topic, "static")
+                self.get_logger().warning(f"/tf_static needs tf2_msgs ({e}); publishing the extrinsics as "
+                                          f"geometry_msgs/TransformStamped on {self.extrinsics_topic} (TRANSIENT_LOCAL) instead.")
+        if self._tf_pub.typename == "tf2_msgs/msg/TFMessage":
+            self._tf_pub.publish(M["tf2_msgs/msg/TFMessage"](transforms=[transform]))
+        else:
+            self._tf_pub.publish(transform)
+        self.get_logger().info(f"extrinsics from {path}: {parent} -> {self.frame_id}, t = {t.round(4).tolist()} m, "
+                               f"on {self._tf_pub.topic}")
 
     def _subscribers_ready(self) -> bool:
         need = self.p["wait_for_subscribers"]

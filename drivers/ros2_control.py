@@ -185,7 +185,6 @@ class Ros2ControlArm(Arm):
 
     Args:
         config: :class:`Ros2ControlConfig`; the node starts and the first state is awaited here.
-        backend: ROS backend of the bridge's node (``"dds"``, ``"rclpy"``; None: automatic).
 
     Attributes:
         joint_names: the arm's joints (from the config or the first JointState).
@@ -196,7 +195,7 @@ class Ros2ControlArm(Arm):
         DeviceUnavailableError: no joint state (or pose) within ``connect_timeout_s``.
     """
 
-    def __init__(self, config: Ros2ControlConfig | None = None, backend: str | None = None) -> None:
+    def __init__(self, config: Ros2ControlConfig | None = None) -> None:
         self.config = c = config or Ros2ControlConfig()
         if c.mode not in MODES:
             raise ConfigError(f"ros2_control mode {c.mode!r} is not one of {MODES}.")
@@ -217,7 +216,7 @@ class Ros2ControlArm(Arm):
         self._pose_s: float | None = None
         self._pose_velocity = np.zeros(6)
         self._next_tick = time.monotonic()
-        self.node = Node(c.node_name, backend=backend)
+        self.node = Node(c.node_name)
         try:
             self.node.create_subscription("sensor_msgs/msg/JointState", c.joint_states_topic, self._on_joints, "sensor")
             if c.ee_pose_topic:

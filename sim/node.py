@@ -4,6 +4,10 @@ One process owns the physics and publishes, every control tick and with one stam
 nodes publish (:mod:`robot_rl.ros.convert` lists the topics):
 
 * ``/joint_states``, ``/arm/ee_pose``, ``/arm/ee_twist``, ``/arm/wrench`` (arm node topics);
+  ``/arm/wrench`` (``geometry_msgs/WrenchStamped``) carries ``arm.state().wrench``: the external
+  force (N) and torque (N·m) at the end effector from the simulated wrist force/torque sensor,
+  expressed in the base frame as :class:`~robot_rl.interfaces.ArmState` defines it, so its
+  ``frame_id`` is ``base_frame`` (not the tool frame);
 * ``/camera/<cam>/color/image_raw`` and ``.../camera_info`` per simulated camera (camera node
   topics, ``<cam>_color_optical_frame``);
 * ``/task/state``: the privileged task state (object poses, success, reward terms) that only a
@@ -18,6 +22,10 @@ state is out.
 Each tick advances the physics by one control period, so the node runs in real time when a tick
 takes less than the period (``robot-rl``'s sim ticks in a few ms from state, ~20 ms with two
 128x128 cameras on a laptop CPU); a slower tick stretches time rather than skipping physics.
+
+The node is an ``rclpy.lifecycle`` node (``/sim/change_state`` ...; autostart by default) with ROS 2
+parameters; ``max_ee_speed_m_s``, ``command_timeout_s`` and ``publish_task_state`` can be set at
+runtime (``ros2 param set /sim max_ee_speed_m_s 0.5``), the others are read-only.
 
 Run: ``python -m robot_rl.sim.node --ros-args -p env:=robot_rl/PandaPickLiftPixels-v0 -p backend:=pybullet``
 (``ros2 run robot_rl robot_rl_sim_node`` in a ROS 2 install).
@@ -53,23 +61,39 @@ class SimNode(LifecycleNode):
         d = self.declare_parameter
         self.env_id = d("env", "robot_rl/PandaPickLift-v0", "gymnasium ID of the simulated RobotEnv (robot-rl envs lists them)")
         self.sim_backend = d("backend", "mujoco", "physics engine", choices=("mujoco", "pybullet"))
-        self.camera_names = d("cameras", [], "simulated cameras to publish (front, wrist); empty: the env's own")
+        self.camera_names = d("cameras", [], "simulated cameras to publish (front, wrist); empty: the env's own", array_type=str)
         self.image_size = d("image_size", 0, "camera image height and width, pixels; 0: the env's default", units="px")
         self.hand_eye_files = d("hand_eye_files", [], "place simulated cameras at hand-eye calibrations: entries "
                                 "'<camera>:<easy_handeye2 YAML from robot-rl calibrate hand-eye>', e.g. 'front:front_handeye.yaml'")
         self.control_rate_hz = d("control_rate_hz", 10.0, "physics advances one control period per tick at this rate", units="Hz")
         self.seed = d("seed", 0, "seed of the first episode")
-        self.max_ee_speed_m_s = d("max_ee_speed_m_s", 1.0, "largest commanded TCP speed", units="m/s")
-        self.command_timeout_s = d("command_timeout_s", 0.1, "hold position when no motion command arrived for this long", units="s")
-        self.workspace_low = d("workspace_low", [], "workspace box lower corner, base frame; empty: the task's box", units="m")
-        self.workspace_high = d("workspace_high", [], "workspace box upper corner, base frame; empty: the task's box", units="m")
+        self.max_ee_speed_m_s = d("max_ee_speed_m_s", 1.0, "largest commanded TCP speed; changeable at runtime", units="m/s",
+                                  min_value=0.001, max_value=10.0, on_change=self._set_gate("max_ee_speed_m_s"))
+        self.command_timeout_s = d("command_timeout_s", 0.1, "hold position when no motion command arrived for this long; "
+                                   "changeable at runtime", units="s", min_value=0.001, max_value=60.0,
+                                   on_change=self._set_gate("command_timeout_s"))
+        self.workspace_low = d("workspace_low", [], "workspace box lower corner, base frame; empty: the task's box", units="m",
+                               array_type=float)
+        self.workspace_high = d("workspace_high", [], "workspace box upper corner, base frame; empty: the task's box", units="m",
+                                array_type=float)
         self.base_frame = d("base_frame", convert.BASE_FRAME, "frame of poses, twists and wrenches (REP 105)")
-        self.publish_task_state = d("publish_task_state", True, "publish the privileged /task/state (sim only)")
+        self.publish_task_state = d("publish_task_state", True, "publish the privileged /task/state (sim only); changeable at runtime",
+                                    on_change=lambda v: setattr(self, "publish_task_state", v))
         self.camera_qos = d("camera_qos", "sensor", "QoS of image topics: sensor (best effort, depth 5) or reliable", choices=("sensor", "reliable"))
         self.env = None
         self._last_reset_request: int | None = None
         #: monotonic start times of the ticks (for the jitter benchmark), bounded.
         self.tick_starts: list[float] = []
+
+    def _set_gate(self, name: str) -> Any:
+        """An ``on_change`` hook: store the new value and apply it to the command gate if configured."""
+
+        def apply(value: float) -> None:
+            setattr(self, name, value)
+            if getattr(self, "gate", None) is not None:
+                setattr(self.gate, name, float(value))
+
+        return apply
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The ROS 2 arm node (drivers/arm_node.py) and its backends, over real DDS between processes.
+"""The ROS 2 arm node (drivers/arm_node.py) and its backends, over real ROS 2 (rclpy) between processes.
 
 The arm node runs as a subprocess (``python -m robot_rl.drivers.arm_node``) in an isolated DDS
 domain (the ``ros_domain`` fixture); the test process is the client: it subscribes the state

@@ -302,10 +302,16 @@ def test_sim_node_publishes_128px_frames_at_the_rate(ros_domain: int, tmp_path: 
         listener.shutdown()
 
 
-def test_hand_eye_extrinsics_reach_a_late_subscriber_on_tf_static(ros_domain: int, tmp_path: Path) -> None:
-    """The camera node publishes its calibrated pose on /tf_static (TRANSIENT_LOCAL): a listener that starts later gets it."""
-    import numpy as np
+def test_hand_eye_extrinsics_reach_a_late_subscriber(ros_domain: int, tmp_path: Path) -> None:
+    """The camera node publishes its calibrated pose TRANSIENT_LOCAL, so a plain rclpy listener that starts later
+    gets it: on /tf_static (tf2_msgs/TFMessage) in a ROS 2 install, else, tf2_msgs not being on PyPI, as a
+    geometry_msgs/TransformStamped on /camera/<name>/extrinsics, which the node says in its log."""
+    import importlib.util
 
+    import numpy as np
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from conftest import UserNode
     from robot_rl.calibration.hand_eye import HandEyeResult, pose_matrix, save_hand_eye_yaml
 
     T = pose_matrix(np.array([0.05, -0.02, 0.04]), np.array([0.0, 0.0, np.sin(0.2), np.cos(0.2)]))
@@ -315,21 +321,32 @@ def test_hand_eye_extrinsics_reach_a_late_subscriber_on_tf_static(ros_domain: in
     proc = start_node(NODE, "-p", "backend:=sim", "-p", "camera_name:=wrist", "-p", "width:=64", "-p", "height:=64",
                       "-p", f"hand_eye_file:={tmp_path / 'wrist.yaml'}", log_path=str(log))
     listener = Node("tf_listener")
+    have_tf2 = importlib.util.find_spec("tf2_msgs") is not None
     try:
         images: list = []
         listener.create_subscription("sensor_msgs/msg/Image", "/camera/wrist/color/image_raw", images.append, "sensor")
-        listener.spin(timeout_s=30.0, until=lambda: bool(images))  # the node is up and has published /tf_static
+        listener.spin(timeout_s=30.0, until=lambda: bool(images))  # the node is up and has published the extrinsics
         assert images, log.read_text()
-        late = Node("late_tf_listener")
-        got: list = []
-        late.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", got.append, "static")
-        late.spin(timeout_s=5.0, until=lambda: bool(got))
-        late.shutdown()
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        with UserNode("late_tf_listener") as late:
+            got: list = []
+            if have_tf2:
+                from tf2_msgs.msg import TFMessage
+
+                late.node.create_subscription(TFMessage, "/tf_static", lambda m: got.extend(m.transforms), latched)
+            else:
+                from geometry_msgs.msg import TransformStamped
+
+                late.node.create_subscription(TransformStamped, "/camera/wrist/extrinsics", got.append, latched)
+            late.spin_until(lambda: bool(got), 10.0)
     finally:
         listener.shutdown()
         stop_node(proc)
-    assert got, log.read_text()
-    tf = got[0].transforms[0]
+    text = log.read_text()
+    assert got, text
+    if not have_tf2:
+        assert "publishing the extrinsics as geometry_msgs/TransformStamped on /camera/wrist/extrinsics" in text
+    tf = got[0]
     assert tf.header.frame_id == "panda_hand_tcp" and tf.child_frame_id == "wrist_color_optical_frame"
     assert np.allclose([tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z], [0.05, -0.02, 0.04])
     assert np.isclose(abs(tf.transform.rotation.z), np.sin(0.2))
