@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 import test_hil
@@ -28,11 +29,11 @@ STEPS = 300
 def ros_subprocess_env(ros_domain, monkeypatch):
     """The ROS environment of this test (domain, loopback discovery) also for test_hil's process
     helpers, whose environment is a copy taken when test_hil was imported."""
-    import os
-
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "CYCLONEDDS_URI"):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS"):
         if key in os.environ:
             monkeypatch.setitem(test_hil.ENV, key, os.environ[key])
+        else:
+            monkeypatch.delitem(test_hil.ENV, key, raising=False)
     monkeypatch.setitem(test_hil.ENV, "OMP_NUM_THREADS", "1")
     return ros_domain
 

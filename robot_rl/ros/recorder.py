@@ -2,7 +2,7 @@
 
 :class:`BagRecorder` is the storage half (rosbags' :class:`~rosbags.rosbag2.Writer` with the MCAP
 storage plugin, one connection per topic, per-episode split); :class:`RecorderNode` is the ROS
-half: it finds the topics and their types on the DDS graph, subscribes and writes every message
+half: it finds the topics and their types on the ROS 2 graph, subscribes and writes every message
 with its receive time.
 
 Run it::
