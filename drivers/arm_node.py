@@ -72,7 +72,7 @@ def register_arm_backend(name: str, build: Callable[[ArmNode], Arm]) -> None:
 
 
 def _build_franka(node: ArmNode) -> Arm:
-    from robot_rl.drivers.franka import FrankaArm, FrankaConfig, FrankaImpedanceConfig
+    from robot_rl.drivers.franka import FrankaArm, FrankaConfig
 
     g = node.get_parameter
     return FrankaArm(FrankaConfig(
@@ -80,9 +80,9 @@ def _build_franka(node: ArmNode) -> Arm:
         workspace_high=node.workspace.high, max_ee_speed_mps=node.max_ee_speed_m_s,
         max_ee_angular_speed_rad_s=node.max_angular_speed_rad_s,
         connect_timeout_s=node.connect_timeout_s, realtime=g("franka.realtime"), gripper=g("gripper"),
-        control_mode=g("franka.control_mode"), impedance=FrankaImpedanceConfig(
-            translational_stiffness_n_m=tuple(g("franka.translational_stiffness")),
-            rotational_stiffness_nm_rad=tuple(g("franka.rotational_stiffness")),
+        control_mode=g("franka.control_mode"), impedance=dict(
+            translational_stiffness_n_per_m=tuple(g("franka.translational_stiffness")),
+            rotational_stiffness_nm_per_rad=tuple(g("franka.rotational_stiffness")),
             max_force_n=g("franka.max_force_n"), max_torque_nm=g("franka.max_torque_nm"))))
 
 
