@@ -4,16 +4,21 @@
 Entry points are strings, so registering imports neither MuJoCo, PyBullet nor a ROS client
 library; the backend is imported by ``gymnasium.make``.
 
-===================================== ======================================================
-ID                                    observation
-===================================== ======================================================
-``robot_rl/PandaPickLift-v0``         state: proprioception + true cube pose
-``robot_rl/PandaPickLiftPixels-v0``   state: proprioception; images: front + wrist, 128 x 128
-``robot_rl/PandaPush-v0``             state: proprioception + true cube pose + target position
-``robot_rl/PandaPushPixels-v0``       state: proprioception; images: front + wrist, 128 x 128
-``robot_rl/RosPanda<same>-v0``        the four above over ROS 2 topics, against the sim node or
-                                      real nodes (:class:`robot_rl.ros.env.RosRobotEnv`)
-===================================== ======================================================
+========================================= ==================================================================
+ID                                        observation
+========================================= ==================================================================
+``robot_rl/PandaPickLift-v0``             state: proprioception + true cube pose
+``robot_rl/PandaPickLiftPixels-v0``       state: proprioception; images: front + wrist, 128 x 128
+``robot_rl/PandaPush-v0``                 state: proprioception + true cube pose + target position
+``robot_rl/PandaPushPixels-v0``           state: proprioception; images: front + wrist, 128 x 128
+``robot_rl/PandaPegInsertion-v0``         state: proprioception + wrist wrench + true hole pose and
+                                          peg pose relative to the hole; 6-D actions, no gripper,
+                                          impedance control (sim only: no ROS twin yet)
+``robot_rl/PandaPegInsertionPixels-v0``   state: proprioception + wrist wrench; images: front +
+                                          wrist, 128 x 128; as PegInsertion otherwise
+``robot_rl/RosPanda<same>-v0``            the four pick-lift and push IDs over ROS 2 topics, against
+                                          the sim node or real nodes (:class:`robot_rl.ros.env.RosRobotEnv`)
+========================================= ==================================================================
 
 The simulated IDs take ``backend`` (``"mujoco"``, the default, or ``"pybullet"``: same
 observation and action spaces), the keyword arguments of
@@ -55,17 +60,33 @@ TASK_ENVS = (
     ("Push", "push", PUSH_EPISODE_STEPS, {}),
     ("PushPixels", "push", PUSH_EPISODE_STEPS, _PIXELS),
 )
-SIM_ENV_IDS = tuple(f"robot_rl/Panda{name}-v0" for name, *_ in TASK_ENVS)
+#: Peg insertion (:class:`robot_rl.sim.tasks.PegInsertionTask`): 6-DoF TCP deltas (xyz, then a
+#: base-frame rotation vector), no gripper action (the gripper stays closed on the peg: an opening of
+#: 0.25 puts the pads on the 16 mm peg), the compliant impedance controller, the wrist wrench in the state.
+_INSERTION = {"rotation": "full", "gripper_action": False, "fixed_gripper_opening": 0.25, "controller": "impedance",
+              "wrench_in_state": True}
+#: (name, task, episode length, default kwargs) registered only as simulated IDs: the sim node, which
+#: the ROS twins drive, has no peg and fixture.
+SIM_ONLY_TASK_ENVS = (
+    ("PegInsertion", "peg_insertion", PEG_INSERTION_EPISODE_STEPS, _INSERTION),
+    ("PegInsertionPixels", "peg_insertion", PEG_INSERTION_EPISODE_STEPS, {**_INSERTION, **_PIXELS}),
+)
+SIM_ENV_IDS = tuple(f"robot_rl/Panda{name}-v0" for name, *_ in TASK_ENVS + SIM_ONLY_TASK_ENVS)
 ROS_ENV_IDS = tuple(f"robot_rl/RosPanda{name}-v0" for name, *_ in TASK_ENVS)
 
 
 def register_envs() -> None:
-    """Register :data:`SIM_ENV_IDS` and :data:`ROS_ENV_IDS` with gymnasium (skipping IDs already
+    """Register :data:`SIM_ENV_IDS` (:data:`TASK_ENVS` and :data:`SIM_ONLY_TASK_ENVS`) and :data:`ROS_ENV_IDS`
+    with gymnasium (skipping IDs already
     registered). Runs when this module is imported, which ``import robot_rl`` does."""
     for (_, task, steps, kwargs), sim_id, ros_id in zip(TASK_ENVS, SIM_ENV_IDS, ROS_ENV_IDS):
         for env_id, entry_point in ((sim_id, SIM_ENTRY_POINT), (ros_id, ROS_ENTRY_POINT)):
             if env_id not in gym.registry:
                 gym.register(id=env_id, entry_point=entry_point, max_episode_steps=steps, kwargs={"task": task, **kwargs})
+    for name, task, steps, kwargs in SIM_ONLY_TASK_ENVS:
+        if f"robot_rl/Panda{name}-v0" not in gym.registry:
+            gym.register(id=f"robot_rl/Panda{name}-v0", entry_point=SIM_ENTRY_POINT, max_episode_steps=steps,
+                         kwargs={"task": task, **kwargs})
 
 
 register_envs()

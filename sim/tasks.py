@@ -323,7 +323,7 @@ class PegInsertionScales:
     """Weights of the dense peg-insertion reward terms (each term is in [0, 1] before scaling)."""
 
     reach: float = 0.25
-    """peg tip close to the hole's entry centre."""
+    """peg tip close to where success begins: on the hole's axis, ``success_depth_m`` below the entry."""
     align: float = 0.25
     """peg axis and faces turned like the hole's (the square's 90 degree symmetry is free)."""
     insert: float = 1.0
@@ -359,7 +359,8 @@ class PegInsertionConfig:
     success_depth_m: float = 0.02
     """success when the peg tip is this far below the hole's entry (and inside the opening)."""
     reach_length_m: float = 0.05
-    """tip-to-entry distance at which the reach term has fallen to 0.24 of its maximum."""
+    """tip-to-goal distance at which the reach term has fallen to 0.24 of its maximum (the goal: on the
+    hole's axis, ``success_depth_m`` below the entry)."""
     align_length_rad: float = 0.1
     """peg-to-hole rotation angle at which the align term has fallen to 0.24 of its maximum."""
     workspace: WorkspaceBox = field(default_factory=lambda: WorkspaceBox((0.38, -0.15, 0.04), (0.62, 0.15, 0.25)))
@@ -492,9 +493,9 @@ class PegInsertionTask(Task):
     def get_reward_terms(self) -> dict[str, float]:
         """Scaled ``reach``, ``align``, ``insert`` and ``success`` terms; their sum is the dense reward."""
         c, s = self.config, self.config.scales
-        tip = self.peg_tip_in_hole()
+        to_goal = self.peg_tip_in_hole() + [0.0, 0.0, c.success_depth_m]
         return {
-            "reach": s.reach * _tanh_closeness(float(np.linalg.norm(tip)), c.reach_length_m),
+            "reach": s.reach * _tanh_closeness(float(np.linalg.norm(to_goal)), c.reach_length_m),
             "align": s.align * _tanh_closeness(self.peg_rotation_in_hole().magnitude(), c.align_length_rad),
             "insert": s.insert * float(np.clip(self.insertion_depth_m() / c.success_depth_m, 0.0, 1.0)),
             "success": s.success * float(self.is_success()),
