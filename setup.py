@@ -5,6 +5,7 @@ Every top-level folder of the repository installs under the ``robot_rl`` import 
 module names (``sim``, ``drivers``) leak into a user's environment.
 """
 
+import re
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -12,6 +13,16 @@ from setuptools import find_packages, setup
 PACKAGE = "robot_rl"
 # Folders of the repository that become sub-packages of robot_rl.
 SUBPACKAGES = ["policies", "sim", "drivers", "calibration"]
+
+# ROS 2 from PyPI (the ros-python-wheels builds: CPython 3.11, Linux x86_64 only). The distribution
+# is named once, in robot_rl/ros/distro.py, read here without importing robot_rl.
+with open("robot_rl/ros/distro.py", encoding="utf-8") as f:
+    ROS_DISTRO = re.search(r'^ROS_DISTRO = "(\w+)"', f.read(), re.M).group(1)
+ROS_WHEEL_MARKER = 'python_version == "3.11" and sys_platform == "linux" and platform_machine == "x86_64"'
+# rclpy with the Fast DDS middleware (without it `import rclpy` fails on librmw_fastrtps_cpp.so) and
+# the message packages robot_rl publishes or subscribes; tf2_msgs is not on PyPI (camera node docstring).
+ROS_PACKAGES = ["rclpy[fastrtps]", "std-msgs", "sensor-msgs", "geometry-msgs", "trajectory-msgs", "lifecycle-msgs", "std-srvs"]
+ROS_REQUIRES = [f"ros-{ROS_DISTRO}-{name}; {ROS_WHEEL_MARKER}" for name in ROS_PACKAGES]
 
 packages = find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
 package_dir = {PACKAGE: PACKAGE}
@@ -55,7 +66,6 @@ setup(
         "pyzmq>=25",
         "msgpack>=1.0",
         "crc32c>=2.3",
-        "cyclonedds>=0.10",
         "rosbags>=0.10",
         "pyyaml>=6",
         # image resizing, camera calibration (ChArUco), compressed images; <5 because OpenCV 5.0 wheels
@@ -63,9 +73,12 @@ setup(
         "opencv-python-headless>=4.8,<5",
     ],
     extras_require={
+        # ROS 2 Jazzy's Python wheels (rclpy on Fast DDS + message packages): `pip install -e .[ros]`
+        "ros": ROS_REQUIRES,
+        # the test suite runs the ROS 2 nodes on rclpy, so it installs the ros extra
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",
                  "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8,<5", "mcap>=1.1",
-                 "open_clip_torch>=2.24", "transformers>=4.40"],
+                 "open_clip_torch>=2.24", "transformers>=4.40", *ROS_REQUIRES],
         # zero-shot VLM rewards (robot_rl.rewards.vlm): CLIP/SigLIP through open_clip or transformers
         "vlm": ["open_clip_torch>=2.24", "transformers>=4.40"],
         # cameras: Intel RealSense (needs Debian libusb-1.0-0) and USB/V4L2 cameras through OpenCV

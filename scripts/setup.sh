@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install robot_rl with its test extras into it.
+# Create .venv (if missing) and install robot_rl with its test extras into it (these include the
+# ros extra: ROS 2 Jazzy's rclpy and message packages from PyPI, on CPython 3.11 / Linux x86_64).
 # Works on a fresh Debian 12 / Ubuntu: installs the system packages it needs when run as root (or
 # with sudo): python3-venv, EGL/Mesa for headless MuJoCo rendering, and the libraries two SDK
 # wheels load at import (libusb-1.0 for pyrealsense2, hidapi for pyspacemouse).
@@ -49,3 +50,11 @@ fi
 # torch/torchvision from PyPI together (never mix a local torch wheel with PyPI's torchvision).
 .venv/bin/python -m pip install -q "${pip_args[@]}"
 .venv/bin/python -c "import torch, torchvision, mujoco, robot_rl; print(f'setup: torch {torch.__version__}, mujoco {mujoco.__version__}, robot_rl {robot_rl.__version__}')"
+# ROS 2 (the test extra includes .[ros]): the Jazzy wheels exist for CPython 3.11 on Linux x86_64 only
+if .venv/bin/python -c "import rclpy, sensor_msgs.msg" 2>/dev/null; then
+  .venv/bin/python -c "from importlib.metadata import version; print(f'setup: rclpy {version(\"ros-rclpy\")} (ROS 2 Jazzy wheels, Fast DDS)')" 2>/dev/null || echo "setup: rclpy from a ROS 2 install"
+else
+  echo "setup: WARNING: rclpy is not importable, so the ROS 2 nodes and their tests cannot run. ROS 2 Jazzy's PyPI wheels" \
+       "are built for CPython 3.11 on Linux x86_64 only (this venv: $(.venv/bin/python -V 2>&1), $(uname -m)): recreate" \
+       ".venv with PYTHON=python3.11 bash scripts/setup.sh, or source a ROS 2 Jazzy install." >&2
+fi

@@ -164,8 +164,8 @@ class SimNode(LifecycleNode):
     # -- commands ---------------------------------------------------------------------------------
 
     def _on_pose(self, msg: Any) -> None:
-        position, _ = convert.pose_to_arrays(msg.pose)
-        self.gate.on_pose(position, convert.yaw_from_pose_msg(msg), time.monotonic())
+        position, quaternion = convert.pose_to_arrays(msg.pose)  # the full orientation, as the arm node; the gate limits it
+        self.gate.on_pose(position, quaternion, time.monotonic())
 
     def _on_twist(self, msg: Any) -> None:
         self.gate.on_twist(convert.twist_to_array(msg.twist), time.monotonic())
