@@ -37,6 +37,8 @@ ROTATION_ENTRY: tuple[str, int] = ("ee_rotation_6d", 6)
 #: Entry after those with ``wrench_in_state``: force (N) then torque about the TCP (N·m), tool frame,
 #: measured by the (simulated) wrist F/T sensor (:meth:`ArmState.wrench_in_tool_frame`).
 WRENCH_ENTRY: tuple[str, int] = ("ee_wrench", 6)
+#: ``info`` keys of :meth:`RobotEnv.step` that are not reward terms (every other key is one).
+NON_REWARD_INFO_KEYS = ("is_success", "ee_force_n", "ee_torque_nm", "force_limit_exceeded", "sim_unstable")
 #: Rotation action layouts: none, a yaw change, or a base-frame rotation vector.
 ROTATIONS = ("none", "yaw", "full")
 
@@ -77,9 +79,11 @@ class RobotEnv(gym.Env):
     Reward: ``"sparse"``: 1.0 on success, else 0.0, and the episode terminates on success;
     ``"dense"``: the sum of the task's named reward terms (each also in ``info``), no
     termination on success. ``info`` always has ``is_success`` (bool), the reward terms,
-    ``ee_force_n`` and ``ee_torque_nm`` (magnitudes of the measured wrist wrench, N and N·m).
-    With ``max_contact_force_n``, a step whose measured force exceeds it terminates the episode
-    as a failure (no success reward; ``info["force_limit_exceeded"] = True``).
+    ``ee_force_n`` and ``ee_torque_nm`` (magnitudes of the measured wrist wrench at the end of
+    the step, N and N·m), and after a step ``force_limit_exceeded`` (bool). With
+    ``max_contact_force_n``, a step whose measured force exceeds it terminates the episode as a
+    failure (``is_success`` False, sparse reward 0, dense reward the task's terms of that step;
+    ``force_limit_exceeded`` True).
 
     Args:
         arm: the arm; its ``control_hz`` sets the step rate.
@@ -283,10 +287,10 @@ class RobotEnv(gym.Env):
             reward, terminated = float(success), bool(self.task.get_termination())
         else:
             reward, terminated = float(sum(terms.values())), bool(self.task.get_termination() and not success)
-        if self.max_contact_force_n is not None and info["ee_force_n"] > self.max_contact_force_n:
+        info["force_limit_exceeded"] = self.max_contact_force_n is not None and info["ee_force_n"] > self.max_contact_force_n
+        if info["force_limit_exceeded"]:
             # a failure: the episode ends, and a success in the same step earns nothing
-            info["force_limit_exceeded"], terminated = True, True
-            info["is_success"] = False
+            terminated, info["is_success"] = True, False
             if self.reward_type == "sparse":
                 reward = 0.0
             logger.info("contact force %.1f N above the limit %.1f N at step %d; episode terminated",

@@ -290,3 +290,29 @@ def test_workspace_and_tilt_limits_hold(backend):
           f"{np.rad2deg(worst_tilt):.2f} deg, yaw {np.rad2deg(worst_yaw):.2f} deg")
     assert worst_out < 0.005 and worst_tilt < np.deg2rad(2.0) and worst_yaw < np.deg2rad(2.0)
     env.close()
+
+
+def test_wrist_sensor_reads_the_held_peg_pressed_on_the_fixture(backend):
+    """The F/T reading includes the forces on a held peg (MuJoCo: a child body of the hand;
+    PyBullet: a body tied to the TCP by a constraint): press the peg's tip on the fixture's wall
+    top beside the hole, 3 cm deep, with the spring bounded to 15 N."""
+    env = gym.make("robot_rl/PandaPegInsertion-v0", backend=backend, controller="impedance",
+                   impedance={"translational_stiffness_n_per_m": 1000.0, "max_force_n": 15.0})
+    u: RobotEnv = env.unwrapped
+    env.reset(seed=0)
+    hole_pos, hole_rot = u.task.hole_pose()
+    s = u.arm.state()
+    tip_from_tcp = u.task.peg_pose()[0] - s.ee_position
+    wall_middle = u.task.config.geometry.hole_half_width_m + u.task.config.geometry.wall_thickness_m / 2
+    press = hole_pos + hole_rot.apply([wall_middle, 0.0, 0.0]) - tip_from_tcp
+    for _ in range(10):  # above the wall, then 3 cm into it
+        u.arm.command(ArmCommand(press + [0.0, 0.0, 0.01], s.ee_quaternion, 0.0))
+    assert np.linalg.norm(u.arm.state().wrench) < 1e-6  # free: nothing but the peg's weight, which is not a contact
+    for _ in range(15):
+        u.arm.command(ArmCommand(press - [0.0, 0.0, 0.03], s.ee_quaternion, 0.0))
+    s = u.arm.state()
+    force = s.wrench[:3]
+    print(f"{backend}: peg pressed 3 cm into the fixture: F/T force {np.round(force, 2)} N (base frame), "
+          f"tool frame {np.round(s.wrench_in_tool_frame()[:3], 2)} N, bound 15 N")
+    assert 0.9 * 15.0 < force[2] <= 15.0 * (1 + FORCE_TOL_REL) + FORCE_TOL_ABS_N
+    env.close()

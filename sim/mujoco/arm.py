@@ -211,9 +211,8 @@ class MujocoArm(DiffIKArm):
         self.sim_unstable = any(d.warning[w].number for w in _DIVERGENCE_WARNINGS)
 
     def _run_impedance(self, target_pos: np.ndarray, target_rot: np.ndarray) -> None:
-        """``n_substeps`` physics steps of the impedance law towards the pose (hold it afterwards)."""
+        """``n_substeps`` physics steps of the impedance law towards the (3,) position, (3, 3) rotation, base frame."""
         m, d, ph = self.physics.model, self.physics.data, self.physics
-        self._hold_pose = (target_pos.copy(), target_rot.copy())
         dof, act = ph.arm_dof_adr, ph.arm_actuator_ids
         peak = 0.0
         for _ in range(self.n_substeps):
@@ -243,14 +242,12 @@ class MujocoArm(DiffIKArm):
         d.ctrl[self.physics.arm_actuator_ids] = 0.0 if self.impedance is not None else self.home_q_rad
         d.ctrl[self.physics.finger_actuator_id] = FINGER_TRAVEL_M
         mujoco.mj_forward(m, d)
-        self._hold_pose = (d.site_xpos[self.physics.tcp_site_id].copy(), d.site_xmat[self.physics.tcp_site_id].reshape(3, 3).copy())
 
     def stop(self) -> None:
-        """Hold the current pose: servo targets = measured angles, or (impedance) the impedance
-        target = the measured TCP pose for the next physics steps anyone runs."""
+        """Hold the current joint positions (servo targets = measured angles); with the impedance
+        controller, zero the motor torques (the gravity compensation keeps the arm up, the joint
+        damping brakes it) until the next :meth:`command`."""
         if self.impedance is not None:
-            pos, rot = self._tcp_pose(self.physics.data)
-            self._hold_pose = (pos.copy(), rot.copy())
             self.physics.data.ctrl[self.physics.arm_actuator_ids] = 0.0
             return
         self.physics.data.ctrl[self.physics.arm_actuator_ids] = self._arm_q()

@@ -42,8 +42,9 @@ class PybulletArm(DiffIKArm):
     ``controller="impedance"``: PyBullet's default velocity motors of the arm joints are
     disabled (``VELOCITY_CONTROL`` with zero force) and every physics step applies, with
     ``TORQUE_CONTROL``, the :class:`~robot_rl.sim.impedance.CartesianImpedance` torque plus the
-    gravity and Coriolis torques of ``calculateInverseDynamics(q, dq, 0)``, clipped to the URDF
-    efforts; the inertia comes from ``calculateMassMatrix``. The fingers stay position-servoed.
+    gravity and Coriolis torques of ``calculateInverseDynamics(q, dq, 0)`` (and the weight of a
+    held peg, :meth:`_held_gravity_torque`), clipped to the URDF efforts; the inertia comes from
+    ``calculateMassMatrix``. The fingers stay position-servoed.
 
     Arguments and errors as :class:`~robot_rl.sim.arm_base.DiffIKArm` (the physics step is
     ``physics.config.sim_dt_s``); a home pose the IK cannot reach with the tool down also raises
@@ -148,11 +149,19 @@ class PybulletArm(DiffIKArm):
         )
 
     def _contact_wrench(self, tcp: np.ndarray) -> np.ndarray:
-        """(6,) force (N) and torque about the TCP (N·m) that contacts exert on the hand, base frame."""
+        """(6,) force (N) and torque about the TCP (N·m) that contacts exert on the hand, base frame.
+
+        Includes the contacts on a held peg (``physics.insertion.peg``, a separate body tied to the
+        TCP by a fixed constraint, which passes them to the hand as the MuJoCo peg, a child body of
+        the hand, does); its weight goes through the constraint, not a contact, so it is not read.
+        """
+        p, robot = self.physics.client, self.physics.robot
+        held = getattr(self.physics, "insertion", None)
+        contacts = [c for c in p.getContactPoints(bodyA=robot) if c[3] in self.physics.hand_links and c[2] != robot]
+        if held is not None:
+            contacts += [c for c in p.getContactPoints(bodyA=held.peg) if c[2] != robot]
         wrench = np.zeros(6)
-        for c in self.physics.client.getContactPoints(bodyA=self.physics.robot):
-            if c[3] not in self.physics.hand_links or c[2] == self.physics.robot:
-                continue
+        for c in contacts:
             # contact normal on B points from B to A: normal and friction forces act on A along it
             force = c[9] * np.array(c[7]) + c[10] * np.array(c[11]) + c[12] * np.array(c[13])
             wrench[:3] += force
@@ -196,10 +205,24 @@ class PybulletArm(DiffIKArm):
         self.physics.client.setJointMotorControlArray(self.physics.robot, self.physics.arm_joint_ids, pybullet.VELOCITY_CONTROL,
                                                       targetVelocities=[0.0] * 7, forces=[0.0] * 7)
 
+    def _held_gravity_torque(self, tcp_pos: np.ndarray, tcp_rot: np.ndarray, q_list: list[float],
+                             zeros: list[float]) -> np.ndarray:
+        """(7,) joint torques (N·m) that hold up a peg tied to the TCP (``physics.insertion``):
+        ``J_com^T m g`` at the peg's centre of mass; zeros without one. (The MuJoCo peg is a
+        gravity-compensated child body; inverse dynamics of the robot alone do not know this one.)"""
+        held = getattr(self.physics, "insertion", None)
+        if held is None:
+            return np.zeros(7)
+        p = self.physics.client
+        com = np.array(p.getBasePositionAndOrientation(held.peg)[0])
+        local = (tcp_rot.T @ (com - tcp_pos)).tolist()
+        lin, _ = p.calculateJacobian(self.physics.robot, self.physics.tcp_link, local, q_list, zeros, zeros)
+        weight = np.array([0.0, 0.0, p.getDynamicsInfo(held.peg, -1)[0] * 9.81])
+        return (np.array(lin).T @ weight)[self._arm_cols]
+
     def _run_impedance(self, target_pos: np.ndarray, target_rot: np.ndarray) -> None:
-        """``n_substeps`` physics steps of the impedance law towards the pose (held afterwards)."""
+        """``n_substeps`` physics steps of the impedance law towards the (3,) position, (3, 3) rotation, base frame."""
         p, robot, ph = self.physics.client, self.physics.robot, self.physics
-        self._hold_pose = (target_pos.copy(), target_rot.copy())
         cols, zeros9 = self._arm_cols, [0.0] * len(ph.movable_joint_ids)
         limit = np.asarray(_ARM_TORQUE_LIMIT_NM)
         peak = 0.0
@@ -211,6 +234,7 @@ class PybulletArm(DiffIKArm):
             jac = np.vstack([np.array(lin), np.array(ang)])[:, cols]
             mass = np.array(p.calculateMassMatrix(robot, q_list))[np.ix_(cols, cols)]
             bias = np.array(p.calculateInverseDynamics(robot, q_list, dq_list, zeros9))[cols]  # gravity + Coriolis
+            bias += self._held_gravity_torque(pos, rot, q_list, zeros9)
             tau = self.impedance.torque(jac, mass, pos, rot, q_all[cols], dq_all[cols], target_pos, target_rot) + bias
             p.setJointMotorControlArray(robot, ph.arm_joint_ids, pybullet.TORQUE_CONTROL,
                                         forces=np.clip(tau, -limit, limit).tolist())
@@ -228,7 +252,6 @@ class PybulletArm(DiffIKArm):
         if self.impedance is not None:
             self._release_arm_motors()
             self._drive(None, 1.0)
-            self._hold_pose = self._tcp_pose()
         else:
             self._drive(self.home_q_rad, 1.0)
 
@@ -236,8 +259,7 @@ class PybulletArm(DiffIKArm):
         """Hold the current joint positions (servo targets = measured angles); nothing once closed."""
         if self.physics.closed:
             return
-        if self.impedance is not None:
-            self._hold_pose = self._tcp_pose()
+        if self.impedance is not None:  # the torques act one physics step; nothing more until the next command
             self._drive(None, getattr(self, "_gripper_target", 1.0))
             return
         q_all, _ = self._joint_states()
