@@ -1012,6 +1012,10 @@ def run_node(node_factory: Callable[[Sequence[str]], Node], argv: Sequence[str] 
             print(f"error: node {node.fully_qualified_name} failed to start: {node.last_error}", file=sys.stderr)
             code = 1
         else:
+            if isinstance(node, LifecycleNode) and not node.autostart:
+                node.get_logger().info(f"up and unconfigured (autostart is false): configure it with `ros2 lifecycle set "
+                                       f"{node.fully_qualified_name} configure` or a ChangeState request on "
+                                       f"{node.fully_qualified_name}/change_state")
             unused = node.undeclared_overrides()
             if unused:
                 node.get_logger().warning(f"parameters given but not declared by this node (typos?): {unused}")
