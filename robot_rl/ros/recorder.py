@@ -280,12 +280,10 @@ def ros_graph(node: Node) -> Any:
     Raises:
         ConfigError: the node offers no ROS 2 graph queries.
     """
-    # a public accessor when the node API offers one, else its rclpy node (robot_rl.ros._rclpy)
-    candidates = (node, getattr(node, "rclpy_node", None), getattr(getattr(node, "_ros", None), "node", None),
-                  getattr(getattr(node, "_backend", None), "node", None))
-    for candidate in candidates:
-        if candidate is not None and hasattr(candidate, "get_publishers_info_by_topic"):
-            return candidate
+    # robot_rl's Node has no graph queries of its own; its rclpy node (robot_rl.ros._rclpy) has them
+    candidate = getattr(getattr(node, "_ros", None), "node", None)
+    if candidate is not None and hasattr(candidate, "get_publishers_info_by_topic"):
+        return candidate
     raise ConfigError(f"node {node.fully_qualified_name} gives no access to the ROS 2 graph (rclpy); the recorder "
                       "needs it to find topics and their types.")
 
