@@ -16,6 +16,7 @@ ID                                        observation
                                           impedance control (sim only: no ROS twin yet)
 ``robot_rl/PandaPegInsertionPixels-v0``   state: proprioception + wrist wrench; images: front +
                                           wrist, 128 x 128; as PegInsertion otherwise
+``robot_rl/PandaPegInsertionTilted-v0``   as PegInsertion, the hole's axis tilted 8.6-17 degrees
 ``robot_rl/RosPanda<same>-v0``            the four pick-lift and push IDs over ROS 2 topics, against
                                           the sim node or real nodes (:class:`robot_rl.ros.env.RosRobotEnv`)
 ========================================= ==================================================================
@@ -70,6 +71,7 @@ _INSERTION = {"rotation": "full", "gripper_action": False, "fixed_gripper_openin
 SIM_ONLY_TASK_ENVS = (
     ("PegInsertion", "peg_insertion", PEG_INSERTION_EPISODE_STEPS, _INSERTION),
     ("PegInsertionPixels", "peg_insertion", PEG_INSERTION_EPISODE_STEPS, {**_INSERTION, **_PIXELS}),
+    ("PegInsertionTilted", "peg_insertion_tilted", PEG_INSERTION_EPISODE_STEPS, _INSERTION),
 )
 SIM_ENV_IDS = tuple(f"robot_rl/Panda{name}-v0" for name, *_ in TASK_ENVS + SIM_ONLY_TASK_ENVS)
 ROS_ENV_IDS = tuple(f"robot_rl/RosPanda{name}-v0" for name, *_ in TASK_ENVS)

@@ -263,6 +263,7 @@ SCRIPTED_POLICIES: dict[str, Callable[[gym.Env], Policy]] = {
     "PickLiftTask": pick_lift_policy,
     "PushTask": push_policy,
     "PegInsertionTask": peg_insertion_policy,
+    "TiltedPegInsertionTask": peg_insertion_policy,
 }
 
 

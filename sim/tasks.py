@@ -346,6 +346,10 @@ class PegInsertionConfig:
     """the hole's entry lies uniformly within this half extent around the centre."""
     hole_yaw_half_range_rad: float = 0.3
     """the fixture's yaw about the base z axis is uniform in +-this (the square repeats every pi / 2)."""
+    hole_tilt_range_rad: tuple[float, float] = (0.0, 0.0)
+    """the hole's axis leans from vertical by an angle uniform in this range, towards a uniform random
+    direction (the fixture rests on the table on its lowest corner); (0, 0): upright. With the grasp
+    tilt it must stay within the env's ``max_tilt_rad`` (30 degrees by default)."""
     grasp_offset_x_half_range_m: float = 0.003
     """the peg sits uniformly within +-this along the pads (tool x) from a centred grasp."""
     grasp_offset_z_half_range_m: float = 0.005
@@ -437,11 +441,23 @@ class PegInsertionTask(Task):
         yaw = rng.uniform(-c.hole_yaw_half_range_rad, c.hole_yaw_half_range_rad)
         grasp = rng.uniform(-1.0, 1.0, 3) * [c.grasp_offset_x_half_range_m, c.grasp_offset_z_half_range_m,
                                             c.grasp_tilt_half_range_rad]
+        rotation = Rotation.from_rotvec([0.0, 0.0, yaw])
+        if c.hole_tilt_range_rad[1] > 0.0:  # drawn last, and only when tilting: upright draws stay the same
+            tilt, direction = rng.uniform(*c.hole_tilt_range_rad), rng.uniform(0.0, 2 * np.pi)
+            rotation = Rotation.from_rotvec(tilt * np.array([-np.sin(direction), np.cos(direction), 0.0])) * rotation
         half = self.physics.config.cube_half_size_m
         self.physics.set_cube_pose(np.array([*self.CUBE_PARKING_XY_M, half]), 0.0)
-        ins.set_hole_pose(np.array([xy[0], xy[1], c.geometry.hole_depth_m]), Rotation.from_rotvec([0.0, 0.0, yaw]))
+        ins.set_hole_pose(np.array([xy[0], xy[1], self.entry_height_m(rotation)]), rotation)
         ins.set_grasp(*map(float, grasp))
         self.physics.forward()
+
+    def entry_height_m(self, hole_rotation: Rotation) -> float:
+        """Height of the hole's entry above the table when the fixture, turned by ``hole_rotation``,
+        rests on the table on its lowest corner (``hole_depth_m`` when upright), metres."""
+        g = self.config.geometry
+        f = g.fixture_half_width_m
+        corners = np.array([[x, y, z] for x in (-f, f) for y in (-f, f) for z in (0.0, -g.hole_depth_m)])
+        return float(-hole_rotation.apply(corners)[:, 2].min())
 
     # ------------------------------------------------------------------ geometry
     def hole_pose(self) -> tuple[np.ndarray, Rotation]:
@@ -519,9 +535,11 @@ def check_insertion_config(config: PegInsertionConfig) -> None:
     if min(g.clearance_m, g.peg_half_width_m, g.hole_depth_m, g.peg_length_m) <= 0.0:
         raise ConfigError(f"peg and hole sizes must be positive, got {g}")
     # TCP xy positions needed to put the tip over every entry point: the tip is off the TCP axis by
-    # the x offset and the tilt's lever (the tool stays near tool-down, any yaw)
-    lever = c.grasp_offset_x_half_range_m + (g.tip_below_tcp_m + c.grasp_offset_z_half_range_m) * np.sin(
-        c.grasp_tilt_half_range_rad)
+    # the x offset and the lever of the grasp's and the hole's tilt (any yaw); a tilted hole's success
+    # point lies beside its entry
+    tilt = c.grasp_tilt_half_range_rad + c.hole_tilt_range_rad[1]
+    lever = (c.grasp_offset_x_half_range_m + (g.tip_below_tcp_m + c.grasp_offset_z_half_range_m) * np.sin(tilt)
+             + c.success_depth_m * np.sin(c.hole_tilt_range_rad[1]))
     ws = c.workspace
     for axis, name in ((0, "x"), (1, "y")):
         lo = c.hole_xy_centre_m[axis] - c.hole_xy_half_range_m[axis] - lever
@@ -540,6 +558,8 @@ def check_insertion_config(config: PegInsertionConfig) -> None:
             "success depth")
     if c.hole_yaw_half_range_rad < 0 or min(c.hole_xy_half_range_m) < 0:
         raise ConfigError("hole_xy_half_range_m and hole_yaw_half_range_rad must be >= 0")
+    if not 0.0 <= c.hole_tilt_range_rad[0] <= c.hole_tilt_range_rad[1] < np.pi / 4:
+        raise ConfigError(f"hole_tilt_range_rad={c.hole_tilt_range_rad} must be (low, high) with 0 <= low <= high < pi / 4")
     if not ws.contains(np.asarray(c.home_tcp_position_m)):
         raise ConfigError(f"home_tcp_position_m={c.home_tcp_position_m} is outside the workspace {ws}")
     home_tip_z = c.home_tcp_position_m[2] - g.tip_below_tcp_m - c.grasp_offset_z_half_range_m
@@ -548,7 +568,19 @@ def check_insertion_config(config: PegInsertionConfig) -> None:
                           f"(top at {g.hole_depth_m} m); raise home_tcp_position_m")
 
 
+class TiltedPegInsertionTask(PegInsertionTask):
+    """:class:`PegInsertionTask` into a hole whose axis leans 0.15 to 0.3 rad (8.6 to 17 degrees) from
+    vertical towards a random direction: the peg must be inserted along the tilted axis, so roll and
+    pitch actions are needed beyond the grasp's small tilt."""
+
+    @staticmethod
+    def default_config() -> PegInsertionConfig:
+        """A fresh :class:`PegInsertionConfig` with ``hole_tilt_range_rad=(0.15, 0.3)``."""
+        return PegInsertionConfig(hole_tilt_range_rad=(0.15, 0.3))
+
+
 #: Task name -> task class: the ``task`` argument of :func:`robot_rl.sim.envs.make_sim_env` and of
 #: :class:`robot_rl.ros.env.RosRobotEnv` (the names :mod:`robot_rl.envs` registers IDs for).
 TASKS: dict[str, type[PickLiftTask] | type[PushTask] | type[PegInsertionTask]] = {
-    "pick_lift": PickLiftTask, "push": PushTask, "peg_insertion": PegInsertionTask}
+    "pick_lift": PickLiftTask, "push": PushTask, "peg_insertion": PegInsertionTask,
+    "peg_insertion_tilted": TiltedPegInsertionTask}

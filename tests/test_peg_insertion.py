@@ -47,6 +47,19 @@ def test_scripted_insertion_succeeds(backend):
     env.close()
 
 
+def test_scripted_insertion_into_a_tilted_hole():
+    """The second task: the hole's axis leans 8.6-17 degrees; the controller inserts along it (roll
+    and pitch actions); the fixture rests on the table (MuJoCo; both engines in the README's 40-episode run)."""
+    env = gym.make("robot_rl/PandaPegInsertionTilted-v0")
+    task: PegInsertionTask = env.unwrapped.task
+    env.reset(seed=0)
+    tilt = np.degrees(np.arccos(task.hole_pose()[1].apply([0.0, 0.0, 1.0])[2]))
+    assert 8.5 < tilt < 17.3
+    assert task.hole_pose()[0][2] > task.config.geometry.hole_depth_m * np.cos(np.radians(tilt)) - 1e-9
+    assert _scripted_successes(env, range(5)) >= 4
+    env.close()
+
+
 def test_same_spaces_and_reset_distribution_in_both_engines():
     envs = {b: gym.make(ENV_ID, backend=b) for b in BACKENDS}
     mj, pb = envs["mujoco"].unwrapped, envs["pybullet"].unwrapped
