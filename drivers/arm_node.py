@@ -54,6 +54,7 @@ from robot_rl.interfaces import Arm, WorkspaceBox
 from robot_rl.ros import convert
 from robot_rl.ros.node import LifecycleNode, run_node
 from robot_rl.ros.safety import ArmCommandGate
+from robot_rl.sim.impedance import ImpedanceConfig
 
 #: Joint names of each backend's arm (``joint_names`` overrides; ros2_control takes the robot's).
 DEFAULT_JOINT_NAMES = {
@@ -175,12 +176,15 @@ class ArmNode(LifecycleNode):
         d("franka.realtime", True, "require a real-time kernel (libfranka's default); false for franky-sim")
         d("franka.control_mode", "position", "position: stiff Cartesian motions; impedance: compliant 1 kHz "
           "Cartesian impedance with reference limiting (contact-rich tasks)", choices=["position", "impedance"])
-        d("franka.translational_stiffness", [2000.0, 2000.0, 2000.0], "impedance stiffness [x, y, z], base frame",
-          units="N/m")
-        d("franka.rotational_stiffness", [150.0, 150.0, 150.0], "impedance stiffness about [x, y, z], base frame",
-          units="N·m/rad")
-        d("franka.max_force_n", 20.0, "impedance reference limiting: bound of the spring force", units="N")
-        d("franka.max_torque_nm", 7.5, "impedance reference limiting: bound of the spring torque", units="N·m")
+        imp = ImpedanceConfig()  # defaults and limits: the one definition the sims use too
+        d("franka.translational_stiffness", list(imp.translational_stiffness_n_per_m), "impedance stiffness "
+          "[x, y, z], base frame, at most 3000", units="N/m")
+        d("franka.rotational_stiffness", list(imp.rotational_stiffness_nm_per_rad), "impedance stiffness about "
+          "[x, y, z], base frame, at most 300", units="N·m/rad")
+        d("franka.max_force_n", imp.max_force_n, "impedance reference limiting: bound of the spring force, at most "
+          "29.4 (the Panda's payload weight)", units="N")
+        d("franka.max_torque_nm", imp.max_torque_nm, "impedance reference limiting: bound of the spring torque, at "
+          "most 12 (the wrist joints' torque)", units="N·m")
         d("sim_env", "robot_rl/PandaPickLift-v0", "gymnasium ID of the sim backend's env (its arm is used)")
         d("sim_backend", "mujoco", "physics of the sim backend", choices=["mujoco", "pybullet"])
         d("ros2_control.mode", "servo", "servo: TwistStamped to MoveIt Servo; joint_trajectory: "
