@@ -264,6 +264,23 @@ def test_arm_node_with_missing_ur_exits_1_with_the_message(ros_domain, tmp_path,
     assert _configure_seconds(log) < 5, log
 
 
+@pytest.mark.parametrize("args, message", [
+    (("franka.max_force_n:=50.0",), "max_force_n=50.0 N exceeds 29.4 N"),
+    (("franka.rotational_stiffness:=[150.0, 150.0, 900.0]",), "exceeds the Franka's limit of 300 N·m/rad"),
+    (("max_tilt_rad:=2.5",), "max_tilt_rad must lie in [0, pi/2]"),
+])
+def test_arm_node_with_unsafe_compliance_or_orientation_limits_exits_1_before_connecting(ros_domain, tmp_path, args, message):
+    # 192.0.2.1 (TEST-NET) never answers: the error must come from the settings, before any connection
+    logf = tmp_path / "arm_node.log"
+    extra = [a for arg in args for a in ("-p", arg)]
+    proc = start_node(ARM_NODE, "-p", "backend:=franka", "-p", "host:=192.0.2.1", "-p", "franka.control_mode:=impedance",
+                      "-p", "connect_timeout_s:=20.0", *extra, log_path=str(logf))
+    rc = proc.wait(timeout=30)
+    log = logf.read_text()
+    assert rc == 1, log
+    assert message in log and "no Franka control interface" not in log, log
+
+
 # --------------------------------------------------------------------------- ros2_control bridge
 
 PANDA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
