@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import string
-import time
 
 import numpy as np
 import pytest

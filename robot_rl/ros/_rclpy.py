@@ -147,6 +147,7 @@ class RclpyNode:
         rclpy = import_rclpy()
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node as RclpyNodeClass
         from rclpy.signals import SignalHandlerOptions
 
         self.context = Context()
@@ -155,11 +156,11 @@ class RclpyNode:
                        signal_handler_options=SignalHandlerOptions.NO)
         except Exception as e:  # noqa: BLE001 - rcl errors have several types
             raise ConfigError(f"cannot initialise ROS 2 for node {name!r} (domain {domain_id}): {e}") from None
-        kwargs = dict(context=self.context, namespace=namespace or None, use_global_arguments=False,
-                      start_parameter_services=True, enable_rosout=True,
-                      automatically_declare_parameters_from_overrides=False)
+        kwargs = {"context": self.context, "namespace": namespace or None, "use_global_arguments": False,
+                  "start_parameter_services": True, "enable_rosout": True,
+                  "automatically_declare_parameters_from_overrides": False}
         try:
-            self.node = _lifecycle_class()(owner, name, **kwargs) if lifecycle else rclpy.node.Node(name, **kwargs)
+            self.node = _lifecycle_class()(owner, name, **kwargs) if lifecycle else RclpyNodeClass(name, **kwargs)
         except Exception as e:  # noqa: BLE001 - invalid names raise rclpy-specific exceptions
             self.context.try_shutdown()
             raise ConfigError(f"cannot create ROS 2 node {name!r} in namespace {namespace or '/'!r}: {e}") from None

@@ -453,6 +453,8 @@ class _RclpyLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
+        if record.name != f"robot_rl.ros.{self.node.logger_name}":  # a driver module's logger, forwarded by run_node
+            text = f"({record.name.removeprefix('robot_rl.')}) {text}"
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
         ros = getattr(self.node, "_ros", None)
@@ -990,6 +992,9 @@ class LifecycleNode(Node):
 def run_node(node_factory: Callable[[Sequence[str]], Node], argv: Sequence[str] | None = None) -> int:
     """Console-script main: build the node, start it (lifecycle autostart), spin until SIGINT/SIGTERM.
 
+    Records of the process's other ``robot_rl.*`` loggers (driver modules) go through the node's
+    rclpy logger too, so they reach the console and ``/rosout``.
+
     Returns the process exit code: 0 after a clean shutdown, 1 if the node could not be built
     or a lifecycle node failed to configure or activate (the error is printed).
     """
@@ -999,6 +1004,12 @@ def run_node(node_factory: Callable[[Sequence[str]], Node], argv: Sequence[str] 
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    # the node process's other robot_rl loggers (drivers: opencv_camera, ur, ...) also go to /rosout
+    package_logger = logging.getLogger("robot_rl")
+    forward = _RclpyLogHandler(node)
+    package_logger.addHandler(forward)
+    if package_logger.level == logging.NOTSET:
+        package_logger.setLevel(logging.INFO)
     stop = threading.Event()
 
     def _handle(signum: int, frame: Any) -> None:
@@ -1022,6 +1033,7 @@ def run_node(node_factory: Callable[[Sequence[str]], Node], argv: Sequence[str] 
             node.spin(until=stop.is_set)
     finally:
         node.shutdown()
+        package_logger.removeHandler(forward)
         for s, h in previous.items():
             signal.signal(s, h)
     return code
