@@ -6,6 +6,7 @@ whole file in one process also checks that several contexts end without aborting
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -327,3 +328,23 @@ def test_bad_parameter_makes_the_node_exit_with_a_message(ros_domain, tmp_path) 
     proc = start_node("robot_rl.sim.node", "-p", "backend:=gazebo", log_path=str(tmp_path / "log"))
     assert proc.wait(timeout=60) == 1
     assert "must be one of" in (tmp_path / "log").read_text()
+
+
+def test_node_whose_message_package_is_missing_fails_at_start_with_the_fix(ros_domain) -> None:
+    """A node that needs a message package that is not installed exits 1 at start, naming the wheel."""
+    if importlib.util.find_spec("nav_msgs") is not None:
+        pytest.skip("nav_msgs is installed here")
+    script = textwrap.dedent("""
+        import sys
+        from robot_rl.ros.node import Node, run_node
+
+        class Odometer(Node):
+            def __init__(self, argv):
+                super().__init__("odometer", argv=argv)
+                self.create_publisher("nav_msgs/msg/Odometry", "/odom")
+
+        sys.exit(run_node(Odometer, []))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "nav_msgs/msg/Odometry cannot be loaded" in proc.stderr and "pip install ros-jazzy-nav-msgs" in proc.stderr
