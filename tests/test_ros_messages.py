@@ -159,3 +159,13 @@ def test_image_crosses_between_robot_rl_and_plain_rclpy_both_ways(ros_domain, qo
     assert [m.header.frame_id for m in user_got] == [str(i) for i in range(20)]
     assert all(bytes(m.data) == p.tobytes() for m, p in zip(user_got, pixels))
     assert all(np.array_equal(m.data, p.reshape(-1)) and m.encoding == "rgb8" for m, p in zip(ours_got, pixels))
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from robot_rl.ros import distro, messages, qos
+
+    for module in (messages, qos, distro):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
