@@ -271,12 +271,20 @@ def test_impedance_mode_tracks_poses_and_bounds_contact_force_in_franky_sim(tmp_
         s1 = arm.state()
         angle = (Rotation.from_quat(s1.ee_quaternion) * Rotation.from_quat(goal_q).inv()).magnitude()
         print("FREE", *(s1.ee_position - goal), angle, flush=True)
-        for depth in (0.003, 0.05, 0.25):  # commanded penetration below the table top, m
+        above = s1.ee_position.copy()
+        above[2] = {table_z} + 0.03
+        for _ in range(30):  # approach: 3 cm above the table top
+            arm.command(ArmCommand(above, goal_q, 0.0))
+        # targets 5 cm and 25 cm below the table top ask for far more than the bound; the middle one
+        # 4 mm below where the TCP stopped in contact (the fingertips touch first), for 8 N
+        contact_z = None
+        for depth in (0.05, None, 0.25):
             target = s1.ee_position.copy()
-            target[2] = {table_z} - depth
-            for _ in range(50):
+            target[2] = {table_z} - depth if depth is not None else contact_z - 0.004
+            for _ in range(60):
                 sent = arm.command(ArmCommand(target, goal_q, 0.0))
-            print("PRESS", depth, open("sim.log").read().rsplit("FORCE", 1)[1].split()[0], *arm.state().ee_position, flush=True)
+            contact_z = arm.state().ee_position[2]
+            print("PRESS", target[2], open("sim.log").read().rsplit("FORCE", 1)[1].split()[0], contact_z, flush=True)
         print("COUNTS", arm.reference_limited, arm.reflex_recoveries, flush=True)
         arm.home()
         arm.close()
@@ -288,19 +296,23 @@ def test_impedance_mode_tracks_poses_and_bounds_contact_force_in_franky_sim(tmp_
     assert np.linalg.norm(free[:3]) < 0.003 and np.degrees(free[3]) < 1.5
     # contact force per pressing phase: each phase ends at the sim time printed after it
     forces = np.array([[float(v) for v in line.split()[1:4]] for line in log.splitlines() if line.startswith("FORCE")])
-    presses = [[float(v) for v in line.split()[1:6]] for line in out.stdout.splitlines() if line.startswith("PRESS")]
+    presses = [[float(v) for v in line.split()[1:4]] for line in out.stdout.splitlines() if line.startswith("PRESS")]
     # franky's dynamics model and franky-sim's differ a little (the hand's gravity): the free-space
     # z error times the stiffness is the force that mismatch adds on top of the spring
     mismatch_n = 2000.0 * abs(free[2])
-    for depth, end, _, _, tcp_z in presses:
+    assert len(presses) == 3
+    for target_z, end, tcp_z in presses:
         settled = forces[(forces[:, 0] > end - 1.0) & (forces[:, 0] <= end), 1]  # the phase's last second
-        # the fingertips touch the table with the TCP ~9 mm above it: the spring stretches from the TCP
-        expected = min(max_force, 2000.0 * (tcp_z - (table_z - depth)))
-        print(f"commanded penetration {depth * 1000:.0f} mm: contact force {np.median(settled):.2f} N "
-              f"(spring law {expected:.1f} N, bound {max_force} N, model mismatch {mismatch_n:.2f} N)")
+        # the spring stretches from the TCP (which stops above the table: the fingertips touch) to the target
+        expected = min(max_force, 2000.0 * (tcp_z - target_z))
+        depth = table_z - target_z
+        print(f"target at {-depth * 1000:+.1f} mm from the table top, {(tcp_z - target_z) * 1000:.1f} mm below the TCP: "
+              f"contact force over the last second "
+              f"{settled.min():.2f}-{settled.max():.2f} N, at the end {settled[-1]:.2f} N (spring law {expected:.1f} N, "
+              f"bound {max_force} N, model mismatch {mismatch_n:.2f} N)")
         assert len(settled) > 10
-        assert np.median(settled) <= max_force + mismatch_n + 0.2, f"{depth}: {np.median(settled)} N over the bound"
-        assert np.median(settled) >= 0.8 * expected, f"{depth}: the arm does not press ({np.median(settled)} N)"
+        assert settled.max() <= max_force + mismatch_n + 0.2, f"{depth}: {settled.max()} N over the bound"
+        assert settled[-1] >= 0.75 * expected, f"{depth}: the arm does not press ({settled[-1]} N)"
     peak = forces[:, 2].max()
     print(f"peak contact force (impact transient included): {peak:.1f} N")
     assert peak < 60.0, "the impact exceeded the collision threshold the compliant mode sets"
