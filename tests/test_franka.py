@@ -4,6 +4,13 @@ franky-sim (PyPI) is a MuJoCo simulator that speaks libfranka's network protocol
 0.0.0.0 and libfranka's ports are fixed, so simulator and client run together inside a private
 network namespace (``unshare -n``, loopback only). It lives in ``.venv-franky-sim`` (made by
 ``scripts/setup_franky_sim.sh``, which CI runs) because it pins its own mujoco.
+
+What franky-sim 1.0.4 serves (read from its source and checked here): joint/Cartesian position
+and velocity motions, the gripper, and libfranka's torque interface (it adds gravity like the
+robot), so franky's 1 kHz Cartesian impedance motion of the compliant mode runs end to end. It
+acknowledges but does not simulate ``set_cartesian_impedance`` / ``set_joint_impedance`` and
+``set_collision_behavior`` (no reflexes), and reports ``O_F_ext_hat_K`` as zeros; the contact
+force is therefore read from MuJoCo in a franky-sim server with a table (WALL_SERVER below).
 """
 
 from __future__ import annotations
