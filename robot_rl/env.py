@@ -13,12 +13,19 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-from robot_rl.errors import ConfigError
 from scipy.spatial.transform import Rotation
 
-from robot_rl.interfaces import (Arm, ArmCommand, ArmState, Camera, Task, limit_tool_orientation,  # noqa: F401 (re-exported)
-                                 tool_down_quaternion, tool_yaw_rad)
+from robot_rl.errors import ConfigError
+from robot_rl.interfaces import (
+    Arm,
+    ArmCommand,
+    ArmState,
+    Camera,
+    Task,
+    limit_tool_orientation,
+    tool_down_quaternion,
+    tool_yaw_rad,
+)
 
 logger = logging.getLogger(__name__)
 

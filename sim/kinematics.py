@@ -13,6 +13,8 @@ from robot_rl.interfaces import tool_down_quaternion
 
 #: Franka's "ready" posture (rad): elbow up, tool pointing down; the null-space posture target.
 READY_Q_RAD = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
+#: Joint velocity limits of the Panda (rad/s; Franka's datasheet and the URDF's ``velocity``).
+PANDA_JOINT_VELOCITY_LIMITS_RAD_S = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
 
 
 @functools.lru_cache(maxsize=16)

@@ -10,7 +10,12 @@ from robot_rl.interfaces import ArmCommand, ArmState, WorkspaceBox
 
 from ..arm_base import DiffIKArm
 from ..impedance import ImpedanceConfig
-from ..kinematics import READY_Q_RAD, DiffIKConfig, tool_down_rotation
+from ..kinematics import (
+    PANDA_JOINT_VELOCITY_LIMITS_RAD_S,
+    READY_Q_RAD,
+    DiffIKConfig,
+    tool_down_rotation,
+)
 from .scene import ARM_JOINTS, FINGER_TRAVEL_M, PandaPhysics
 
 __all__ = ["READY_Q_RAD", "DiffIKConfig", "MujocoArm", "tool_down_rotation"]
@@ -32,7 +37,11 @@ class MujocoArm(DiffIKArm):
     """The Panda of a MuJoCo :class:`PandaPhysics` scene, commanded in tool-centre-point (TCP) space.
 
     ``controller="position"``: joint position servos (PD, with gravity compensation and a
-    velocity feed-forward) track the differential-IK targets. ``controller="impedance"``: the arm
+    velocity feed-forward) track the differential-IK targets; the joint step of each IK interval
+    and its feed-forward velocity are scaled down, all joints alike, until no joint is asked for
+    more than the Panda's velocity limits (as :class:`~robot_rl.sim.pybullet.PybulletArm` does):
+    without it a large rotation command (0.2 rad per 10 Hz step) outran the wrist servos, which
+    swung the TCP up to 3 cm out of the workspace box and turned an rx action partly into yaw. ``controller="impedance"``: the arm
     actuators become torque motors (gain 1, no bias, ctrl range = the URDF efforts) and every
     physics step applies the :class:`~robot_rl.sim.impedance.CartesianImpedance` torque plus the
     Coriolis and centrifugal torques (``qfrc_bias - qfrc_gravcomp``; gravity is compensated
@@ -59,6 +68,7 @@ class MujocoArm(DiffIKArm):
         # cancels their damping on the reference velocity (velocity feed-forward).
         act = physics.arm_actuator_ids
         self._servo_lead_s = m.actuator_biasprm[act, 2] / m.actuator_biasprm[act, 1]
+        self._max_step_rad = PANDA_JOINT_VELOCITY_LIMITS_RAD_S * self.ik_every * m.opt.timestep
         self.home_q_rad = self._solve_home()
         if self.impedance is not None:
             self._use_torque_motors()
@@ -196,7 +206,10 @@ class MujocoArm(DiffIKArm):
             mujoco.mju_quat2Mat(ramp_rot, ramp_quat)
             dq, dq_dot = self._ik_step(d, start_pos + alpha * (target - start_pos), ramp_rot.reshape(3, 3),
                                        ramp_twist if alpha < 1.0 else None)
-            q_des = self._arm_q() + dq + self._servo_lead_s * dq_dot
+            # joint velocity limits: the step of this IK interval and the feed-forward velocity, scaled alike
+            scale = min(1.0, float(np.min(self._max_step_rad / np.maximum(np.abs(dq), 1e-12))),
+                        float(np.min(PANDA_JOINT_VELOCITY_LIMITS_RAD_S / np.maximum(np.abs(dq_dot), 1e-12))))
+            q_des = self._arm_q() + scale * (dq + self._servo_lead_s * dq_dot)
             d.ctrl[self.physics.arm_actuator_ids] = np.clip(q_des, self._q_low, self._q_high)
             mujoco.mj_step(m, d, nstep=self.ik_every)
         self._finish_period()
