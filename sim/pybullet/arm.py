@@ -73,8 +73,9 @@ class PybulletArm(DiffIKArm):
         return np.array([s[0] for s in states]), np.array([s[1] for s in states])
 
     def _tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        ls = self.physics.client.getLinkState(self.physics.robot, self.physics.tcp_link, computeForwardKinematics=1)
-        return np.array(ls[4]), Rotation.from_quat(ls[5]).as_matrix()
+        p = self.physics.client
+        ls = p.getLinkState(self.physics.robot, self.physics.tcp_link, computeForwardKinematics=1)
+        return np.array(ls[4]), np.array(p.getMatrixFromQuaternion(ls[5])).reshape(3, 3)
 
     def _ik_step(self, target_pos: np.ndarray, target_rot: np.ndarray,
                  twist: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
