@@ -1,5 +1,6 @@
 """What the MuJoCo and PyBullet Pandas share as :class:`~robot_rl.interfaces.Arm`: the constructor's
-arguments, checks and state, and the damped-least-squares step of the differential IK."""
+arguments, checks and state, the damped-least-squares step of the differential IK, the choice of
+controller (position or Cartesian impedance) and the simulated wrist force/torque reading."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ if TYPE_CHECKING:
 class DiffIKArm(Arm):
     """A simulated Panda commanded in tool-centre-point (TCP) space through differential IK.
 
-    ``command`` runs ``n_substeps = round(1 / (control_hz * sim_dt_s))`` physics steps and
-    re-solves the IK every ``ik_every`` of them; the backends (:class:`robot_rl.sim.mujoco.MujocoArm`,
-    :class:`robot_rl.sim.pybullet.PybulletArm`) differ in how joint servos track the IK targets.
+    ``command`` runs ``n_substeps = round(1 / (control_hz * sim_dt_s))`` physics steps and, with
+    the position controller, re-solves the IK every ``ik_every`` of them; the backends
+    (:class:`robot_rl.sim.mujoco.MujocoArm`, :class:`robot_rl.sim.pybullet.PybulletArm`) differ in
+    how joint servos track the IK targets. With the impedance controller every physics step applies
+    the torque of :class:`~robot_rl.sim.impedance.CartesianImpedance` towards the commanded pose.
     A subclass sets its backend state after this constructor and then ``home_q_rad``.
 
     Args:
