@@ -147,7 +147,11 @@ def test_image_crosses_between_robot_rl_and_plain_rclpy_both_ways(ros_domain, qo
             user_got = []
             user.node.create_subscription(Image, "/to_user", user_got.append, user_qos)
             user_pub = user.node.create_publisher(Image, "/to_ours", user_qos)
-            assert user.spin_until(lambda: ours_pub.get_subscription_count() == 1 and user_pub.get_subscription_count() == 1, 10)
+            # both directions matched on both sides (a reader that has not matched the writer yet misses samples)
+            assert user.spin_until(lambda: ours_pub.get_subscription_count() == 1 and user_pub.get_subscription_count() == 1
+                                   and user.node.count_publishers("/to_user") == 1
+                                   and ours._subscriptions[0].get_publisher_count() == 1, 10)
+            user.spin_until(lambda: False, 0.3)
             for i, p in enumerate(pixels):
                 ours_pub.publish(make_message("sensor_msgs/msg/Image", height=48, width=64, encoding="rgb8", step=192,
                                               data=p.reshape(-1), header=make_message("std_msgs/msg/Header", frame_id=str(i))))

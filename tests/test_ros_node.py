@@ -88,7 +88,13 @@ def test_pub_sub_timer_and_typed_publish(ros_domain) -> None:
         received = []
         b.create_subscription("sensor_msgs/msg/JointState", "/joint_states", received.append)
         pub = a.create_publisher("sensor_msgs/msg/JointState", "joint_states")
+        # both sides must have discovered each other: a reader that has not yet matched the writer
+        # misses its first samples (VOLATILE), even though the writer already counts the reader
         assert pub.wait_for_subscribers(1, 5.0)
+        deadline = time.monotonic() + 5.0
+        while b._subscriptions[0].get_publisher_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
         count = [0]
 
         def tick() -> None:
