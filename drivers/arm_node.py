@@ -13,7 +13,7 @@ Topics (names from :mod:`robot_rl.ros.convert`):
 ``/joint_states``          sensor_msgs/JointState          out: joints (rad, rad/s) + ``gripper``
 ``/arm/ee_pose``           geometry_msgs/PoseStamped       out: TCP pose, ``base_frame``
 ``/arm/ee_twist``          geometry_msgs/TwistStamped      out: TCP twist (m/s, rad/s)
-``/arm/wrench``            geometry_msgs/WrenchStamped     out: external wrench at the TCP (N, N·m)
+``/arm/wrench``            geometry_msgs/WrenchStamped     out: external wrench at the TCP (N, N·m), TCP frame
 ``/arm/delta_twist_cmds``  geometry_msgs/TwistStamped      in: EE twist command (MoveIt Servo's), m/s, rad/s
 ``/arm/equilibrium_pose``  geometry_msgs/PoseStamped       in: EE pose target (franka_ros2's), full orientation
 ``/arm/gripper_cmd``       std_msgs/Float64                in: gripper opening in [0, 1]

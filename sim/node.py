@@ -4,10 +4,10 @@ One process owns the physics and publishes, every control tick and with one stam
 nodes publish (:mod:`robot_rl.ros.convert` lists the topics):
 
 * ``/joint_states``, ``/arm/ee_pose``, ``/arm/ee_twist``, ``/arm/wrench`` (arm node topics);
-  ``/arm/wrench`` (``geometry_msgs/WrenchStamped``) carries ``arm.state().wrench``: the external
-  force (N) and torque (N·m) at the end effector from the simulated wrist force/torque sensor,
-  expressed in the base frame as :class:`~robot_rl.interfaces.ArmState` defines it, so its
-  ``frame_id`` is ``base_frame`` (not the tool frame);
+  ``/arm/wrench`` (``geometry_msgs/WrenchStamped``) carries the external force (N) and torque
+  (N·m about the TCP) from the simulated wrist force/torque sensor in the TCP frame
+  (``frame_id`` :data:`robot_rl.ros.convert.TOOL_FRAME`), as a real wrist sensor reports it;
+  :func:`robot_rl.ros.convert.arm_state_from_msgs` rotates it back into the base frame;
 * ``/camera/<cam>/color/image_raw`` and ``.../camera_info`` per simulated camera (camera node
   topics, ``<cam>_color_optical_frame``);
 * ``/task/state``: the privileged task state (object poses, success, reward terms) that only a

@@ -141,7 +141,7 @@ def test_sim_and_camera_nodes_with_a_stock_rclpy_node(ros_domain: int, tmp_path:
             js = got["/joint_states"][-1]
             assert js.name[:7] == [f"panda_joint{i}" for i in range(1, 8)] and "gripper" in js.name
             assert len(js.position) == len(js.name) and np.isfinite(js.position).all()
-            assert got["/arm/wrench"][-1].header.frame_id == "base_link" and len(got["/task/state"][-1].data) > 0
+            assert got["/arm/wrench"][-1].header.frame_id == "panda_hand_tcp" and len(got["/task/state"][-1].data) > 0
 
             # commands: twist +x, then a pose target back, the gripper, a reset
             twist_pub = user.node.create_publisher(TwistStamped, "/arm/delta_twist_cmds", 10)

@@ -173,3 +173,30 @@ def test_docstring_examples_run() -> None:
     for module in (messages, qos, distro):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_wrench_is_published_in_the_tcp_frame_and_read_back_in_the_base_frame() -> None:
+    """`/arm/wrench` carries the wrist wrench in the TCP frame (as a wrist F/T sensor reports it);
+    the client rotates it back into ArmState's base frame with the pose's orientation, and a
+    wrench already in the base frame is taken as it is."""
+    from scipy.spatial.transform import Rotation
+
+    from robot_rl.interfaces import ArmState
+    from robot_rl.ros import convert
+
+    quat = Rotation.from_euler("xyz", (np.pi, 0.3, 0.8)).as_quat()  # tilted tool pointing down
+    wrench = np.array([1.0, -2.0, 15.0, 0.1, 0.2, -0.3])  # base frame: N, N·m about the TCP
+    state = ArmState(q=np.zeros(7), dq=np.zeros(7), ee_position=np.array([0.5, 0.0, 0.2]), ee_quaternion=quat,
+                     ee_velocity=np.zeros(6), wrench=wrench, gripper=0.5, stamp=1.0)
+    msgs = convert.arm_state_msgs(state, [f"j{i}" for i in range(7)], 1.0)
+    w = msgs["wrench"]
+    assert w.header.frame_id == convert.TOOL_FRAME
+    tool = np.array([w.wrench.force.x, w.wrench.force.y, w.wrench.force.z, w.wrench.torque.x, w.wrench.torque.y, w.wrench.torque.z])
+    rot = Rotation.from_quat(quat).as_matrix()
+    np.testing.assert_allclose(tool, np.concatenate([rot.T @ wrench[:3], rot.T @ wrench[3:]]), atol=1e-12)
+    assert abs(tool[2]) < 15.0  # the tilt really moved force out of the tool z axis
+    back = convert.arm_state_from_msgs(msgs["joint_states"], msgs["ee_pose"], msgs["ee_twist"], w)
+    np.testing.assert_allclose(back.wrench, wrench, atol=1e-12)
+    w.header.frame_id = convert.BASE_FRAME  # a source that publishes in the base frame: no rotation
+    np.testing.assert_allclose(convert.arm_state_from_msgs(msgs["joint_states"], msgs["ee_pose"], None, w).wrench,
+                               tool, atol=1e-12)

@@ -15,7 +15,7 @@ topic                                       type                            from
                                                                             the opening in [0, 1]
 ``/arm/ee_pose``                            geometry_msgs/PoseStamped       arm node, TCP in ``base_link``
 ``/arm/ee_twist``                           geometry_msgs/TwistStamped      arm node, TCP velocity, base frame
-``/arm/wrench``                             geometry_msgs/WrenchStamped     arm node, external wrench at the TCP
+``/arm/wrench``                             geometry_msgs/WrenchStamped     arm node, external wrench at the TCP, TCP frame
 ``/arm/delta_twist_cmds``                   geometry_msgs/TwistStamped      command (MoveIt Servo's name)
 ``/arm/equilibrium_pose``                   geometry_msgs/PoseStamped       command (franka_ros2's name)
 ``/arm/gripper_cmd``                        std_msgs/Float64                command: opening in [0, 1]
@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from robot_rl.interfaces import tool_yaw_rad
 from robot_rl.errors import ConfigError, WireError
@@ -53,6 +54,9 @@ JOINT_STATES = "/joint_states"
 EE_POSE = "/arm/ee_pose"
 EE_TWIST = "/arm/ee_twist"
 WRENCH = "/arm/wrench"
+#: frame_id of ``/arm/wrench``: the tool centre point, as a wrist force/torque sensor reports its
+#: wrench (franka_ros's ``K_F_ext_hat_K`` likewise); the calibration tools use the same name.
+TOOL_FRAME = "panda_hand_tcp"
 TWIST_CMD = "/arm/delta_twist_cmds"
 POSE_CMD = "/arm/equilibrium_pose"
 GRIPPER_CMD = "/arm/gripper_cmd"
@@ -212,11 +216,15 @@ def pose_to_arrays(pose: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
 
 
-def arm_state_msgs(state: ArmState, joint_names: list[str], stamp_s: float, base_frame: str = BASE_FRAME) -> dict[str, Any]:
+def arm_state_msgs(state: ArmState, joint_names: list[str], stamp_s: float, base_frame: str = BASE_FRAME,
+                   tool_frame: str = TOOL_FRAME) -> dict[str, Any]:
     """The arm node's state messages: ``joint_states``, ``ee_pose``, ``ee_twist``, ``wrench``.
 
     ``joint_states`` lists ``joint_names`` (positions rad, velocities rad/s) and then the
     :data:`GRIPPER_JOINT` entry whose position is the opening in [0, 1]. All share ``stamp_s``.
+    Poses and twists are in ``base_frame``; the wrench (force N, torque N·m about the TCP) is in
+    ``tool_frame``, the TCP frame (:meth:`ArmState.wrench_in_tool_frame`), as a wrist F/T sensor
+    publishes it.
 
     Raises:
         ConfigError: ``joint_names`` does not match the number of joints.
@@ -225,21 +233,25 @@ def arm_state_msgs(state: ArmState, joint_names: list[str], stamp_s: float, base
     if len(joint_names) != q.size:
         raise ConfigError(f"{len(joint_names)} joint names for {q.size} joints.")
     h = header(stamp_s, base_frame)
+    tool_wrench = state.wrench_in_tool_frame()
     return {
         "joint_states": T["sensor_msgs/msg/JointState"](
             header=h, name=[*joint_names, GRIPPER_JOINT], position=np.append(q, state.gripper),
             velocity=np.append(dq, 0.0), effort=np.zeros(0)),
         "ee_pose": T["geometry_msgs/msg/PoseStamped"](header=h, pose=_pose(state.ee_position, state.ee_quaternion)),
         "ee_twist": T["geometry_msgs/msg/TwistStamped"](header=h, twist=_twist(state.ee_velocity)),
-        "wrench": T["geometry_msgs/msg/WrenchStamped"](header=h, wrench=T["geometry_msgs/msg/Wrench"](
-            force=_vec3(state.wrench[:3]), torque=_vec3(state.wrench[3:]))),
+        "wrench": T["geometry_msgs/msg/WrenchStamped"](header=header(stamp_s, tool_frame), wrench=T["geometry_msgs/msg/Wrench"](
+            force=_vec3(tool_wrench[:3]), torque=_vec3(tool_wrench[3:]))),
     }
 
 
 def arm_state_from_msgs(joint_states: Any, ee_pose: Any, ee_twist: Any | None = None, wrench: Any | None = None) -> ArmState:
     """:class:`ArmState` from the arm node's messages (missing twist or wrench read as zeros).
 
-    The stamp is the joint state's. Raises ConfigError if the joint state lacks the gripper entry.
+    The stamp is the joint state's. A wrench whose ``frame_id`` is the pose's frame is taken as
+    it is; any other frame_id is read as the TCP frame (what :func:`arm_state_msgs` publishes) and
+    rotated into the base frame with the pose's orientation (``ArmState.wrench`` is base-frame).
+    Raises ConfigError if the joint state lacks the gripper entry.
     """
     names = list(joint_states.name)
     if not names or names[-1] != GRIPPER_JOINT:
@@ -248,6 +260,9 @@ def arm_state_from_msgs(joint_states: Any, ee_pose: Any, ee_twist: Any | None = 
     twist = twist_to_array(ee_twist.twist) if ee_twist is not None else np.zeros(6)
     w = np.zeros(6) if wrench is None else np.array([wrench.wrench.force.x, wrench.wrench.force.y, wrench.wrench.force.z,
                                                     wrench.wrench.torque.x, wrench.wrench.torque.y, wrench.wrench.torque.z])
+    if wrench is not None and wrench.header.frame_id != ee_pose.header.frame_id:  # tool frame -> base frame
+        rot = Rotation.from_quat(quat).as_matrix()
+        w = np.concatenate([rot @ w[:3], rot @ w[3:]])
     pos = np.asarray(joint_states.position, np.float64)
     vel = np.asarray(joint_states.velocity, np.float64)
     return ArmState(q=pos[:-1].copy(), dq=vel[:-1].copy() if vel.size == pos.size else np.zeros(pos.size - 1),
