@@ -63,6 +63,9 @@ class RosTask(Task):
             (:class:`~robot_rl.interfaces.Task`'s default for ``task="none"``).
         success_topic: for ``task="none"``: a ``std_msgs/Bool`` topic that says success.
         reset_timeout_s: how long a sim reset may take, seconds.
+        state_timeout_s: how long to wait for the task state that goes with the arm's newest
+            state, seconds (the sim node publishes both in the same tick, task state first; a
+            busy machine can delay it, a missing one is an error).
 
     Attributes:
         task_class_name: the sim task class mirrored (``PickLiftTask``, ``PushTask``; ``RosTask``
@@ -70,7 +73,7 @@ class RosTask(Task):
     """
 
     def __init__(self, connection: RosConnection, task: str, arm: RosArm, max_episode_steps: int | None = None,
-                 success_topic: str = "", reset_timeout_s: float = 10.0) -> None:
+                 success_topic: str = "", reset_timeout_s: float = 10.0, state_timeout_s: float = 5.0) -> None:
         if task not in TASK_OBSERVATIONS:
             raise ConfigError(f"unknown task {task!r}; use one of {sorted(TASK_OBSERVATIONS)}.")
         self.c, self.task, self.arm = connection, task, arm
@@ -79,7 +82,7 @@ class RosTask(Task):
             self.max_episode_steps = max_episode_steps
         elif task in TASKS:
             self.max_episode_steps = _sim_task_config(task).max_episode_steps
-        self.reset_timeout_s = reset_timeout_s
+        self.reset_timeout_s, self.state_timeout_s = reset_timeout_s, state_timeout_s
         self._states: dict[float, tuple[bool, dict, dict]] = {}
         self._reset_done: set[int] = set()  # request ids answered
         self._success = False
@@ -115,8 +118,10 @@ class RosTask(Task):
         # the task state carries its stamp as float64 seconds, the arm state as sec + nanosec:
         # match within 10 us (float64 resolves ~0.24 us at today's epoch; ticks are >= 1 ms apart)
         match = lambda: next((k for k in reversed(list(self._states)) if abs(k - stamp) < 1e-5), None)  # noqa: E731
-        if not self.c.wait_for(lambda: match() is not None, 2.0):
-            raise DeviceUnavailableError(f"no {convert.TASK_STATE} for the arm state stamped {stamp:.6f} within 2 s; "
+        if not self.c.wait_for(lambda: match() is not None, self.state_timeout_s):
+            newest = max(list(self._states), default=None)
+            raise DeviceUnavailableError(f"no {convert.TASK_STATE} for the arm state stamped {stamp:.6f} within {self.state_timeout_s:g} s "
+                                         f"(newest task state: {'none' if newest is None else f'{newest:.6f}'}); "
                                          "is the sim node publishing its task state (publish_task_state)?")
         return self._states[match()]
 
@@ -240,7 +245,8 @@ class RosRobotEnv(RobotEnv):
         try:
             arm = RosArm(self.connection, control_hz, box, home_position_m, home_by_reset=reset == "sim")
             cams = [RosCamera(self.connection, name, height, width, arm, sync_tolerance_s, resize=resize_images) for name in cameras]
-            task_client = RosTask(self.connection, task, arm, max_episode_steps, success_topic)
+            task_client = RosTask(self.connection, task, arm, max_episode_steps, success_topic,
+                                  state_timeout_s=arm.state_timeout_s)
             super().__init__(arm, cams, _PlaceholderTask(task, task_client.max_episode_steps),
                              privileged_state=privileged_state, **kwargs)
             self.task = task_client
