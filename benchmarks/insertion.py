@@ -11,9 +11,15 @@ controller's spring-force bound (``ImpedanceConfig.max_force_n``; reference limi
 spring, a contact can exceed it transiently by the momentum the arm brings in). Issue 14's target:
 <= 20k env steps, median of 3 seeds.
 
+First, without training (seconds): a **misaligned insertion** per controller and engine, the
+scripted controller aiming ``--misaligned-mm`` off the hole's axis (alternately along the hole's
+x and y) and descending without correcting it, no retries: the success rate and the peak wrist
+force show what the lead-in and a compliant arm absorb.
+
     python benchmarks/insertion.py                                  # 3 seeds x {impedance, position}
     python benchmarks/insertion.py --seeds 1 --controllers impedance position --jobs 1
     python benchmarks/insertion.py --total-env-steps 10000 -- --agent.utd-ratio 4
+    python benchmarks/insertion.py --seeds                           # the misaligned insertions only
 
 Extra arguments after ``--`` go to every ``robot-rl train``.
 """
@@ -51,6 +57,35 @@ def final_success(run_dir: Path) -> float | None:
     return float(rows[-1]["success_rate"]) if rows else None
 
 
+def misaligned_insertions(controller: str, backend: str, offset_m: float, episodes: int) -> tuple[int, list[float]]:
+    """(successes, peak wrist force per episode in N) of ``episodes`` scripted insertions (seeds 0..)
+    aiming ``offset_m`` off the hole's axis, along the hole's x in odd episodes and y in even ones."""
+    import gymnasium as gym
+    import numpy as np
+
+    import robot_rl  # noqa: F401  (registers the IDs)
+    from robot_rl.sim.scripted import PegInsertionScript, peg_insertion_policy
+
+    env = gym.make(ENV_ID, backend=backend, controller=controller)
+    successes, peaks = 0, []
+    for seed in range(episodes):
+        aim = (offset_m, 0.0) if seed % 2 else (0.0, -offset_m)
+        policy = peg_insertion_policy(env, PegInsertionScript(aim_offset_m=aim, stuck_steps=10**6))
+        obs, _ = env.reset(seed=seed)
+        done, success, peak = False, False, 0.0
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy(obs))
+            done, success, peak = terminated or truncated, success or info["is_success"], max(peak, info["ee_force_n"])
+        successes += success
+        peaks.append(float(peak))
+    env.close()
+    return successes, peaks
+
+
+def _median(xs: list) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
 def _fmt(v, spec: str, missing: str = "-") -> str:
     return missing if v is None or v == float("inf") else format(v, spec)
 
@@ -60,7 +95,7 @@ def main() -> None:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="training seeds (none: no training)")
     p.add_argument("--controllers", nargs="+", default=["impedance", "position"],
                    help="sim arm controllers to compare (make_sim_env's controller)")
     p.add_argument("--total-env-steps", type=int, default=20_000, help="env-step budget per seed")
@@ -70,10 +105,24 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--jobs", type=int, default=2, help="trainings run in parallel")
     p.add_argument("--out", type=Path, default=Path("runs/bench_insertion"))
+    p.add_argument("--misaligned-mm", type=float, default=2.5, help="aim offset of the misaligned insertions, mm")
+    p.add_argument("--misaligned-episodes", type=int, default=20, help="misaligned insertions per controller and engine")
     args = p.parse_args(argv)
     from robot_rl.sim.impedance import ImpedanceConfig
 
     bound_n = ImpedanceConfig().max_force_n
+    if args.misaligned_episodes > 0:
+        print(f"misaligned insertion: {args.misaligned_mm} mm off the hole's axis, no lateral correction or retry, "
+              f"{args.misaligned_episodes} episodes (seeds 0..); impedance spring-force bound {bound_n:.1f} N")
+        print(f"{'engine':<10}{'controller':<11}{'success':>9}{'median peak F N':>17}{'max peak F N':>14}")
+        for backend in ("mujoco", "pybullet"):
+            for c in args.controllers:
+                t = time.perf_counter()
+                ok, peaks = misaligned_insertions(c, backend, args.misaligned_mm / 1000, args.misaligned_episodes)
+                print(f"{backend:<10}{c:<11}{ok:>4}/{args.misaligned_episodes:<4}{statistics.median(peaks):>17.1f}"
+                      f"{max(peaks):>14.1f}   ({time.perf_counter() - t:.0f} s)", flush=True)
+    if not args.seeds:
+        return
     root = args.out / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -101,12 +150,11 @@ def main() -> None:
             print(f"{c:<11}{s:>6}{(str(r['steps']) if r['steps'] else '>' + str(args.total_env_steps)):>9}"
                   f"{_fmt(r['wall_s'], '.0f'):>9}{r['best']:>11.2f}{_fmt(last, '.2f'):>11}{_fmt(peak, '.1f'):>10}"
                   f"{_fmt(median_peak, '.1f'):>19}" + ("" if r["ok"] else "   (train failed: see log)"))
-        med = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
         summary[c] = {
-            "steps": med([r["steps"] if r["steps"] else float("inf") for r, *_ in rows]),
-            "wall": med([r["wall_s"] if r["wall_s"] else float("inf") for r, *_ in rows]),
-            "best": med([r["best"] for r, *_ in rows]),
-            "peak": med([p for _, p, _, _ in rows if p is not None]),
+            "steps": _median([r["steps"] if r["steps"] else float("inf") for r, *_ in rows]),
+            "wall": _median([r["wall_s"] if r["wall_s"] else float("inf") for r, *_ in rows]),
+            "best": _median([r["best"] for r, *_ in rows]),
+            "peak": _median([p for _, p, _, _ in rows if p is not None]),
         }
         m = summary[c]
         print(f"{c:<11}{'median':>6}{_fmt(m['steps'], '.0f', '>' + str(args.total_env_steps)):>9}{_fmt(m['wall'], '.0f'):>9}"

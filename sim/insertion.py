@@ -9,7 +9,8 @@ Frames (all metres, right-handed):
 * **hole frame** (the fixture's frame): origin at the centre of the hole's entry (the fixture's
   top face), z pointing out of the hole (up for an untilted fixture); the hole is a square
   opening of side ``2 * hole_half_width_m`` and depth ``hole_depth_m`` (it is open at the bottom
-  and ends on the table, whose top is the hole's floor).
+  and ends on the table, whose top is the hole's floor). Above the entry, a lip of 45 degree
+  ramps ``chamfer_m`` wide leads into the opening (the lead-in of a real connector or bore).
 * **tool frame**: the arm's tool-centre-point frame (``panda_grasptarget``); tool-down means its
   z axis points down. A peg held straight sits with its frame at ``(0, 0, tip_below_tcp_m)`` in
   the tool frame, rotated by a half turn about the tool x axis (peg z = -tool z).
@@ -17,8 +18,9 @@ Frames (all metres, right-handed):
 A peg is inserted when its tip is inside the hole (``|x|, |y| <= hole_half_width_m`` in the hole
 frame) and below the entry (hole-frame z < 0); the depth is ``-z``.
 
-The fixture is four boxes around the opening (a box hole works in both engines' box-box
-colliders, which are the most robust ones they have).
+The fixture is four wall boxes around the opening plus four lead-in boxes, each turned 45 degrees
+about its long axis and centred so that one edge runs along the opening's rim (a box hole works in
+both engines' box-box colliders, which are the most robust ones they have).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class PegHoleGeometry:
     """depth of the hole (height of the fixture's walls)."""
     wall_thickness_m: float = 0.025
     """thickness of each of the fixture's four walls."""
+    chamfer_m: float = 0.003
+    """horizontal (and vertical) size of the 45 degree lead-in ramps on the rim; 0: a sharp rim. A
+    tip within ``clearance_m / 2 + chamfer_m`` of the axis lands on a ramp that slides a compliant
+    arm into the bore (3 mm: the width of a SAC policy's exploration noise at 0.1 of a 3 cm step)."""
     friction: float = 0.3
     """sliding friction coefficient between peg and fixture (MuJoCo: of each geom, the larger is
     used; PyBullet: of each body, their product is used, so each gets its square root)."""
@@ -62,17 +68,26 @@ class PegHoleGeometry:
         """Half the side of the fixture's square outline, metres."""
         return self.hole_half_width_m + self.wall_thickness_m
 
-    def wall_boxes(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The fixture's four walls as ``(half_extents (3,), centre (3,))``, hole frame, metres.
+    def fixture_boxes(self) -> list[tuple[np.ndarray, np.ndarray, Rotation]]:
+        """The fixture's boxes as ``(half_extents (3,), centre (3,), rotation)``, hole frame, metres.
 
-        Two long walls at +-y span the whole outline; two short ones at +-x close the gaps.
+        Two long walls at +-y span the whole outline; two short ones at +-x close the gaps. With a
+        chamfer, each rim carries a box of square section turned 45 degrees about the rim and centred
+        ``chamfer_m`` outside it at the entry's height: its inner edge lies on the rim, its upper
+        inner face is the ramp, the rest sits on (and in) the wall.
         """
-        h, t, d = self.hole_half_width_m, self.wall_thickness_m, self.hole_depth_m
-        long_half = np.array([h + t, t / 2, d / 2])
-        short_half = np.array([t / 2, h, d / 2])
-        off = h + t / 2
-        return [(long_half, np.array([0.0, off, -d / 2])), (long_half, np.array([0.0, -off, -d / 2])),
-                (short_half, np.array([off, 0.0, -d / 2])), (short_half, np.array([-off, 0.0, -d / 2]))]
+        h, t, d, c = self.hole_half_width_m, self.wall_thickness_m, self.hole_depth_m, self.chamfer_m
+        upright = Rotation.identity()
+        long_half, short_half, off = np.array([h + t, t / 2, d / 2]), np.array([t / 2, h, d / 2]), h + t / 2
+        boxes = [(long_half, np.array([0.0, off, -d / 2]), upright), (long_half, np.array([0.0, -off, -d / 2]), upright),
+                 (short_half, np.array([off, 0.0, -d / 2]), upright), (short_half, np.array([-off, 0.0, -d / 2]), upright)]
+        if c > 0.0:
+            side = c / np.sqrt(2.0)  # half side of the square section whose half diagonal is c
+            along_x, along_y = Rotation.from_rotvec([np.pi / 4, 0.0, 0.0]), Rotation.from_rotvec([0.0, np.pi / 4, 0.0])
+            rim = h + 2 * c  # half length: the rim and the corners where two ramps meet
+            boxes += [(np.array([rim, side, side]), np.array([0.0, s * (h + c), 0.0]), along_x) for s in (1.0, -1.0)]
+            boxes += [(np.array([side, rim, side]), np.array([s * (h + c), 0.0, 0.0]), along_y) for s in (1.0, -1.0)]
+        return boxes
 
     def peg_half_extents(self) -> np.ndarray:
         """(3,) half extents of the peg box, peg frame, metres."""

@@ -181,6 +181,9 @@ class PegInsertionScript:
     """while inserting, this many steps without 1 mm more depth outside the opening: back up and line up again."""
     gain: float = 0.8
     """fraction of the remaining pose error commanded per step (below 1: no overshoot from the arm's lag)."""
+    aim_offset_m: tuple[float, float] = (0.0, 0.0)
+    """aim this far off the hole's axis (hole-frame x, y) throughout: a deliberately misaligned
+    insertion, to measure what the lead-in and a compliant arm absorb (benchmarks/insertion.py)."""
 
 
 def _rotation_action(env: RobotEnv, rotvec: np.ndarray) -> list[float]:
@@ -230,8 +233,9 @@ def peg_insertion_policy(env: gym.Env, script: PegInsertionScript | None = None)
         tip_in_hole = hole_rot.inv().apply(tip - hole_pos)
         lateral_m = float(np.linalg.norm(tip_in_hole[:2]))
         depth_m = -float(tip_in_hole[2])
+        aim = hole_rot.apply([*sc.aim_offset_m, 0.0])
         if mem["phase"] == "align":
-            goal_tip = hole_pos + axis * sc.hover_above_m
+            goal_tip = hole_pos + aim + axis * sc.hover_above_m
             if (np.linalg.norm(tip - goal_tip) < sc.align_tolerance_m and rel.magnitude() < sc.rotation_tolerance_rad):
                 mem.update(phase="insert", best_depth=depth_m, stalled=0)
         if mem["phase"] == "insert":
@@ -241,11 +245,11 @@ def peg_insertion_policy(env: gym.Env, script: PegInsertionScript | None = None)
                 mem["stalled"] += 1
             if mem["stalled"] >= sc.stuck_steps and not u.task.is_success():
                 mem["phase"] = "align"  # jammed or on the rim: back up and line up again
-                goal_tip = hole_pos + axis * sc.hover_above_m
+                goal_tip = hole_pos + aim + axis * sc.hover_above_m
             else:
                 # on the axis at a depth at most insert_step_m below the tip's current one
                 goal_depth = min(sc.insert_below_m, depth_m + sc.insert_step_m)
-                goal_tip = hole_pos - axis * goal_depth
+                goal_tip = hole_pos + aim - axis * goal_depth
         goal_rot = turn * tool_rot
         goal_tcp = goal_tip - goal_rot.apply(tip_in_tool)
         step = sc.gain * (goal_tcp - s.ee_position)

@@ -392,6 +392,10 @@ class PegInsertionTask(Task):
     see :mod:`robot_rl.sim.insertion` for the geometry and frames. The table cube of the shared
     scene is parked out of reach, behind the robot.
 
+    Source: the insertion tasks of SERL (Luo et al. 2024, arXiv:2401.16013: peg / PCB insertion
+    with a held part, randomised target, impedance control) and HIL-SERL (arXiv:2410.21845); the
+    sizes and ranges here are ours.
+
     Privileged observation: :attr:`OBSERVATION_LAYOUT` (see :meth:`get_observation`).
 
     Args:
@@ -563,9 +567,9 @@ def check_insertion_config(config: PegInsertionConfig) -> None:
     if not ws.contains(np.asarray(c.home_tcp_position_m)):
         raise ConfigError(f"home_tcp_position_m={c.home_tcp_position_m} is outside the workspace {ws}")
     home_tip_z = c.home_tcp_position_m[2] - g.tip_below_tcp_m - c.grasp_offset_z_half_range_m
-    if home_tip_z <= g.hole_depth_m:
+    if home_tip_z <= g.hole_depth_m + g.chamfer_m:
         raise ConfigError(f"at home the peg tip (z = {home_tip_z:.3f} m) would be inside the fixture "
-                          f"(top at {g.hole_depth_m} m); raise home_tcp_position_m")
+                          f"(top at {g.hole_depth_m + g.chamfer_m} m); raise home_tcp_position_m")
 
 
 class TiltedPegInsertionTask(PegInsertionTask):
@@ -581,6 +585,6 @@ class TiltedPegInsertionTask(PegInsertionTask):
 
 #: Task name -> task class: the ``task`` argument of :func:`robot_rl.sim.envs.make_sim_env` and of
 #: :class:`robot_rl.ros.env.RosRobotEnv` (the names :mod:`robot_rl.envs` registers IDs for).
-TASKS: dict[str, type[PickLiftTask] | type[PushTask] | type[PegInsertionTask]] = {
+TASKS: dict[str, type[PickLiftTask | PushTask | PegInsertionTask]] = {
     "pick_lift": PickLiftTask, "push": PushTask, "peg_insertion": PegInsertionTask,
     "peg_insertion_tilted": TiltedPegInsertionTask}

@@ -139,7 +139,7 @@ def test_dense_reward_rises_through_the_scripted_insertion():
     obs, info = env.reset(seed=3)
     rewards, depths, successes = [], [], []
     for _ in range(40):
-        obs, reward, terminated, truncated, info = env.step(policy(obs))
+        obs, reward, _, _, info = env.step(policy(obs))
         rewards.append(reward)
         depths.append(env.unwrapped.task.insertion_depth_m())
         successes.append(info["is_success"])
@@ -151,9 +151,9 @@ def test_dense_reward_rises_through_the_scripted_insertion():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(hole_xy_centre_m=(0.62, 0.0)), "hole's x range"),
-    (dict(hole_xy_half_range_m=(0.04, 0.2)), "hole's y range"),
-    (dict(success_depth_m=0.05), "success_depth_m"),
+    ({"hole_xy_centre_m": (0.62, 0.0)}, "hole's x range"),
+    ({"hole_xy_half_range_m": (0.04, 0.2)}, "hole's y range"),
+    ({"success_depth_m": 0.05}, "success_depth_m"),
 ])
 def test_hole_pose_range_outside_the_workspace_is_refused(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -178,7 +178,7 @@ def test_scripted_corrector_steers_the_insertion():
     env.reset(seed=5)
     flags, potentials = [], []
     for _ in range(12):
-        _, _, terminated, truncated, info = env.step(still)
+        info = env.step(still)[-1]
         flags.append(info["intervention"])
         potentials.append(corrector.potential_now())
     assert any(flags) and not flags[0]

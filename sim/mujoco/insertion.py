@@ -52,10 +52,10 @@ def add_peg_and_fixture(spec: mujoco.MjSpec, geometry: PegHoleGeometry, robot_co
                  contype=robot_contact[0], conaffinity=robot_contact[1], group=robot_group,
                  rgba=[0.2, 0.45, 0.85, 1.0])
     fixture = spec.worldbody.add_body(name=FIXTURE_BODY, mocap=True, pos=[0.5, 0.0, geometry.hole_depth_m])
-    for i, (half, centre) in enumerate(geometry.wall_boxes()):
-        fixture.add_geom(name=f"fixture_wall{i}", type=mujoco.mjtGeom.mjGEOM_BOX, size=half, pos=centre,
-                         friction=friction, condim=4, contype=world_contact[0], conaffinity=world_contact[1],
-                         rgba=[0.85, 0.65, 0.15, 1.0])
+    for i, (half, centre, rotation) in enumerate(geometry.fixture_boxes()):
+        fixture.add_geom(name=f"fixture_box{i}", type=mujoco.mjtGeom.mjGEOM_BOX, size=half, pos=centre,
+                         quat=rotation.as_quat(scalar_first=True), friction=friction, condim=4,
+                         contype=world_contact[0], conaffinity=world_contact[1], rgba=[0.85, 0.65, 0.15, 1.0])
 
 
 class MujocoPegHole:
@@ -72,7 +72,6 @@ class MujocoPegHole:
         self.peg_body_id = m.body(PEG_BODY).id
         self.peg_geom_id = m.geom(PEG_GEOM).id
         self.fixture_mocap_id = int(m.body_mocapid[m.body(FIXTURE_BODY).id])
-        self.fixture_geom_ids = frozenset(g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(FIXTURE_BODY).id)
 
     def set_grasp(self, offset_x_m: float, offset_z_m: float, tilt_rad: float) -> None:
         """Hold the peg at a grasp offset (:func:`robot_rl.sim.insertion.peg_in_tool`); call
@@ -99,13 +98,3 @@ class MujocoPegHole:
         quat = np.empty(4)
         mujoco.mju_mat2Quat(quat, d.xmat[self.peg_body_id])
         return d.xpos[self.peg_body_id].copy(), np.roll(quat, -1)
-
-    def peg_touches_fixture(self) -> bool:
-        """Whether the peg is in contact with the fixture now."""
-        d = self.physics.data
-        for i in range(d.ncon):
-            g1, g2 = int(d.contact.geom1[i]), int(d.contact.geom2[i])
-            if (g1 == self.peg_geom_id and g2 in self.fixture_geom_ids) or (
-                    g2 == self.peg_geom_id and g1 in self.fixture_geom_ids):
-                return True
-        return False

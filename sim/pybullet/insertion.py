@@ -9,8 +9,9 @@ frame carries the episode's grasp offset (``changeConstraint`` at reset, and the
 to that pose so the constraint starts satisfied). PyBullet cannot add a link to a loaded body or
 move a fixed joint of a URDF, which is how MuJoCo attaches it (a child body); a finger grasp would
 slip under insertion forces. The peg collides with the world (fixture, table), not with the robot.
-The contact forces on the peg reach the hand through the constraint, so :meth:`peg_wrench`
-reports them (``getConstraintState``), as a wrist sensor would.
+The contact forces on the peg reach the hand through the constraint; the arm's wrist reading
+(:meth:`robot_rl.sim.pybullet.arm.PybulletArm._contact_wrench`) adds the peg's contacts (``peg``)
+to the hand's, as the MuJoCo peg's are the hand's.
 """
 
 from __future__ import annotations
@@ -45,15 +46,17 @@ class PybulletPegHole:
         p.changeDynamics(self.peg, -1, lateralFriction=friction, linearDamping=0.0, angularDamping=0.0)
         for link in range(-1, p.getNumJoints(physics.robot)):
             p.setCollisionFilterPair(physics.robot, self.peg, link, -1, 0)
-        walls = g.wall_boxes()
+        boxes = g.fixture_boxes()
+        halves, centres = [h.tolist() for h, _, _ in boxes], [c.tolist() for _, c, _ in boxes]
+        quats = [r.as_quat().tolist() for _, _, r in boxes]
         self.fixture = p.createMultiBody(
             baseMass=0.0,
             baseCollisionShapeIndex=p.createCollisionShapeArray(
-                [pybullet.GEOM_BOX] * len(walls), halfExtents=[h.tolist() for h, _ in walls],
-                collisionFramePositions=[c.tolist() for _, c in walls]),
+                [pybullet.GEOM_BOX] * len(boxes), halfExtents=halves, collisionFramePositions=centres,
+                collisionFrameOrientations=quats),
             baseVisualShapeIndex=p.createVisualShapeArray(
-                [pybullet.GEOM_BOX] * len(walls), halfExtents=[h.tolist() for h, _ in walls],
-                visualFramePositions=[c.tolist() for _, c in walls], rgbaColors=[[0.85, 0.65, 0.15, 1.0]] * len(walls)),
+                [pybullet.GEOM_BOX] * len(boxes), halfExtents=halves, visualFramePositions=centres,
+                visualFrameOrientations=quats, rgbaColors=[[0.85, 0.65, 0.15, 1.0]] * len(boxes)),
             basePosition=[0.5, 0.0, g.hole_depth_m])
         p.changeDynamics(self.fixture, -1, lateralFriction=friction)
         self.constraint = p.createConstraint(physics.robot, physics.tcp_link, self.peg, -1, pybullet.JOINT_FIXED,
@@ -99,12 +102,3 @@ class PybulletPegHole:
         quat = np.array(quat)
         tip = np.array(pos) - Rotation.from_quat(quat).apply(self.geometry.peg_centre_in_peg_frame())
         return tip, quat
-
-    def peg_touches_fixture(self) -> bool:
-        """Whether the peg is in contact with the fixture now."""
-        return bool(self.physics.client.getContactPoints(self.peg, self.fixture))
-
-    def peg_wrench(self) -> np.ndarray:
-        """(6,) force (N) and torque (N·m) the grasp constraint transmits, as PyBullet reports it
-        (``getConstraintState``: the constraint's applied impulses divided by the time step)."""
-        return np.array(self.physics.client.getConstraintState(self.constraint), float)
