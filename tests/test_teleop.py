@@ -42,10 +42,10 @@ def test_registry_names_unknown_and_lazy_imports():
     assert teleop_names() == ["gamepad", "keyboard", "ros", "scripted", "spacemouse"]
     with pytest.raises(ConfigError, match="unknown teleop 'nope'; choose one of: gamepad, keyboard, ros, scripted, spacemouse"):
         make_teleop("nope")
-    # importing the package (and the keyboard backend, and the recorder) imports no device SDK
+    # importing the package (and the keyboard backend, and the recorder) imports no device SDK and no ROS 2
     code = ("import sys, robot_rl.drivers.teleop, robot_rl.drivers.teleop.keyboard, robot_rl.drivers.teleop.gamepad, "
             "robot_rl.drivers.teleop.spacemouse, robot_rl.record; "
-            "print(sorted(m for m in ('pygame', 'pyspacemouse', 'easyhid', 'cyclonedds') if m in sys.modules))")
+            "print(sorted(m for m in ('pygame', 'pyspacemouse', 'easyhid', 'rclpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
