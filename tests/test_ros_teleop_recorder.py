@@ -358,6 +358,26 @@ def test_recorder_reports_topics_it_cannot_record(ros_domain, tmp_path):
             assert "cannot be loaded" in node.skipped["/tf_static"] and "tf2_msgs" in node.skipped["/tf_static"]
         assert "not in the ROS 2 Jazzy typestore" in node.skipped["/custom"]
         assert "several types" in node.skipped["/mixed"] and "/ok" not in node.skipped
+        # a publisher of a second type on a topic already recorded, found on the real graph
+        source, other = Node("two_types_source"), None
+        try:
+            source.create_publisher("std_msgs/msg/Float64", "/later/two_types")
+            end = time.monotonic() + 15
+            while "/later/two_types" not in node._subscribed and time.monotonic() < end:
+                node.discover()
+                time.sleep(0.05)
+            assert node._subscribed.get("/later/two_types") == "std_msgs/msg/Float64"
+            other = Node("other_type_source")  # its own participant: Fast DDS refuses two types in one
+            other.create_publisher("std_msgs/msg/String", "/later/two_types")
+            key = "/later/two_types as std_msgs/msg/String"
+            while key not in node.skipped and time.monotonic() < end:
+                node.discover()
+                time.sleep(0.05)
+            assert "a publisher of std_msgs/msg/String appeared later" in node.skipped[key]
+        finally:
+            source.shutdown()
+            if other is not None:
+                other.shutdown()
     finally:
         node.shutdown()
     from rosbags.rosbag2 import Reader

@@ -298,7 +298,9 @@ class RecorderNode(LifecycleNode):
     ``split_on``, ``discovery_period_s``, ``queue_depth``; see :meth:`describe_parameters`.
 
     Attributes:
-        skipped: topic -> why it is not recorded (type not loadable, several types); logged.
+        skipped: topic (or ``"<topic> as <type>"`` for a second type that appeared on a recorded
+            topic) -> why it is not recorded (type not loadable, several types); logged when found
+            and when each bag closes.
 
     Raises:
         ConfigError: no ``output_dir``, neither ``topics`` nor ``all_topics``, or a non-positive
@@ -386,7 +388,14 @@ class RecorderNode(LifecycleNode):
         if self._graph is None:
             return
         for topic, types in self._graph.get_topic_names_and_types():
-            if topic in self._subscribed or topic in self.skipped:
+            if topic in self._subscribed:
+                for other in sorted(set(types) - {self._subscribed[topic]}):  # a later publisher of another type
+                    key = f"{topic} as {other}"
+                    if key not in self.skipped:
+                        self._skip(key, f"{topic} is recorded as {self._subscribed[topic]}; a publisher of {other} "
+                                        "appeared later and its messages cannot be recorded in the same topic")
+                continue
+            if topic in self.skipped:
                 continue
             wanted = self.all_topics and topic not in self.exclude_topics or topic in self.topics
             if not wanted and not (self.split_episodes and topic == self.split_on):
