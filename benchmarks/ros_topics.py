@@ -29,6 +29,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -162,8 +163,6 @@ def jitter_case(seconds: float) -> dict:
     node.create_subscription("sensor_msgs/msg/JointState", convert.JOINT_STATES,
                              lambda m: (arrivals.append(time.monotonic()), stamps.append(stamp_to_seconds(m.header.stamp))))
     node.spin_in_thread()
-    import tempfile
-
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "-m", "robot_rl.sim.node", "--ros-args", "-p", "env:=robot_rl/PandaPickLiftPixels-v0"],
                             stdout=log, stderr=subprocess.STDOUT)
