@@ -4,7 +4,8 @@
 :class:`DomainRandomization` draws a new set at every ``reset`` from its own seeded generator and
 applies it: visual and physical quantities through small hooks of the backend's ``PandaPhysics``
 (``set_light``, ``set_geom_rgba``, ``set_camera_pose_offset``, ``set_object_mass_scale``,
-``set_friction_scale``), action latency, action noise, control-period jitter and observation noise (EE position and
+``set_friction_scale``; for peg insertion the hole's clearance through ``physics.insertion.set_clearance``,
+MuJoCo only), action latency, action noise, control-period jitter and observation noise (EE position and
 velocity) in the wrapper itself (so latency, action noise and observation noise also work on any
 env with a ``Box`` action space, real arms included).
 
@@ -12,6 +13,12 @@ Control-period jitter changes the number of physics substeps of the step (the si
 command acts), never sleeps: the simulation stays deterministic and as fast as without jitter.
 The substeps are whole IK intervals (``arm.ik_every``, 5 physics steps = 10 % of a 10 Hz period
 with the default 2 ms step and 100 Hz IK), so the jitter is quantised to that grid.
+
+Peg insertion: ``friction_scale`` also scales the peg's and the fixture's friction (both engines)
+and ``hole_clearance_m`` re-sizes the hole each episode (MuJoCo, the training engine; PyBullet's
+fixture is one compound body pinned by the scene's saved reset state, so re-sizing it there is a
+``ConfigError``). The hole's pose (position and yaw) is not randomised here: the task draws it
+every episode (``PegInsertionConfig.hole_xy_half_range_m`` / ``hole_yaw_half_range_rad``).
 
 Sources: Tobin et al. 2017, "Domain Randomization for Transferring Deep Neural Networks from
 Simulation to the Real World", arXiv:1703.06907 (visual randomisation); Peng et al. 2018,
@@ -50,6 +57,8 @@ for _name, _size in PROPRIO_LAYOUT:
     _PROPRIO_SLICES[_name] = slice(_start, _start + _size)
     _start += _size
 RgbRange = tuple[tuple[float, float, float], tuple[float, float, float]]
+#: largest hole clearance accepted, metres: a guard against millimetres given as metres
+_MAX_CLEARANCE_M = 0.005
 
 
 @dataclass
@@ -84,7 +93,12 @@ class RandomizationConfig:
     object_mass_scale: Range | None = None
     """factor on the cube mass (and inertia)."""
     friction_scale: Range | None = None
-    """factor on the sliding friction of the cube, table and finger pads."""
+    """factor on the sliding friction of the cube, table and finger pads, and of the peg and the
+    fixture in the insertion scenes (their contact's coefficient x this factor in both engines)."""
+    hole_clearance_m: Range | None = None
+    """hole side minus peg side of the insertion fixture, metres, e.g. (0.0008, 0.0012) around the
+    nominal 1 mm; MuJoCo only (the fixture's boxes are re-sized in the compiled model). Needs a
+    peg-insertion env; 0 < low <= high <= 5 mm."""
     action_latency_steps: tuple[int, int] | None = None
     """delay of every action in control steps, integer range, both ends included."""
     action_noise_std: Range | None = None
@@ -118,6 +132,15 @@ class RandomizationConfig:
                 raise ConfigError(f"camera_pose_std must be (position std m, rotation std deg) or 'hand_eye', got {self.camera_pose_std!r}")
         elif self.camera_pose_std is not None and (len(self.camera_pose_std) != 2 or min(self.camera_pose_std) < 0):
             raise ConfigError(f"camera_pose_std must be (position std m, rotation std deg) >= 0, got {self.camera_pose_std}")
+        if self.hole_clearance_m is not None:
+            lo, hi = self.hole_clearance_m
+            if not 0.0 < lo <= hi <= _MAX_CLEARANCE_M:
+                raise ConfigError(f"hole_clearance_m must be (low, high) in metres with 0 < low <= high <= "
+                                  f"{_MAX_CLEARANCE_M} (e.g. [0.0008, 0.0012] for 0.8 to 1.2 mm), got {self.hole_clearance_m}")
+        for name in ("object_mass_scale", "friction_scale"):
+            value = getattr(self, name)
+            if value is not None and value[0] <= 0.0:
+                raise ConfigError(f"RandomizationConfig.{name} must be (low, high) factors > 0, got {value}")
 
 
 def load_randomization_yaml(path: str | Path) -> RandomizationConfig:
@@ -147,7 +170,7 @@ class DomainRandomization(gym.Wrapper):
 
     Latency of ``k`` steps: the action of step ``t`` is executed at step ``t + k``; during the
     first ``k`` steps of an episode the env executes a hold action (no motion, gripper open as
-    at reset: zeros with the last entry +1).
+    at reset: zeros with the last entry +1; all zeros for an env without a gripper action).
 
     Args:
         env: a ``robot_rl/Panda*`` sim env (any env with a ``Box`` action space when only latency,
@@ -159,7 +182,8 @@ class DomainRandomization(gym.Wrapper):
 
     Raises:
         ConfigError: a visual or physical quantity is randomised but the env has no simulated
-            physics with the hooks (e.g. a real arm), or period jitter without a simulated arm.
+            physics with the hooks (e.g. a real arm), or period jitter without a simulated arm;
+            ``hole_clearance_m`` on an env without a peg and fixture, or on the PyBullet backend.
     """
 
     def __init__(self, env: gym.Env, config: RandomizationConfig, seed: int | None = None):
@@ -179,10 +203,21 @@ class DomainRandomization(gym.Wrapper):
             raise ConfigError(f"randomising {physical} needs a simulated robot_rl Panda env (its physics hooks); "
                               f"{env.unwrapped!r} has none. Only action_latency_steps, action_noise_std and the "
                               "observation noises work on any env.")
+        if config.hole_clearance_m is not None:
+            insertion = getattr(physics, "insertion", None)
+            if insertion is None:
+                raise ConfigError("hole_clearance_m needs a peg-insertion env (robot_rl/PandaPegInsertion-v0 or its "
+                                  f"variants); {env.unwrapped!r} has no peg and fixture")
+            if not hasattr(insertion, "set_clearance"):
+                raise ConfigError("hole_clearance_m is MuJoCo-only (the training engine): the PyBullet fixture is one "
+                                  "compound body fixed by the scene's saved reset state. Drop hole_clearance_m from the "
+                                  "config for backend='pybullet' (the sim-to-sim benchmark evaluates there without "
+                                  "randomisation)")
         self.arm = getattr(env.unwrapped, "arm", None)
         self._nominal_substeps = getattr(self.arm, "n_substeps", None)
         self._hold = np.zeros(env.action_space.shape, np.float32)
-        self._hold[-1] = 1.0
+        if getattr(env.unwrapped, "gripper_action", True):  # insertion envs have no gripper entry
+            self._hold[-1] = 1.0
         self._queue: deque[np.ndarray] = deque()
         self.params: dict[str, Any] = {}
 
@@ -199,7 +234,7 @@ class DomainRandomization(gym.Wrapper):
             ``{name: value}`` with only the enabled quantities: ``light`` (``direction`` (3,),
             ``intensity``, ``ambient``), ``cube_rgba`` / ``table_rgba`` (4,), ``camera_offsets``
             (``{camera: {"position_m": (3,), "rotation_deg": (3,)}}``), ``object_mass_scale``,
-            ``friction_scale``, ``action_latency_steps`` (int), ``action_noise_std``,
+            ``friction_scale``, ``hole_clearance_m``, ``action_latency_steps`` (int), ``action_noise_std``,
             ``ee_position_noise_std``, ``ee_velocity_noise_std``.
         """
         c, rng = self.config, self._param_rng
@@ -229,7 +264,7 @@ class DomainRandomization(gym.Wrapper):
                     rot = rng.uniform(*c.camera_rotation_deg, 3) if c.camera_rotation_deg else np.zeros(3)
                 offsets[cam] = {"position_m": [float(x) for x in pos], "rotation_deg": [float(x) for x in rot]}
             out["camera_offsets"] = offsets
-        for name in ("object_mass_scale", "friction_scale", "action_noise_std", *_OBS_NOISE):
+        for name in ("object_mass_scale", "friction_scale", "action_noise_std", *_OBS_NOISE, "hole_clearance_m"):
             if getattr(c, name) is not None:
                 out[name] = float(uniform(getattr(c, name)))
         if c.action_latency_steps is not None:
@@ -250,6 +285,8 @@ class DomainRandomization(gym.Wrapper):
             physics.set_object_mass_scale(p["object_mass_scale"])
         if "friction_scale" in p:
             physics.set_friction_scale(p["friction_scale"])
+        if "hole_clearance_m" in p:
+            physics.insertion.set_clearance(p["hole_clearance_m"])
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict[str, Any]]:

@@ -298,6 +298,8 @@ class InsertionParts(Protocol):
     quaternions xyzw; frames as in :mod:`robot_rl.sim.insertion`)."""
 
     geometry: PegHoleGeometry
+    """the current sizes; the success check reads the hole's from here (with clearance randomisation,
+    :meth:`robot_rl.sim.mujoco.insertion.MujocoPegHole.set_clearance`, they differ from the task config's)."""
 
     def set_grasp(self, offset_x_m: float, offset_z_m: float, tilt_rad: float) -> None:
         """Hold the peg at this grasp offset (:func:`robot_rl.sim.insertion.peg_in_tool`)."""
@@ -458,7 +460,7 @@ class PegInsertionTask(Task):
     def entry_height_m(self, hole_rotation: Rotation) -> float:
         """Height of the hole's entry above the table when the fixture, turned by ``hole_rotation``,
         rests on the table on its lowest corner (``hole_depth_m`` when upright), metres."""
-        g = self.config.geometry
+        g = self.physics.insertion.geometry  # the scene's current one (its clearance may be randomised)
         f = g.fixture_half_width_m
         corners = np.array([[x, y, z] for x in (-f, f) for y in (-f, f) for z in (0.0, -g.hole_depth_m)])
         return float(-hole_rotation.apply(corners)[:, 2].min())
@@ -488,7 +490,8 @@ class PegInsertionTask(Task):
         """How far the peg tip is below the hole's entry, metres, while it is over the opening
         (inside its square in the hole's xy); 0 otherwise."""
         tip = self.peg_tip_in_hole()
-        over_opening = bool(np.all(np.abs(tip[:2]) <= self.config.geometry.hole_half_width_m))
+        # the scene's current geometry: with clearance randomisation it differs from config.geometry
+        over_opening = bool(np.all(np.abs(tip[:2]) <= self.physics.insertion.geometry.hole_half_width_m))
         return max(0.0, float(-tip[2])) if over_opening else 0.0
 
     # ------------------------------------------------------------------ Task

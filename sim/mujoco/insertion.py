@@ -15,16 +15,22 @@ arm's wrench (and any wrist force-torque sensor above the hand) measures them, a
 sensor does. The peg is a robot geom (it collides with the world, not with the fingers, which
 close on it without pushing it), gravity-compensated like the arm's links.
 
-The fixture is a mocap body (static, movable between episodes) of four world boxes.
+The fixture is a mocap body (static, movable between episodes) of four world boxes (and four
+lead-in boxes), ``fixture_box{i}`` in the order of :meth:`PegHoleGeometry.fixture_boxes`.
+:meth:`MujocoPegHole.set_clearance` re-sizes and re-places them in the compiled model (domain
+randomisation of the clearance, :mod:`robot_rl.sim.randomization`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..insertion import PegHoleGeometry, peg_in_tool
+from ...errors import ConfigError
 
 PEG_BODY = "peg"
 PEG_GEOM = "peg"
@@ -67,11 +73,66 @@ class MujocoPegHole:
 
     def __init__(self, physics) -> None:
         self.physics = physics
-        self.geometry: PegHoleGeometry = physics.config.insertion
+        self.nominal_geometry: PegHoleGeometry = physics.config.insertion
+        """the geometry the scene was built with (never modified)."""
+        self.geometry: PegHoleGeometry = self.nominal_geometry
+        """the current geometry: the nominal one, or a copy with the clearance of :meth:`set_clearance`."""
         m = physics.model
         self.peg_body_id = m.body(PEG_BODY).id
         self.peg_geom_id = m.geom(PEG_GEOM).id
-        self.fixture_mocap_id = int(m.body_mocapid[m.body(FIXTURE_BODY).id])
+        self.fixture_body_id = m.body(FIXTURE_BODY).id
+        self.fixture_mocap_id = int(m.body_mocapid[self.fixture_body_id])
+        self.fixture_geom_ids = [m.geom(f"fixture_box{i}").id for i in range(len(self.geometry.fixture_boxes()))]
+
+    def set_clearance(self, clearance_m: float) -> None:
+        """Re-size the hole to ``clearance_m`` (hole side minus peg side, metres) in the compiled model.
+
+        Writes the fixture boxes of ``replace(nominal_geometry, clearance_m=clearance_m)`` into
+        ``model.geom_size / geom_pos / geom_quat`` and updates what the collision detector caches
+        from them (``geom_rbound``, ``geom_aabb`` and the fixture body's bounding-volume tree,
+        ``bvh_aabb``, which the compiler built for the nominal sizes: left stale, a wall moved
+        inwards would be found only once the peg is past its old face). The peg, the fixture's
+        pose and the nominal geometry are unchanged; :attr:`geometry` (read by the task's success
+        check) becomes the new one. Call before the episode's ``forward``.
+
+        Raises:
+            ConfigError: ``clearance_m`` is not positive.
+        """
+        if not clearance_m > 0.0:
+            raise ConfigError(f"hole clearance must be > 0 m, got {clearance_m}")
+        self.geometry = replace(self.nominal_geometry, clearance_m=float(clearance_m))
+        m = self.physics.model
+        for gid, (half, centre, rotation) in zip(self.fixture_geom_ids, self.geometry.fixture_boxes()):
+            m.geom_size[gid] = half
+            m.geom_pos[gid] = centre
+            m.geom_quat[gid] = rotation.as_quat(scalar_first=True)
+            m.geom_rbound[gid] = float(np.linalg.norm(half))
+            m.geom_aabb[gid] = [0.0, 0.0, 0.0, *half]
+        self._update_fixture_bvh()
+
+    def _update_fixture_bvh(self) -> None:
+        """Recompute the fixture body's bounding-volume tree (``bvh_aabb``: centre (3,), half size (3,)
+        per node, in the body's inertial frame) from its geoms' current boxes, leaves first."""
+        m, b = self.physics.model, self.fixture_body_id
+        start, count = int(m.body_bvhadr[b]), int(m.body_bvhnum[b])
+        to_inertial = Rotation.from_quat(m.body_iquat[b], scalar_first=True).inv()
+        ipos = m.body_ipos[b]
+        for node in range(start + count - 1, start - 1, -1):  # children come after their parent
+            gid = int(m.bvh_nodeid[node])
+            if gid >= 0:
+                rot = (to_inertial * Rotation.from_quat(m.geom_quat[gid], scalar_first=True)).as_matrix()
+                centre = to_inertial.apply(m.geom_pos[gid] - ipos) + rot @ m.geom_aabb[gid, :3]
+                half = np.abs(rot) @ m.geom_aabb[gid, 3:]
+            else:
+                kids = [start + int(k) for k in m.bvh_child[node] if k >= 0]
+                lo = np.min([m.bvh_aabb[k, :3] - m.bvh_aabb[k, 3:] for k in kids], axis=0)
+                hi = np.max([m.bvh_aabb[k, :3] + m.bvh_aabb[k, 3:] for k in kids], axis=0)
+                centre, half = (lo + hi) / 2, (hi - lo) / 2
+            m.bvh_aabb[node] = [*centre, *half]
+
+    def friction_geom_ids(self) -> list[int]:
+        """Ids of the peg's and the fixture's geoms (the ones ``set_friction_scale`` scales)."""
+        return [self.peg_geom_id, *self.fixture_geom_ids]
 
     def set_grasp(self, offset_x_m: float, offset_z_m: float, tilt_rad: float) -> None:
         """Hold the peg at a grasp offset (:func:`robot_rl.sim.insertion.peg_in_tool`); call

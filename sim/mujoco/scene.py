@@ -246,7 +246,8 @@ class PandaPhysics:
             self.insertion = MujocoPegHole(self)
         # Built-in values the randomisation and sim-parameter hooks scale or restore.
         self.table_geom_id = m.geom("table").id
-        self._friction_geoms = (self.cube_geom_id, self.table_geom_id, *self.pad_geom_ids)
+        self._friction_geoms = (self.cube_geom_id, self.table_geom_id, *self.pad_geom_ids,
+                                *(self.insertion.friction_geom_ids() if self.insertion is not None else ()))
         self._nominal = {
             "cube_mass": float(m.body_mass[self.cube_body_id]), "cube_inertia": m.body_inertia[self.cube_body_id].copy(),
             "friction": m.geom_friction[list(self._friction_geoms), 0].copy(),
@@ -270,14 +271,20 @@ class PandaPhysics:
         return float(self.model.body_mass[self.cube_body_id])
 
     def set_friction_scale(self, scale: float) -> None:
-        """Sliding friction of the cube, table and finger pads = ``scale`` x their built-in values."""
+        """Sliding friction of the cube, table and finger pads (and of the peg and fixture of an
+        insertion scene) = ``scale`` x their built-in values."""
         self.model.geom_friction[list(self._friction_geoms), 0] = self._nominal["friction"] * scale
 
     def friction_coefficients(self) -> dict[str, float]:
-        """Current sliding friction coefficients of ``cube``, ``table`` and the (left) ``pad``."""
+        """Current sliding friction coefficients of ``cube``, ``table`` and the (left) ``pad``; with
+        a peg and fixture also ``peg_fixture``, the coefficient of their contact (MuJoCo uses the
+        larger of the two geoms')."""
         f = self.model.geom_friction[:, 0]
-        return {"cube": float(f[self.cube_geom_id]), "table": float(f[self.table_geom_id]),
-                "pad": float(f[self.pad_geom_ids[0]])}
+        out = {"cube": float(f[self.cube_geom_id]), "table": float(f[self.table_geom_id]),
+               "pad": float(f[self.pad_geom_ids[0]])}
+        if self.insertion is not None:
+            out["peg_fixture"] = float(max(f[self.insertion.peg_geom_id], f[self.insertion.fixture_geom_ids[0]]))
+        return out
 
     def set_geom_rgba(self, name: str, rgba) -> None:
         """Colour (4,) RGBA in [0, 1] of the geom ``name`` (``cube``, ``table``, ``floor``, ``target``)."""

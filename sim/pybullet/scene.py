@@ -155,6 +155,9 @@ class PandaPhysics:
         self._nominal = {"cube_mass": info[0], "cube_inertia": np.array(info[2]),
                          "friction": {self.cube: cfg.cube_lateral_friction, self.table: cfg.table_lateral_friction},
                          "pad_friction": cfg.pad_lateral_friction,
+                         "peg_fixture_friction": ({b: p.getDynamicsInfo(b, -1)[1] for b in
+                                                   (self.insertion.peg, self.insertion.fixture)}
+                                                  if self.insertion is not None else {}),
                          "damping": [p.getJointInfo(self.robot, j)[6] for j in self.arm_joint_ids]}
         self._geoms = {"cube": self.cube, "table": self.table, **({"target": self.target} if cfg.with_target else {})}
 
@@ -169,17 +172,28 @@ class PandaPhysics:
         return float(self.client.getDynamicsInfo(self.cube, -1)[0])
 
     def set_friction_scale(self, scale: float) -> None:
-        """Lateral friction of the cube, table and fingers = ``scale`` x their built-in values."""
+        """Lateral friction of the cube, table and fingers = ``scale`` x their built-in values.
+
+        The peg and the fixture of an insertion scene each get ``sqrt(scale)`` x their built-in
+        value: PyBullet multiplies two bodies' coefficients, so their contact's friction is
+        ``scale`` x the nominal ``PegHoleGeometry.friction``, as in MuJoCo."""
         for body, mu in self._nominal["friction"].items():
             self.client.changeDynamics(body, -1, lateralFriction=mu * scale)
         for link in self.finger_links:
             self.client.changeDynamics(self.robot, link, lateralFriction=self._nominal["pad_friction"] * scale)
+        for body, mu in self._nominal["peg_fixture_friction"].items():
+            self.client.changeDynamics(body, -1, lateralFriction=mu * float(np.sqrt(scale)))
 
     def friction_coefficients(self) -> dict[str, float]:
-        """Current lateral friction coefficients of ``cube``, ``table`` and the (left) ``pad``."""
+        """Current lateral friction coefficients of ``cube``, ``table`` and the (left) ``pad``; with
+        a peg and fixture also ``peg_fixture``, the coefficient of their contact (the product of
+        the two bodies', as PyBullet combines them)."""
         info = self.client.getDynamicsInfo
-        return {"cube": float(info(self.cube, -1)[1]), "table": float(info(self.table, -1)[1]),
-                "pad": float(info(self.robot, self.finger_links[0])[1])}
+        out = {"cube": float(info(self.cube, -1)[1]), "table": float(info(self.table, -1)[1]),
+               "pad": float(info(self.robot, self.finger_links[0])[1])}
+        if self.insertion is not None:
+            out["peg_fixture"] = float(info(self.insertion.peg, -1)[1] * info(self.insertion.fixture, -1)[1])
+        return out
 
     def set_geom_rgba(self, name: str, rgba) -> None:
         """Colour (4,) RGBA in [0, 1] of ``cube``, ``table`` or ``target``."""
