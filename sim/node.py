@@ -79,7 +79,8 @@ class SimNode(LifecycleNode):
         self.base_frame = d("base_frame", convert.BASE_FRAME, "frame of poses, twists and wrenches (REP 105)")
         self.publish_task_state = d("publish_task_state", True, "publish the privileged /task/state (sim only); changeable at runtime",
                                     on_change=lambda v: setattr(self, "publish_task_state", v))
-        self.camera_qos = d("camera_qos", "sensor", "QoS of image topics: sensor (best effort, depth 5) or reliable", choices=("sensor", "reliable"))
+        self.camera_qos = d("camera_qos", "reliable", "QoS of image topics: reliable (default; depth 10) or sensor (best effort, "
+                            "depth 5: Fast DDS loses large best-effort images)", choices=("sensor", "reliable"))
         self.env = None
         self._last_reset_request: int | None = None
         #: monotonic start times of the ticks (for the jitter benchmark), bounded.

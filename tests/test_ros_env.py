@@ -115,8 +115,8 @@ def test_camera_frames_of_another_size_are_resized_or_refused(ros_domain) -> Non
     pub = publisher.create_publisher("sensor_msgs/msg/Image", convert.camera_topics("side")["image"], "sensor")
     connection = RosConnection("cam_client")
     try:
-        resizing = RosCamera(connection, "side", 32, 32)
-        strict = RosCamera(connection, "side", 32, 32, resize=False)
+        resizing = RosCamera(connection, "side", 32, 32, qos="sensor")  # subscribed now (auto: at the first read)
+        strict = RosCamera(connection, "side", 32, 32, resize=False, qos="sensor")
         assert pub.wait_for_subscribers(2, 5.0)
         img = np.zeros((48, 64, 3), np.uint8)
         img[:, 32:] = 200  # right half bright
@@ -153,3 +153,38 @@ def test_task_state_matches_the_arm_state_despite_float_stamp_rounding(ros_domai
         np.testing.assert_array_equal(task.get_observation()["cube_position"], np.ones(3, np.float32))
     finally:
         connection.close()
+
+
+def test_camera_matches_the_publishers_reliability_and_reports_lost_frames(ros_domain, caplog) -> None:
+    """`RosCamera(qos="auto")` subscribes reliable to a reliable publisher (a best-effort link loses
+    large frames) and best effort to a best-effort one; frames missing from the stamp sequence are
+    counted and logged, never silent."""
+    import logging
+
+    from robot_rl.ros import convert
+    from robot_rl.ros.clients import RosCamera, RosConnection
+    from robot_rl.ros.node import Node
+    from robot_rl.ros.qos import QoSProfile
+
+    publisher = Node("gap_pub")
+    reliable_pub = publisher.create_publisher("sensor_msgs/msg/Image", convert.camera_topics("rel")["image"], QoSProfile(10, True))
+    sensor_pub = publisher.create_publisher("sensor_msgs/msg/Image", convert.camera_topics("be")["image"], "sensor")
+    connection = RosConnection("gap_client")
+    try:
+        reliable_cam, sensor_cam = RosCamera(connection, "rel", 8, 8), RosCamera(connection, "be", 8, 8)
+        assert reliable_cam.qos is None  # chosen at the first read, not when an env is built
+        reliable_cam._subscribe(), sensor_cam._subscribe()
+        assert reliable_cam.qos == QoSProfile(5, True) and sensor_cam.qos == "sensor"
+        assert reliable_pub.wait_for_subscribers(1, 5.0)
+        img = np.zeros((8, 8, 3), np.uint8)
+        sent = [k for k in range(30) if k not in (10, 11, 12, 20)]  # 4 frames of a 10 Hz stream never sent
+        with caplog.at_level(logging.WARNING, logger="robot_rl.ros.clients"):
+            for k in sent:
+                reliable_pub.publish(convert.image_msg(img, 100.0 + 0.1 * k, "rel_color_optical_frame"))
+                time.sleep(0.005)
+            assert connection.wait_for(lambda: reliable_cam.received_frames == len(sent), 5.0), reliable_cam.received_frames
+        assert reliable_cam.dropped_frames == 4
+        assert any("frames on /camera/rel/color/image_raw lost" in r.getMessage() for r in caplog.records)
+    finally:
+        connection.close()
+        publisher.shutdown()

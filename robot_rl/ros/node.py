@@ -684,6 +684,14 @@ class Node:
 
     # -- graph -----------------------------------------------------------------------------------
 
+    def publishers_reliable(self, topic: str) -> list[bool]:
+        """Reliability of every publisher on ``topic`` now on the ROS 2 graph (all processes):
+        True for RELIABLE, False for BEST_EFFORT; empty when none is discovered yet."""
+        from rclpy.qos import ReliabilityPolicy
+
+        infos = self._ros.node.get_publishers_info_by_topic(self.resolve_topic_name(topic))
+        return [info.qos_profile.reliability == ReliabilityPolicy.RELIABLE for info in infos]
+
     def resolve_topic_name(self, topic: str) -> str:
         """Fully qualified, remapped name of ``topic`` (see :func:`resolve_name`)."""
         full = resolve_name(topic, self.namespace, self.name)
