@@ -45,7 +45,6 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
-    monkeypatch.delenv("ROBOT_RL_ROS_BACKEND", raising=False)
     yield domain
 
 

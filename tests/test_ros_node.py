@@ -20,7 +20,7 @@ from robot_rl.errors import ConfigError
 from robot_rl.ros.node import LifecycleNode, Node, load_params_file, make_message, parse_ros_args, resolve_name
 
 
-def test_ros_args_and_params_file(tmp_path, ros_domain, monkeypatch) -> None:
+def test_ros_args_and_params_file(tmp_path, ros_domain) -> None:
     params = tmp_path / "p.yaml"
     params.write_text(textwrap.dedent("""
         /**:
@@ -64,11 +64,6 @@ def test_ros_args_and_params_file(tmp_path, ros_domain, monkeypatch) -> None:
         parse_ros_args(["--ros-args", "-p", "novalue"])
     with pytest.raises(ConfigError, match="not a valid ROS 2 name"):
         resolve_name("bad name", "", "n")
-    monkeypatch.setenv("ROBOT_RL_ROS_BACKEND", "dds")
-    with pytest.raises(ConfigError, match=r"Cyclone DDS backend was retired.*pip install -e \.\[ros\]"):
-        Node("old")
-    with pytest.raises(TypeError):
-        Node("old", backend="dds")  # the argument is gone
 
 
 def test_wrong_parameter_type_is_a_clear_error(ros_domain) -> None:

@@ -3,8 +3,7 @@
 rclpy (ROS 2 Jazzy from the PyPI wheels, ``pip install -e .[ros]``, or a sourced ROS 2 install)
 is robot_rl's only ROS 2 backend. This module keeps everything that touches rclpy in one place:
 
-* :func:`import_rclpy` and :func:`check_backend_env`: clear errors when rclpy is missing or
-  someone still selects the retired Cyclone DDS backend;
+* :func:`import_rclpy`: a clear error when rclpy is missing;
 * :class:`RclpyNode`: a ``rclpy.Context`` of its own (``rclpy.init(context=..., domain_id=...)``,
   so a ``domain_id`` given to a node is honoured and ``ROS_DOMAIN_ID``,
   ``ROS_AUTOMATIC_DISCOVERY_RANGE`` and ``ROS_STATIC_PEERS`` are read by rcl as in any ROS 2
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,29 +32,9 @@ from robot_rl.errors import ConfigError
 from robot_rl.ros.distro import ROS_DISTRO
 
 #: The environment variable that selected the retired Cyclone DDS backend.
-BACKEND_ENV = "ROBOT_RL_ROS_BACKEND"
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
-
-
-def check_backend_env() -> None:
-    """Fail clearly when ``ROBOT_RL_ROS_BACKEND`` still selects the retired Cyclone DDS backend.
-
-    ``rclpy`` and ``auto`` (or unset) are accepted: rclpy is the only backend.
-
-    Raises:
-        ConfigError: the variable is ``dds`` or another unknown value.
-    """
-    value = os.environ.get(BACKEND_ENV, "").strip().lower()
-    if value in ("", "rclpy", "auto"):
-        return
-    if value == "dds":
-        raise ConfigError(
-            f"{BACKEND_ENV}=dds: the Cyclone DDS backend was retired; rclpy (Fast DDS) is robot_rl's only ROS 2 "
-            f"backend. Unset {BACKEND_ENV} and install ROS 2 {ROS_DISTRO}'s Python wheels with `pip install -e .[ros]` "
-            "(Python 3.11, Linux x86_64), or source a ROS 2 install.")
-    raise ConfigError(f"{BACKEND_ENV}={value!r} is not a ROS backend; rclpy is the only one. Unset {BACKEND_ENV}.")
 
 
 def import_rclpy() -> Any:

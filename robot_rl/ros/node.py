@@ -486,8 +486,7 @@ class Node:
         domain_id: ROS domain ID of this node; None: ``ROS_DOMAIN_ID`` (0 when unset).
 
     Raises:
-        ConfigError: rclpy is not installed (says ``pip install -e .[ros]``),
-            ``ROBOT_RL_ROS_BACKEND=dds`` (the retired backend), bad arguments, or a parameter file
+        ConfigError: rclpy is not installed (says ``pip install -e .[ros]``), bad arguments, or a parameter file
             that cannot be read.
     """
 
@@ -495,7 +494,6 @@ class Node:
 
     def __init__(self, name: str, *, namespace: str = "", argv: Sequence[str] = (),
                  parameter_overrides: dict[str, Any] | None = None, domain_id: int | None = None) -> None:
-        _rclpy.check_backend_env()
         ros_args = parse_ros_args(argv)
         self.name = ros_args.node_name or name
         ns = ros_args.namespace if ros_args.namespace is not None else namespace
