@@ -79,12 +79,20 @@ class StateNormalizer(nn.Module):
         self.min_std, self.clip = min_std, clip
 
     @torch.no_grad()
-    def fit(self, states: torch.Tensor) -> None:
-        """Set mean and std from (N, S) float32 states (N >= 2)."""
+    def fit(self, states: torch.Tensor, identity_dims: tuple[int, ...] = ()) -> None:
+        """Set mean and std from (N, S) float32 states (N >= 2).
+
+        Args:
+            identity_dims: state indices left unnormalised (mean 0, std 1), e.g. the base policy's
+                action in a residual-RL observation, which the residual actor reads as it is.
+        """
         if states.ndim != 2 or states.shape[1] != self.mean.shape[0] or states.shape[0] < 2:
             raise ValueError(f"fit() needs (N >= 2, {self.mean.shape[0]}) states, got {tuple(states.shape)}")
         self.mean.copy_(states.mean(0))
         self.std.copy_(states.std(0).clamp_min(self.min_std))
+        if identity_dims:
+            idx = torch.as_tensor(identity_dims, dtype=torch.long, device=self.mean.device)
+            self.mean[idx], self.std[idx] = 0.0, 1.0
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """(B, S) float32 -> (B, S) float32 normalised."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,10 @@ class PolicyConfig:
     pretrained_weights: str | None
     """resnet18 weights the learner started from (path or 'imagenet'); a saved policy carries the
     backbone in its tensors, so loading one never reads this file."""
+    residual_scale: float = 0.0
+    """0: an ordinary actor; > 0: a residual actor acting ``clip(base + residual_scale * r, -1, 1)``
+    on the base action in the observation (see ``SACConfig.residual_scale``). The one default here:
+    policies saved before residual RL existed lack the field and are ordinary ones."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
@@ -99,11 +103,12 @@ class PolicyConfig:
         """
         names = [f.name for f in fields(cls)]
         get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
-        missing = [n for n in names if get(n, _MISSING) is _MISSING]
+        optional = {f.name for f in fields(cls) if f.default is not MISSING}
+        missing = [n for n in names if n not in optional and get(n, _MISSING) is _MISSING]
         if missing:
             raise ConfigError(f"agent config {type(config).__name__} lacks the network settings {missing}; "
                               "pass a SACConfig (or its JSON from a run's config.json)")
-        return cls(**{n: get(n) for n in names})
+        return cls(**{n: get(n) for n in names if get(n, _MISSING) is not _MISSING})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples as lists)."""
@@ -130,8 +135,12 @@ class PolicyConfig:
                             self.encoder_channels, self.pretrained_weights if load_pretrained else None,
                             self.channels_last)
 
-    def make_actor(self, state_dim: int, image_shapes: dict[str, tuple[int, int, int]], action_dim: int) -> Actor:
-        """A fresh tanh-Gaussian actor reading :meth:`feature_dim` features, A = ``action_dim``."""
+    def make_actor(self, state_dim: int, image_shapes: dict[str, tuple[int, int, int]], action_dim: int,
+                   base_action_index: tuple[int, ...] | None = None) -> Actor:
+        """A fresh tanh-Gaussian actor reading :meth:`feature_dim` features, A = ``action_dim``
+        (a residual actor on the base action at ``base_action_index`` when ``residual_scale > 0``)."""
+        if self.residual_scale > 0:
+            raise NotImplementedError("residual actor: being built")  # TODO(residual helper)
         return Actor(self.feature_dim(state_dim, image_shapes), action_dim, self.hidden_dims)
 
 

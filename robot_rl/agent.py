@@ -86,6 +86,12 @@ class SACConfig:
     normalize_state: bool = True
     """normalise the state vector with mean / std of the demo states, fixed before training (identity
     without demos). Positions of ~0.5 m that matter to a centimetre train slowly unnormalised."""
+    residual_scale: float = 0.0
+    """residual RL (ResiP, Ankile et al. 2024, arXiv:2407.16677; Policy Decorator, Yuan et al. 2024,
+    arXiv:2412.13630): 0 trains an ordinary policy; > 0 makes the actor output a residual r in [-1, 1]
+    and act ``clip(base + residual_scale * r, -1, 1)`` on the base policy's action that the env adds
+    to the observation (``--env-kwargs base_policy <dir>``, :mod:`robot_rl.residual`); the residual's
+    output layer starts at zero, so the first policy is the base policy."""
     compile: bool = False
     """torch.compile the networks (slow first updates; see benchmarks/learner_speed.py)."""
 
@@ -179,13 +185,16 @@ class SACAgent(nn.Module):
         action_dim: A; actions live in [-1, 1].
         config: learner settings.
         device: where networks and updates run (see :func:`resolve_device`).
+        base_action_index: state indices of the base policy's action (residual RL,
+            ``ObsLayout.base_action_index``); needed when ``config.residual_scale > 0``.
 
     Raises:
         ConfigError: inconsistent settings (see the messages).
     """
 
     def __init__(self, state_dim: int, image_shapes: dict[str, tuple[int, int, int]], action_dim: int,
-                 config: SACConfig, device: torch.device | str = "cpu") -> None:
+                 config: SACConfig, device: torch.device | str = "cpu",
+                 base_action_index: tuple[int, ...] | None = None) -> None:
         super().__init__()
         cfg = config
         if not 1 <= cfg.critic_subset_size <= cfg.num_critics:
@@ -200,7 +209,7 @@ class SACAgent(nn.Module):
         self.encoder = policy_cfg.make_encoder(image_shapes)
         feature_dim = policy_cfg.feature_dim(state_dim, image_shapes)
         self.state_norm = StateNormalizer(state_dim)
-        self.actor = policy_cfg.make_actor(state_dim, image_shapes, action_dim)
+        self.actor = policy_cfg.make_actor(state_dim, image_shapes, action_dim, base_action_index)
         self.critic = CriticEnsemble(feature_dim + action_dim, cfg.hidden_dims, cfg.num_critics, cfg.critic_layer_norm)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))

@@ -21,6 +21,10 @@ from robot_rl.errors import ObservationLayoutError
 
 Path_ = tuple[str, ...]
 
+#: top-level observation key under which a residual-RL env (:mod:`robot_rl.residual`) adds the base
+#: policy's action, (A,) float32 in [-1, 1]; the residual actor reads it from the state vector raw
+BASE_ACTION_KEY = "base_action"
+
 
 def _is_image(space: gym.spaces.Box) -> bool:
     return space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[-1] == 3
@@ -68,6 +72,18 @@ class ObsLayout:
     def state_dim(self) -> int:
         """Length S of the state vector."""
         return int(sum(int(np.prod(s, dtype=np.int64)) for s in self.state_shapes))
+
+    @property
+    def base_action_index(self) -> tuple[int, ...] | None:
+        """Indices of the base policy's action (:data:`BASE_ACTION_KEY`) in the state vector, or None
+        when the observation has no such entry (not a residual-RL env)."""
+        offset = 0
+        for path, shape in zip(self.state_paths, self.state_shapes):
+            size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            if path == (BASE_ACTION_KEY,):
+                return tuple(range(offset, offset + size))
+            offset += size
+        return None
 
     @classmethod
     def from_space(cls, space: gym.Space) -> ObsLayout:

@@ -378,7 +378,8 @@ class Learner:
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.scaler.dim, cfg.agent, self.device)
+        self.agent = SACAgent(self.layout.state_dim, self.layout.image_shapes, self.scaler.dim, cfg.agent, self.device,
+                              base_action_index=self.layout.base_action_index)
         self.policy = Policy.from_modules(self.layout, self.scaler, self.agent.state_norm, self.agent.encoder,
                                           self.agent.actor, cfg.agent,
                                           metadata={"env": cfg.env, "env_kwargs": dict(cfg.env_kwargs)})
@@ -390,7 +391,8 @@ class Learner:
         self.num_demo_transitions = len(self.demo_buffer)
         if (cfg.agent.normalize_state and self.layout.state_dim
                 and len(self.demo_buffer.stored_states()) >= 2):  # demos only: interventions come later
-            self.agent.state_norm.fit(torch.from_numpy(self.demo_buffer.stored_states()).to(self.device))
+            self.agent.state_norm.fit(torch.from_numpy(self.demo_buffer.stored_states()).to(self.device),
+                                      identity_dims=self.layout.base_action_index or ())
         self.inserter = ChunkInserter(self.online, self.demo_buffer)
         # counted from the replay log (rebuilt on resume)
         self.received = self.episodes = self.intervention_steps = self.takeovers = self.log_records = 0
