@@ -8,6 +8,8 @@ Sources:
     Kostrikov et al. 2020, "Image Augmentation Is All You Need" (DrQ), arXiv:2004.13649, and
     Yarats et al. 2021 (DrQ-v2), arXiv:2107.09645: random-shift augmentation, a shared encoder
     trained by the critic only, no target encoder.
+    Nakamoto et al. 2023 (Cal-QL), arXiv:2303.05479, and Kumar et al. 2020 (CQL),
+    arXiv:2006.04779: the offline critic regulariser of pretraining (:mod:`robot_rl.offline`).
     Layout after CleanRL's ``sac_continuous_action.py``.
 """
 
@@ -23,6 +25,7 @@ from torch import nn
 
 from robot_rl.batch import Batch, Obs
 from robot_rl.errors import CheckpointError, ConfigError, DeviceUnavailableError
+from robot_rl.offline import PretrainConfig, cql_action_values, cql_regularizer
 from robot_rl.policies.networks import CriticEnsemble, StateNormalizer
 from robot_rl.policies.policy import PolicyConfig
 
@@ -213,6 +216,7 @@ class SACAgent(nn.Module):
         self.critic = CriticEnsemble(feature_dim + action_dim, cfg.hidden_dims, cfg.num_critics, cfg.critic_layer_norm)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
+        self.action_dim = action_dim
         self.target_entropy = -action_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
         self.to(self.device)
         encoder_params = [p for p in self.encoder.parameters() if p.requires_grad] if self.encoder else []
@@ -248,26 +252,40 @@ class SACAgent(nn.Module):
                 nn.utils.clip_grad_norm_(group["params"], self.cfg.max_grad_norm, foreach=True)
         optim.step()
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch, cql: PretrainConfig | None = None,
+               mc_return: torch.Tensor | None = None) -> dict[str, float]:
         """``utd_ratio`` critic steps on consecutive minibatches, then one actor and temperature step.
+
+        With ``cql`` (offline pretraining) each critic loss adds ``cql.cql_alpha`` times the CQL(H)
+        regulariser, calibrated by ``mc_return`` when ``cql.calibrated`` (Cal-QL, see
+        :func:`robot_rl.offline.cql_regularizer`); the actor and temperature steps are unchanged.
 
         Args:
             batch: ``utd_ratio * batch_size`` transitions on the agent's device.
+            cql: the pretraining settings, or None for the online (SAC/RLPD) critic loss.
+            mc_return: (``utd_ratio * batch_size``,) float32 Monte-Carlo return-to-go of each
+                batch row's s (:meth:`robot_rl.replay.ReplayBuffer.return_to_go`); needed when
+                ``cql.calibrated``.
 
         Returns:
-            ``losses/critic`` (mean over minibatches), ``losses/actor``, ``losses/temperature``,
-            ``values/alpha``, ``values/entropy`` (-log pi, nats), ``values/q_mean``, ``values/q_std``
-            (std across the ensemble), ``values/target_q_mean``; actor/temperature entries only on
-            updates that step the actor.
+            ``losses/critic`` (mean over minibatches, CQL term included), ``losses/actor``,
+            ``losses/temperature``, ``values/alpha``, ``values/entropy`` (-log pi, nats),
+            ``values/q_mean``, ``values/q_std`` (std across the ensemble), ``values/target_q_mean``;
+            actor/temperature entries only on updates that step the actor. With ``cql`` also
+            ``losses/cql`` (the regulariser's mean), ``values/cql_q_rand``, ``values/cql_q_pi``,
+            ``values/cql_q_next_pi``, ``values/cql_ood``, ``values/cql_bound_rate``.
 
         Raises:
-            ConfigError: the batch does not hold ``utd_ratio * batch_size`` rows.
+            ConfigError: the batch does not hold ``utd_ratio * batch_size`` rows, or Cal-QL without ``mc_return``.
         """
         cfg, n = self.cfg, self.cfg.batch_size
         if len(batch.obs) != cfg.utd_ratio * n:
             raise ConfigError(f"update() needs utd_ratio * batch_size = {cfg.utd_ratio} * {n} rows, got {len(batch.obs)}")
+        if cql is not None and cql.calibrated and mc_return is None:
+            raise ConfigError("Cal-QL (cql.calibrated) needs mc_return, the return-to-go of each batch row; "
+                              "pass ReplayBuffer.return_to_go(gamma)[idx] or set calibrated=False for plain CQL")
         alpha = self.log_alpha.detach().exp()
-        critic_logs = []
+        critic_logs, cql_logs = [], []
         for i in range(cfg.utd_ratio):
             mb = _minibatch(batch, i * n, (i + 1) * n)
             with torch.no_grad():  # target: y = r + gamma (1 - term) (min_subset Q'(s', a') - alpha log pi(a'|s'))
@@ -281,6 +299,12 @@ class SACAgent(nn.Module):
             feats = self.features(mb.obs, augment=True)  # the one encoder pass with grad
             q = self.critic(torch.cat([feats, mb.action], 1))  # (E, B)
             critic_loss = (q - target_q).pow(2).mean()  # mean over members and batch (RLPD)
+            if cql is not None:  # Cal-QL / CQL(H): push down Q of sampled actions, up Q of the data's
+                values = cql_action_values(self.critic, self.actor, feats, next_feats, cql.cql_num_actions)
+                bound = None if mc_return is None or not cql.calibrated else mc_return[i * n:(i + 1) * n]
+                reg, extra = cql_regularizer(q, *values, bound, self.action_dim, cql.cql_temperature)
+                critic_loss = critic_loss + cql.cql_alpha * reg.mean()
+                cql_logs.append(torch.stack([reg.detach().mean(), *extra.values()]))
             self._step(self.critic_optim, critic_loss)
             torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()), cfg.tau)
             critic_logs.append(torch.stack([critic_loss.detach(), q.detach().mean(), q.detach().std(0).mean(),
@@ -288,6 +312,8 @@ class SACAgent(nn.Module):
         self.num_updates += 1
         logs = dict(zip(["losses/critic", "values/q_mean", "values/q_std", "values/target_q_mean"],
                         torch.stack(critic_logs).mean(0).tolist()))
+        if cql_logs:
+            logs.update(zip(["losses/cql", *(f"values/{k}" for k in extra)], torch.stack(cql_logs).mean(0).tolist()))
         if self.num_updates % cfg.actor_update_period == 0:
             feats = feats.detach()  # last minibatch's features: the actor does not train the encoder
             action, log_prob = self.actor.sample(feats)

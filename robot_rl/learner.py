@@ -26,7 +26,18 @@ Both modes share one run directory format (``run.json`` says ``{"format": 2, "mo
   kept in ``replay_after_step_<N>/``, never deleted), so the resumed run repeats those steps exactly.
 * ``episodes.csv`` (one row per finished training episode), ``evals.csv`` (one row per
   evaluation), ``tb/`` (TensorBoard): the same columns and tags in both modes, and **every x-axis
-  is env steps** (transitions received), so curves of ``train`` and ``learner`` runs overlay.
+  is env steps** (transitions received), so curves of ``train`` and ``learner`` runs overlay;
+  the one exception is ``tb/pretrain/`` (offline pretraining, x = pretraining update).
+* ``phase.json``: the run's phase (``pretrain``, ``wsrl_warmup`` or ``online``) and pretraining
+  update count, rewritten with every checkpoint (each checkpoint's ``state.json`` holds them too).
+
+Offline-to-online (``--pretrain.steps N``, :mod:`robot_rl.offline`): :meth:`Learner.pretrain`
+first runs N Cal-QL updates on the demo buffer (before the first env step; checkpoints every
+``--pretrain.checkpoint-every-updates``, all at env step 0, so ``--resume`` continues pretraining
+at the same update with the same RNG state), evaluates the pretrained policy (the ``evals.csv``
+row at env step 0), and the online phase follows with the same networks: RLPD as without
+pretraining, or WSRL (``--pretrain.online wsrl``): ``--pretrain.wsrl-warmup-steps`` env steps of
+the pretrained policy with no updates, then updates on online data only.
 * ``config.json``, ``demos/`` (scripted demos when recorded), ``reward.json`` /
   ``reward_source.json`` (the reward the replay holds), ``status.json`` (learner mode: counters,
   refused messages by reason; rewritten every second).
@@ -54,9 +65,11 @@ import torch
 from tqdm import tqdm
 
 from robot_rl.agent import SACAgent, SACConfig, resolve_device
+from robot_rl.batch import Batch
 from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import CheckpointError, ConfigError, WireError
 from robot_rl.layout import ActionScaler, ObsLayout
+from robot_rl.offline import PretrainConfig
 from robot_rl.policies.policy import Policy
 from robot_rl.record import load_demo_buffer
 from robot_rl.replay import ReplayBuffer, sample_mixed
@@ -87,6 +100,10 @@ EVAL_COLUMNS = ("env_steps", "episodes", "updates", "wall_s", "success_rate", "m
 DEFAULT_TOTAL_ENV_STEPS = {"train": 5_000, "learner": 0}
 #: numpy SeedSequence stream of evaluation episodes (independent of training resets)
 EVAL_SEED_STREAM = 7
+#: file in a run holding its phase and pretraining update count (rewritten with every checkpoint)
+PHASE_FILE = "phase.json"
+#: the phases of a run, in order (``wsrl_warmup`` only with ``--pretrain.online wsrl``)
+PHASES = ("pretrain", "wsrl_warmup", "online")
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
@@ -150,6 +167,8 @@ class LearnConfig:
     """show a progress bar."""
     agent: SACConfig = field(default_factory=SACConfig)
     """learner settings."""
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    """offline pretraining (Cal-QL) on the demos before the first env step, and the online phase after it (robot_rl.offline)."""
 
 
 def check_learn_config(cfg: LearnConfig) -> None:
@@ -184,6 +203,21 @@ def check_learn_config(cfg: LearnConfig) -> None:
         require_positive(flag, value)
     if a.max_grad_norm is not None:
         require_positive("--agent.max-grad-norm", a.max_grad_norm, "or leave it unset for no clipping")
+    p = cfg.pretrain
+    require_at_least("--pretrain.steps", p.steps, 0, "0 trains online from scratch")
+    require_at_least("--pretrain.cql-alpha", p.cql_alpha, 0.0, "0 turns the CQL regulariser off")
+    require_at_least("--pretrain.cql-num-actions", p.cql_num_actions, 1, "the logsumexp needs sampled actions")
+    require_positive("--pretrain.cql-temperature", p.cql_temperature)
+    require_at_least("--pretrain.checkpoint-every-updates", p.checkpoint_every_updates, 1)
+    require_at_least("--pretrain.wsrl-warmup-steps", p.wsrl_warmup_steps, 0)
+    if p.online not in ("rlpd", "wsrl"):
+        raise ConfigError(f"--pretrain.online must be 'rlpd' or 'wsrl', got {p.online!r}")
+    if p.steps and cfg.num_demos == 0 and cfg.demos is None:
+        raise ConfigError(f"--pretrain.steps {p.steps} pretrains on the demos, but there are none; pass --num-demos N "
+                          "(scripted demos) or --demos DIR, or --pretrain.steps 0")
+    if p.online == "wsrl" and not p.steps:
+        raise ConfigError("--pretrain.online wsrl fine-tunes a pretrained agent without the offline data; "
+                          "pass --pretrain.steps N > 0 with it (or --pretrain.online rlpd)")
 
 
 def resolve_run(cfg: LearnConfig, mode: str) -> tuple[LearnConfig, Path | None]:
@@ -398,8 +432,8 @@ class Learner:
         self.received = self.episodes = self.intervention_steps = self.takeovers = self.log_records = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)  # stats of the last 20 episodes
         self.last_seq: dict[str, int] = {}
-        # counted by the learner (saved in checkpoints)
-        self.updates = self.update_calls = self.evals = 0
+        # counted by the learner (saved in checkpoints); pretrain_updates: offline Cal-QL updates done
+        self.updates = self.update_calls = self.evals = self.pretrain_updates = 0
         self.next_eval = cfg.eval_every_steps or math.inf  # 0: only the final evaluation
         self.next_checkpoint = cfg.checkpoint_every_steps or math.inf  # 0: only the final checkpoint
         self.log = SegmentLog(self.run_dir / "replay", fsync=cfg.fsync)
@@ -414,6 +448,8 @@ class Learner:
         if resumed and mode == "train":  # rows of steps after the checkpoint are logged again as the run repeats them
             _trim_csv(self.run_dir / "episodes.csv", lambda r: int(r["env_steps"]) <= self.received)
             _trim_csv(self.run_dir / "evals.csv", lambda r: int(r["env_steps"]) <= self.received)
+        if resumed and self.phase == "pretrain":  # the pretrained policy's evaluation (env step 0) is made again
+            _trim_csv(self.run_dir / "evals.csv", lambda r: False)
         from torch.utils.tensorboard import SummaryWriter
 
         # events after the restored step are dropped (they are logged again); those at it were logged before the save
@@ -445,6 +481,7 @@ class Learner:
             torch.cuda.set_rng_state_all(tensors["cuda_rng"])
         for k in ("updates", "update_calls", "evals"):
             setattr(self, k, int(state[k]))
+        self.pretrain_updates = int(state.get("pretrain_updates", 0))
         self.next_eval = float(state["next_eval"]) if cfg_every(self.cfg.eval_every_steps) else math.inf
         self.next_checkpoint = (float(state["next_checkpoint"]) if cfg_every(self.cfg.checkpoint_every_steps)
                                 else math.inf)
@@ -497,6 +534,7 @@ class Learner:
         py = random.getstate()
         state = {"env_steps": self.received, "episodes": self.episodes, "updates": self.updates,
                  "update_calls": self.update_calls, "evals": self.evals, "log_records": self.log_records,
+                 "phase": self.phase, "pretrain_updates": self.pretrain_updates,
                  "next_eval": self.next_eval if math.isfinite(self.next_eval) else 1e18,
                  "next_checkpoint": self.next_checkpoint if math.isfinite(self.next_checkpoint) else 1e18,
                  "last_seq": dict(self.last_seq),
@@ -506,7 +544,10 @@ class Learner:
         if actor_state is not None:
             state["actor"] = actor_state
         self._last_checkpoint_s = time.monotonic()
-        return save_checkpoint(self.run_dir, self.received, tensors, state)
+        path = save_checkpoint(self.run_dir, self.received, tensors, state)
+        write_json_atomic(self.run_dir / PHASE_FILE, {"phase": self.phase, "pretrain_updates": self.pretrain_updates,
+                                                      "env_steps": self.received, "checkpoint": path.name})
+        return path
 
     # ------------------------------------------------------------------ data
     def _insert(self, chunk: TransitionChunk) -> None:
@@ -562,25 +603,51 @@ class Learner:
         return float(np.mean([bool(s.get("success")) for s in self.recent])) if self.recent else float("nan")
 
     # ------------------------------------------------------------------ updates
+    @property
+    def phase(self) -> str:
+        """``"pretrain"`` until ``pretrain.steps`` offline updates are done, then ``"wsrl_warmup"``
+        for the first ``pretrain.wsrl_warmup_steps`` env steps (WSRL only), then ``"online"``."""
+        p = self.cfg.pretrain
+        if self.pretrain_updates < p.steps:
+            return "pretrain"
+        return "wsrl_warmup" if p.online == "wsrl" and p.steps and self.received < p.wsrl_warmup_steps else "online"
+
+    @property
+    def online_demo_fraction(self) -> float:
+        """Fraction of each online batch drawn from the demo buffer: ``demo_fraction``, or 0 with WSRL
+        (WSRL does not retain the offline data; intervention transitions still reach the online buffer
+        as every transition does, so they are trained on, at their share of the online data)."""
+        p = self.cfg.pretrain
+        return 0.0 if p.online == "wsrl" and p.steps else self.cfg.demo_fraction
+
     def update_due(self) -> bool:
-        """True while the schedule asks for another update: after ``learning_starts`` env steps,
-        ``update_ratio`` updates per env step (``update_ratio`` 0: always), once there is data."""
-        cfg = self.cfg
-        if self.received < cfg.learning_starts or (self.received == 0 and self.num_demo_transitions == 0):
+        """True while the schedule asks for another update: after ``learning_starts`` env steps
+        (WSRL: and after its warm-up), ``update_ratio`` updates per env step (``update_ratio`` 0:
+        always), once there is data; never while pretraining is unfinished."""
+        cfg, p = self.cfg, self.cfg.pretrain
+        starts = max(cfg.learning_starts, p.wsrl_warmup_steps if p.online == "wsrl" and p.steps else 0)
+        if (self.received < starts or (self.received == 0 and self.num_demo_transitions == 0)
+                or self.phase == "pretrain"):
             return False  # (no env step yet means no interventions either: nothing to sample)
-        return cfg.update_ratio == 0 or self.update_calls < cfg.update_ratio * (self.received - cfg.learning_starts)
+        return cfg.update_ratio == 0 or self.update_calls < cfg.update_ratio * (self.received - starts)
+
+    def sample_batch(self) -> Batch:
+        """The next online-phase batch (``agent.utd_ratio * agent.batch_size`` transitions on the
+        learner's device), ``online_demo_fraction`` of it from the demo buffer."""
+        n = self.cfg.agent.batch_size * self.cfg.agent.utd_ratio
+        return sample_mixed(self.online, self.demo_buffer, n, self.rng, self.online_demo_fraction).to(self.device)
 
     def update(self) -> dict[str, float]:
         """One agent update (``agent.utd_ratio`` gradient steps) on a batch drawn ``demo_fraction``
-        from the demo buffer and the rest online (RLPD, Ball et al. 2023, arXiv:2302.02948).
+        from the demo buffer and the rest online (RLPD, Ball et al. 2023, arXiv:2302.02948; WSRL:
+        online only, see :attr:`online_demo_fraction`).
 
         Returns:
             The agent's losses and values (see :meth:`robot_rl.agent.SACAgent.update`), also written
             to TensorBoard every ``log_every_updates`` updates at x = env steps.
         """
         cfg = self.cfg
-        n = cfg.agent.batch_size * cfg.agent.utd_ratio
-        batch = sample_mixed(self.online, self.demo_buffer, n, self.rng, cfg.demo_fraction).to(self.device)
+        batch = self.sample_batch()
         self.updates += cfg.agent.utd_ratio
         self.update_calls += 1
         logs = self.agent.update(batch)
@@ -588,6 +655,74 @@ class Learner:
             for k, v in logs.items():
                 self.tb.add_scalar(k, v, self.received)
         return logs
+
+    def pretrain(self, should_stop: Callable[[], bool] | None = None) -> bool:
+        """Run (or continue) the offline phase: ``pretrain.steps`` Cal-QL updates on the demo buffer.
+
+        Each update is one :meth:`~robot_rl.agent.SACAgent.update` with the CQL / Cal-QL critic loss
+        on ``agent.utd_ratio * agent.batch_size`` demo rows and their Monte-Carlo returns-to-go
+        (:meth:`~robot_rl.replay.ReplayBuffer.return_to_go`, computed once from the demos). Losses go
+        to ``tb/pretrain`` every ``log_every_updates`` updates, x = pretraining update; a checkpoint
+        (at env step 0, recording the phase and update count) every
+        ``pretrain.checkpoint_every_updates`` updates and after ``checkpoint_every_s`` seconds. At
+        the end the pretrained policy is evaluated (the ``evals.csv`` row at env step 0) and
+        checkpointed; the online phase then starts with these networks. A resumed run continues at
+        its checkpoint's update with the same RNG state; a finished pretraining returns at once.
+
+        Args:
+            should_stop: polled before every update; when it returns True the run checkpoints and
+                this returns False (``robot-rl learner``'s SIGTERM).
+
+        Returns:
+            True when pretraining is complete (or was not asked for), False when stopped.
+
+        Raises:
+            ConfigError: pretraining asked for but the demo buffer holds no transition.
+
+        Sources: Nakamoto et al. 2023 (Cal-QL), arXiv:2303.05479; Yang et al. 2023 (RoboFuME),
+        arXiv:2310.08558; Zhou et al. 2024 (WSRL), arXiv:2412.07762.
+        """
+        cfg, p = self.cfg, self.cfg.pretrain
+        if self.pretrain_updates >= p.steps:
+            return True
+        if self.num_demo_transitions == 0:
+            raise ConfigError(f"--pretrain.steps {p.steps} pretrains on the demos, but the demo buffer is empty; "
+                              "record demos (--num-demos N) or pass --demos DIR")
+        from torch.utils.tensorboard import SummaryWriter
+
+        rtg = self.demo_buffer.return_to_go(cfg.agent.gamma) if p.calibrated else None
+        n = cfg.agent.batch_size * cfg.agent.utd_ratio
+        tb = SummaryWriter(str(self.run_dir / "tb" / "pretrain"),
+                           purge_step=self.pretrain_updates + 1 if self.pretrain_updates else None)
+        bar = tqdm(total=p.steps, initial=self.pretrain_updates, desc="pretrain (Cal-QL)" if p.calibrated else
+                   "pretrain (CQL)", unit="update", disable=not cfg.progress, dynamic_ncols=True)
+        try:
+            while self.pretrain_updates < p.steps:
+                if should_stop is not None and should_stop():
+                    self.save()
+                    return False
+                idx = self.demo_buffer.sample_indices(n, self.rng)
+                mc_return = None if rtg is None else torch.from_numpy(rtg[idx]).to(self.device)
+                logs = self.agent.update(self.demo_buffer.batch_at(idx).to(self.device), cql=p, mc_return=mc_return)
+                self.pretrain_updates += 1
+                bar.update(1)
+                if self.pretrain_updates % cfg.log_every_updates == 0:
+                    for k, v in logs.items():
+                        tb.add_scalar(k, v, self.pretrain_updates)
+                    bar.set_postfix(cql=f"{logs['losses/cql']:.3f}", q=f"{logs['values/q_mean']:.3f}", refresh=False)
+                if self.pretrain_updates < p.steps and (
+                        self.pretrain_updates % p.checkpoint_every_updates == 0
+                        or time.monotonic() - self._last_checkpoint_s >= cfg.checkpoint_every_s):
+                    self.save()
+        finally:
+            bar.close()
+            tb.close()
+        result = self.evaluate(cfg.eval_episodes)  # the pretrained policy's success, at env step 0
+        self.tb.add_scalar("charts/pretrain_updates", self.pretrain_updates, self.received)
+        tqdm.write(f"{self.mode}: pretrained for {self.pretrain_updates} updates; evaluation success rate "
+                   f"{result['success_rate']:.2f}; online phase: {p.online}")
+        self.save()
+        return True
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, episodes: int, frames: list[np.ndarray] | None = None) -> dict[str, float]:
@@ -756,6 +891,11 @@ class _Server:
         from robot_rl.transport.link import ChunkReceiver, ParamsPublisher, start_authenticator, tcp_address
 
         cfg, lr = self.cfg, self.learner
+        if not lr.pretrain(should_stop=self._stop.is_set):  # before serving: actors get the pretrained policy
+            try:
+                return lr.finish(final_eval=False)  # stopped while pretraining (checkpointed: --resume continues it)
+            finally:
+                lr.close()
         ctx = zmq.Context()
         auth = start_authenticator(ctx, self.curve[2]) if self.curve is not None else None
         source_file = lr.run_dir / REWARD_SOURCE_FILE
@@ -834,7 +974,10 @@ class _Server:
 
 
 def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
-    """Build the learner and serve actors until done; SIGTERM / SIGINT stop it cleanly (checkpoint first).
+    """Build the learner, pretrain it when ``--pretrain.steps`` asks (:meth:`Learner.pretrain`; the
+    actors then get the pretrained policy's parameters; run them with ``--random-steps 0``, or their
+    first steps are uniform random instead of the pretrained policy), and serve actors until done;
+    SIGTERM / SIGINT stop it cleanly (checkpoint first), during pretraining too.
 
     Raises:
         ConfigError: bad settings. TransportError: ports in use, CURVE keys missing, or a

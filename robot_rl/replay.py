@@ -210,7 +210,45 @@ class ReplayBuffer:
 
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         """Uniform batch of ``n`` transitions as CPU tensors (see :class:`robot_rl.batch.Batch`)."""
-        return _to_batch([self.gather(self.sample_indices(n, rng))])
+        return self.batch_at(self.sample_indices(n, rng))
+
+    def batch_at(self, idx: np.ndarray) -> Batch:
+        """The transitions of rows ``idx`` (N,) int64 (from :meth:`sample_indices`) as CPU tensors, in
+        that order, so per-row values such as :meth:`return_to_go` ``[idx]`` line up with the batch."""
+        return _to_batch([self.gather(idx)])
+
+    def return_to_go(self, gamma: float) -> np.ndarray:
+        """Discounted Monte-Carlo return-to-go of every row: ``G_i = r_i + gamma (1 - terminated_i) G_{i+1}``.
+
+        Computed backwards through each stored episode (rows in the order they were written, the
+        ring's wrap included) and reset at episode ends: a row that is not a transition (an
+        episode's final observation, or an unused row) has G = 0. A truncated episode (time limit,
+        or one still open) therefore counts no reward after its last stored step, as the Cal-QL
+        reference's ``calc_return_to_go``; with rewards >= 0 (the sims' sparse and dense rewards)
+        that keeps G a lower bound of the true return, which is what Cal-QL's calibration needs.
+        An episode whose start was overwritten by the ring keeps its stored tail.
+
+        Args:
+            gamma: discount per env step, in [0, 1).
+
+        Returns:
+            (capacity,) float32, indexed by row like :meth:`sample_indices`' output.
+
+        Source: Nakamoto et al. 2023 (Cal-QL), arXiv:2303.05479, github.com/nakamotoo/Cal-QL
+        ``JaxCQL/replay_buffer.py`` ``calc_return_to_go``.
+        """
+        out = np.zeros(self.capacity, np.float64)
+        if self._rows == 0:
+            return out.astype(np.float32)
+        full = self._rows == self.capacity
+        order = (np.arange(self._ptr + 1, self._ptr + 1 + self.capacity) % self.capacity if full
+                 else np.arange(self._rows))  # oldest .. newest; the newest row (_ptr) is never a transition
+        discount = gamma * (1.0 - self.terminated.astype(np.float64))
+        g = 0.0
+        for i in order[::-1].tolist():
+            g = float(self.reward[i]) + discount[i] * g if self.valid[i] else 0.0
+            out[i] = g
+        return out.astype(np.float32)
 
 
 def sample_mixed(online: ReplayBuffer, demos: ReplayBuffer | None, n: int, rng: np.random.Generator,

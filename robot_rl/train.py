@@ -10,6 +10,11 @@ batch drawn ``demo_fraction`` from demos and the rest online: RLPD). At episode 
 every ``eval_every_steps`` and checkpoints every ``checkpoint_every_steps``; the checkpoint holds
 the actor loop's state too, so ``--resume`` continues exactly as if never stopped.
 
+With ``--pretrain.steps N`` the learner first pretrains on the demos alone (Cal-QL,
+:meth:`robot_rl.learner.Learner.pretrain`), then the loop above fine-tunes with the same networks
+(RLPD, or WSRL with ``--pretrain.online wsrl``); the pretrained policy acts from the first env
+step, so ``--random-steps`` must be 0 then.
+
 With ``--teleop scripted`` the scripted corrector (:class:`robot_rl.sim.corrector.ScriptedCorrector`)
 takes over when the policy stalls, as a human would with a teleop device (``--teleop keyboard``
 etc.): the executed action is what is stored, and intervention transitions go to both the online
@@ -75,6 +80,10 @@ class Trainer:
             raise ConfigError(f"--stop-at-success must be in [0, 1] (0: never stop early), got {cfg.stop_at_success}")
         check_learn_config(cfg)
         env_kwargs = check_actor_settings(cfg)
+        if cfg.pretrain.steps and cfg.random_steps:
+            raise ConfigError(f"--random-steps {cfg.random_steps} would act uniformly at random instead of the policy "
+                              f"that --pretrain.steps {cfg.pretrain.steps} pretrains; pass --random-steps 0 "
+                              "(the pretrained policy acts from the first env step)")
         self.cfg = cfg
         # the reward model: rebuilt from the run on --resume, else from the flags (saved with the run below)
         self.reward_model = (load_run_reward(run_dir) if run_dir is not None else
@@ -102,8 +111,10 @@ class Trainer:
         return self.learner.run_dir
 
     def run(self) -> dict[str, Any]:
-        """Train until ``total_env_steps``; returns the final evaluation and where things are."""
+        """Pretrain (``--pretrain.steps``), then train online until ``total_env_steps``; returns the
+        final evaluation and where things are."""
         cfg, lr, actor = self.cfg, self.learner, self.actor
+        lr.pretrain()  # offline phase first (a no-op without --pretrain.steps or when already done)
         bar = tqdm(total=cfg.total_env_steps, initial=lr.received, desc="train", unit="step",
                    disable=not cfg.progress, dynamic_ncols=True)
         while lr.received < cfg.total_env_steps:
