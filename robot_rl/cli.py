@@ -1,4 +1,4 @@
-"""``robot-rl``: the command line (``robot-rl train | eval | record-demos | learner | actor | keys | envs | bringup | calibrate | sysid``).
+"""``robot-rl``: the command line (``robot-rl train | train-bc | eval | record-demos | learner | actor | keys | envs | bringup | calibrate | sysid``).
 
 Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
 robot_rl's own errors print as one line that says what to do, with exit status 2.
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robot-rl`` console script; returns the exit status."""
     import tyro
 
+    from robot_rl.bc import TrainBCConfig, train_bc
     from robot_rl.errors import RobotRLError
     from robot_rl.evaluate import EvalConfig, run_eval
     from robot_rl.record import RecordDemosConfig, record_demos
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                              Annotated[WorkspaceCliConfig, tyro.conf.subcommand("workspace")]]
 
     cfg = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig, "learner": LearnerConfig,
-         "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
+        {"train": TrainConfig, "train-bc": TrainBCConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig,
+         "learner": LearnerConfig, "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
          "calibrate": CalibrateCommand, "sysid": SysIdConfig,
          "train-reward-classifier": TrainClassifierConfig, "export-policy": ExportPolicyConfig},
         args=argv, prog="robot-rl",
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if isinstance(cfg, TrainConfig):
             _print_summary("training finished", train(cfg))
+        elif isinstance(cfg, TrainBCConfig):
+            _print_summary("behaviour cloning finished", train_bc(cfg))
         elif isinstance(cfg, EvalConfig):
             _print_summary("evaluation", run_eval(cfg))
         elif isinstance(cfg, RecordDemosConfig):
@@ -110,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = {TrainConfig: " (continue with `robot-rl train --resume <run_dir>`)",
                 RecordDemosConfig: " (add more with `robot-rl record-demos --append`)",
                 ActorConfig: "; unacknowledged chunks stay in the actor's spool and are sent at its next start",
-                LearnerConfig: " (continue with `robot-rl learner --resume <run_dir>`)"}.get(type(cfg), "")
+                LearnerConfig: " (continue with `robot-rl learner --resume <run_dir>`)",
+                TrainBCConfig: f"; the best policy so far is in {getattr(cfg, 'out', '')}/policy "
+                               "(evaluate it with `robot-rl eval --policy <dir>`)"}.get(type(cfg), "")
         print(f"robot-rl: interrupted; finished episodes and checkpoints are on disk{hint}", file=sys.stderr)
         return 130
     return 0

@@ -11,27 +11,35 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.errors import CheckpointError
+from robot_rl.errors import CheckpointError, ConfigError
+
+
+#: seed of the first evaluation episode of `robot-rl eval` and `robot-rl train-bc` (episode i resets with
+#: seed + i); far from the scripted demos' seeds (10_000 + run seed + attempt) so no evaluation replays a demo
+DEFAULT_EVAL_SEED = 12345
 
 
 @dataclass
 class EvalConfig:
-    """Evaluate the latest checkpoint of a training run."""
+    """Evaluate a training run's latest checkpoint (--run-dir) or a saved policy directory (--policy)."""
 
-    run_dir: Path
+    run_dir: Path | None = None
     """run directory printed by `robot-rl train` or `robot-rl learner` (holds config.json and checkpoints/)."""
+    policy: Path | None = None
+    """a saved policy directory instead of a run (policy.json + policy.safetensors: `robot-rl train-bc`'s
+    <out>/policy, `robot-rl export-policy`); its env and env kwargs come from its metadata."""
     episodes: int = 20
     """number of evaluation episodes (deterministic policy)."""
-    seed: int = 12345
+    seed: int = DEFAULT_EVAL_SEED
     """seed of the first evaluation episode."""
     video: bool = True
     """write an mp4 of the first episode (needs an env that renders rgb_array)."""
     out: Path | None = None
-    """output directory for the video, curve and results.json (default <run_dir>/eval)."""
+    """output directory for the video, curve and results.json (default <run_dir>/eval or <policy>/eval)."""
     device: str = "auto"
     """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     env_kwargs: dict[str, str] = field(default_factory=dict)
-    """override the run's env kwargs, e.g. `--env-kwargs backend pybullet` to evaluate a MuJoCo-trained
+    """override the run's (or policy's) env kwargs, e.g. `--env-kwargs backend pybullet` to evaluate a MuJoCo-trained
     policy zero-shot in PyBullet (same spaces), or `randomize config/randomization.yaml`."""
     env: str | None = None
     """evaluate in another env ID with the same spaces (e.g. robot_rl/RosPandaPickLift-v0 against the sim node)."""
@@ -250,23 +258,31 @@ def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = No
 
 
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
-    """Load the run's latest policy (:meth:`~robot_rl.policies.policy.Policy.from_run`), evaluate it,
-    write video/curve/results.json.
+    """Load the run's latest policy (:meth:`~robot_rl.policies.policy.Policy.from_run`) or a saved
+    policy directory (:meth:`~robot_rl.policies.policy.Policy.load`), evaluate it, write
+    video/curve/results.json.
 
     Raises:
-        CheckpointError: the run directory or its checkpoint is missing or unreadable.
+        ConfigError: neither or both of ``--run-dir`` and ``--policy``; a policy without an env in
+            its metadata and no ``--env``.
+        CheckpointError: the run directory or its checkpoint, or the policy directory, is missing or unreadable.
         ObservationLayoutError: ``--env`` / ``--env-kwargs`` give spaces the policy was not trained on.
     """
+    from robot_rl.validate import require_at_least
+
+    if (cfg.run_dir is None) == (cfg.policy is None):
+        raise ConfigError("pass exactly one of --run-dir <run directory> (a training run's latest checkpoint) and "
+                          f"--policy <policy directory> (a saved policy); got {'both' if cfg.run_dir else 'neither'}")
+    require_at_least("--episodes", cfg.episodes, 1, "evaluation needs at least one episode")
+    require_at_least("--seed", cfg.seed, 0)
+    if cfg.policy is not None:
+        return _eval_policy_dir(cfg)
     from robot_rl.agent import resolve_device
     from robot_rl.envs import make_env, parse_env_kwargs
     from robot_rl.layout import ActionScaler, ObsLayout
     from robot_rl.policies.policy import Policy
     from robot_rl.rewards.selection import check_reward_source, load_run_reward, wrap_with_reward
 
-    from robot_rl.validate import require_at_least
-
-    require_at_least("--episodes", cfg.episodes, 1, "evaluation needs at least one episode")
-    require_at_least("--seed", cfg.seed, 0)
     run_dir = Path(cfg.run_dir)
     if not run_dir.exists():
         raise CheckpointError(f"run directory {run_dir} does not exist; pass the directory `robot-rl train` printed")
@@ -303,5 +319,38 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     episode_curve = write_episode_curve(run_dir / "episodes.csv", out / "training_episodes.png", title=raw.get("env", ""))
     if episode_curve is not None:
         summary["training_episodes_curve"] = str(episode_curve)
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _eval_policy_dir(cfg: EvalConfig) -> dict[str, Any]:
+    """``robot-rl eval --policy <dir>``: evaluate a saved policy in the env of its metadata (or ``--env``),
+    after checking the env's spaces against the policy (:meth:`~robot_rl.policies.policy.Policy.check_env`)."""
+    from robot_rl.agent import resolve_device
+    from robot_rl.envs import make_env, parse_env_kwargs
+    from robot_rl.policies.policy import Policy
+
+    policy_dir = Path(cfg.policy)
+    policy = Policy.load(policy_dir, resolve_device(cfg.device))
+    env_id = cfg.env or policy.metadata.get("env")
+    if not env_id:
+        raise ConfigError(f"policy {policy_dir} names no env in its metadata (policy.json 'metadata'); pass --env <ID>")
+    env_kwargs = {**parse_env_kwargs(policy.metadata.get("env_kwargs") or {}), **parse_env_kwargs(cfg.env_kwargs)}
+    env = make_env(env_id, render=cfg.video, **env_kwargs)
+    try:
+        policy.check_env(env.observation_space, env.action_space)
+        frames: list[Any] | None = [] if cfg.video else None
+        arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
+        result = evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed)
+    finally:
+        env.close()
+    out = Path(cfg.out or policy_dir / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"policy": str(policy_dir), "source": policy.metadata.get("source"), "env": env_id,
+                               "env_kwargs": env_kwargs, "arm_module": arm_module, "episodes": cfg.episodes,
+                               "seed": cfg.seed, **result}
+    video = write_video(frames, out / "eval_policy.mp4") if frames else None
+    if video is not None:
+        summary["video"] = str(video)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     return summary
