@@ -281,6 +281,64 @@ class Actor(nn.Module):
         return torch.tanh(self.dist_params(features)[0])
 
 
+class ResidualActor(Actor):
+    """Residual tanh-Gaussian actor on a frozen base policy's action (residual RL).
+
+    The base action is read from the features at ``base_action_index`` (the state comes first in
+    the features, and the state normaliser leaves those dims raw), in [-1, 1]. The actor's own
+    tanh-Gaussian output ``r`` in (-1, 1)^A is a bounded correction:
+    ``action = clip(base + residual_scale * r, -1, 1)``, so ``|action - base| <= residual_scale``
+    elementwise. The mean rows of the output layer start at zero (weights and bias), so before any
+    update ``deterministic`` returns the base action exactly. Parameter names are those of
+    :class:`Actor` (``net.*``): the base index is a non-persistent buffer, rebuilt from the layout.
+
+    Args:
+        in_dim: S + L, the features the actor reads.
+        action_dim: A.
+        hidden_dims: MLP widths.
+        base_action_index: A indices of the base action in the features (``ObsLayout.base_action_index``).
+        residual_scale: bound of the correction in [-1, 1] action units, > 0.
+
+    Raises:
+        ConfigError: ``base_action_index`` of another length than A or outside the features, or
+            ``residual_scale <= 0``.
+
+    Sources: Ankile et al. 2024, ResiP, arXiv:2407.16677 (base action in the residual's input);
+    Yuan et al. 2024, Policy Decorator, arXiv:2412.13630 (bounded residual scale, zero initialisation).
+    """
+
+    def __init__(self, in_dim: int, action_dim: int, hidden_dims: tuple[int, ...], base_action_index: tuple[int, ...],
+                 residual_scale: float) -> None:
+        super().__init__(in_dim, action_dim, hidden_dims)
+        index = tuple(int(i) for i in base_action_index)
+        if len(index) != action_dim:
+            raise ConfigError(f"the base action in the observation has {len(index)} entries but the env has A={action_dim} "
+                              "actions; the base policy must act in the env's own action space")
+        if index and not 0 <= min(index) <= max(index) < in_dim:
+            raise ConfigError(f"base action indices {index} lie outside the {in_dim} actor features")
+        if not residual_scale > 0:
+            raise ConfigError(f"residual_scale must be > 0 for a residual actor, got {residual_scale}")
+        self.residual_scale = float(residual_scale)
+        self.register_buffer("base_index", torch.as_tensor(index, dtype=torch.long), persistent=False)
+        with torch.no_grad():  # the mean rows of the output layer: r's mean starts at 0, the policy at the base
+            self.net[-1].weight[:action_dim].zero_()
+            self.net[-1].bias[:action_dim].zero_()
+
+    def base_action(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, S+L) -> (B, A) base action in [-1, 1], as it stands in the features."""
+        return features.index_select(1, self.base_index)
+
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample: action (B, A) ``clip(base + scale * r, -1, 1)`` and the
+        log-probability (B,) of the residual r in nats (the scale is a constant shift of it)."""
+        residual, log_prob = super().sample(features)
+        return (self.base_action(features) + self.residual_scale * residual).clamp(-1.0, 1.0), log_prob
+
+    def deterministic(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, A) ``clip(base + scale * tanh(mean), -1, 1)``: evaluation and deployment."""
+        return (self.base_action(features) + self.residual_scale * super().deterministic(features)).clamp(-1.0, 1.0)
+
+
 class EnsembleLinear(nn.Module):
     """E independent ``Linear(in_dim, out_dim)`` layers evaluated as one batched matmul.
 

@@ -16,6 +16,13 @@ A saved policy is a directory::
 
 Shapes: B batch, S state dim, A action dim, L image latent dim, (H, W, 3) a camera image.
 
+A residual policy (``network.residual_scale > 0``, :class:`~robot_rl.policies.networks.ResidualActor`)
+reads the base policy's action from the ``base_action`` entry of its observation (part of its state
+vector) and returns ``clip(base + residual_scale * r, -1, 1)`` in env units from :meth:`Policy.act`,
+its TorchScript module included. It does not run the base policy itself: act on observations of
+the env made with the same ``base_policy`` env kwargs (``metadata["env_kwargs"]``,
+:mod:`robot_rl.residual`).
+
 Sources:
     Tanh-Gaussian actor: Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications",
     arXiv:1812.05905. Image encoder: Kostrikov et al. 2020 (DrQ), arXiv:2004.13649.
@@ -38,8 +45,8 @@ import torch
 from torch import nn
 
 from robot_rl.errors import CheckpointError, ConfigError, ObservationLayoutError
-from robot_rl.layout import ActionScaler, ObsLayout
-from robot_rl.policies.networks import Actor, ImageEncoder, StateNormalizer
+from robot_rl.layout import BASE_ACTION_KEY, ActionScaler, ObsLayout
+from robot_rl.policies.networks import Actor, ImageEncoder, ResidualActor, StateNormalizer
 
 #: ``format`` and ``version`` of ``policy.json``; a reader refuses any other pair.
 POLICY_FORMAT = "robot_rl.policy"
@@ -60,7 +67,8 @@ class PolicyConfig:
     it with :meth:`from_agent_config`, or from a saved ``policy.json``.
 
     Raises:
-        ConfigError: ``pretrained_weights`` given for an encoder other than ``resnet18``.
+        ConfigError: ``pretrained_weights`` given for an encoder other than ``resnet18``, or a negative
+            ``residual_scale``.
     """
 
     hidden_dims: tuple[int, ...]
@@ -86,6 +94,9 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
         object.__setattr__(self, "encoder_strides", tuple(int(s) for s in self.encoder_strides))
+        object.__setattr__(self, "residual_scale", float(self.residual_scale))
+        if not self.residual_scale >= 0:
+            raise ConfigError(f"residual_scale must be >= 0 (0: an ordinary policy), got {self.residual_scale}")
         if self.pretrained_weights is not None and self.encoder != "resnet18":
             raise ConfigError(f"pretrained_weights is only used by encoder='resnet18' (got encoder='{self.encoder}'); "
                               "set --agent.encoder resnet18 or drop the weights")
@@ -137,11 +148,23 @@ class PolicyConfig:
 
     def make_actor(self, state_dim: int, image_shapes: dict[str, tuple[int, int, int]], action_dim: int,
                    base_action_index: tuple[int, ...] | None = None) -> Actor:
-        """A fresh tanh-Gaussian actor reading :meth:`feature_dim` features, A = ``action_dim``
-        (a residual actor on the base action at ``base_action_index`` when ``residual_scale > 0``)."""
+        """A fresh tanh-Gaussian actor reading :meth:`feature_dim` features, A = ``action_dim``; a
+        :class:`~robot_rl.policies.networks.ResidualActor` on the base action at ``base_action_index``
+        (state indices, ``ObsLayout.base_action_index``) when ``residual_scale > 0``.
+
+        Raises:
+            ConfigError: ``residual_scale > 0`` without a base action in the observation, or a base
+                action of another length than ``action_dim``.
+        """
+        feature_dim = self.feature_dim(state_dim, image_shapes)
         if self.residual_scale > 0:
-            raise NotImplementedError("residual actor: being built")  # TODO(residual helper)
-        return Actor(self.feature_dim(state_dim, image_shapes), action_dim, self.hidden_dims)
+            if base_action_index is None:
+                raise ConfigError(f"residual_scale={self.residual_scale} needs the base policy's action in the "
+                                  f"observation ('{BASE_ACTION_KEY}'), and this env has none: pass --env-kwargs "
+                                  "base_policy <policy dir | run dir | module:factory> (robot_rl.residual), or "
+                                  "--agent.residual-scale 0 for an ordinary policy")
+            return ResidualActor(feature_dim, action_dim, self.hidden_dims, base_action_index, self.residual_scale)
+        return Actor(feature_dim, action_dim, self.hidden_dims)
 
 
 _MISSING = object()
@@ -218,6 +241,10 @@ class Policy(nn.Module):
         if first.in_features != feature_dim or last.out_features != 2 * scaler.dim:
             raise ConfigError(f"actor maps {first.in_features} features to {last.out_features // 2} actions; the layout and "
                               f"action space need {feature_dim} features (S={layout.state_dim} + latent) and A={scaler.dim}")
+        if (config.residual_scale > 0) != isinstance(actor, ResidualActor) or (
+                isinstance(actor, ResidualActor) and actor.residual_scale != config.residual_scale):
+            raise ConfigError(f"the config has residual_scale={config.residual_scale} but the actor is a "
+                              f"{type(actor).__name__}; build the actor with config.make_actor")
         self.layout, self.scaler, self.config = layout, scaler, config
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.state_norm, self.encoder, self.actor = state_norm, encoder, actor
@@ -260,7 +287,8 @@ class Policy(nn.Module):
             config = PolicyConfig.from_agent_config(config)
         policy = cls(layout, scaler, StateNormalizer(layout.state_dim),
                      config.make_encoder(layout.image_shapes, load_pretrained),
-                     config.make_actor(layout.state_dim, layout.image_shapes, scaler.dim), config, metadata)
+                     config.make_actor(layout.state_dim, layout.image_shapes, scaler.dim, layout.base_action_index),
+                     config, metadata)
         return policy.to(device).eval().requires_grad_(False)
 
     @classmethod

@@ -26,7 +26,9 @@ observation and action spaces), the keyword arguments of
 :func:`robot_rl.sim.envs.make_sim_env` (``cameras``, ``image_size``, ``reward_type``,
 ``enable_yaw``, ``control_hz``, ...) and gymnasium's ``max_episode_steps``; the ROS IDs take
 those of :class:`~robot_rl.ros.env.RosRobotEnv`. A sim ID and its ROS twin have the same
-observation and action spaces and episode lengths.
+observation and action spaces and episode lengths. Every ID also takes ``base_policy`` (with
+``base_policy_kwargs``, ``base_execute_steps``), which :func:`make_env` handles itself: residual RL,
+see :mod:`robot_rl.residual`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import gymnasium as gym
 
 from robot_rl.errors import ConfigError
 from robot_rl.layout import ActionScaler, ObsLayout
+from robot_rl.residual import BaseActionWrapper, pop_base_policy_settings
 from robot_rl.torch_setup import preload_torch
 
 
@@ -123,12 +126,18 @@ def make_env(env_id: str, render: bool = False, **kwargs: Any) -> gym.Env:
         render: ask for ``render_mode="rgb_array"`` (for evaluation videos).
         kwargs: passed to the env constructor.
 
+    The kwargs ``base_policy`` (and ``base_policy_kwargs``, ``base_execute_steps``) are not passed to
+    the env: they wrap it in :class:`robot_rl.residual.BaseActionWrapper`, which adds the base
+    policy's action to the observation as ``base_action`` (residual RL, ``--agent.residual-scale``).
+
     Raises:
-        ConfigError: the ID is unknown (the message lists robot_rl's IDs).
+        ConfigError: the ID is unknown (the message lists robot_rl's IDs), or a base policy that cannot
+            be loaded or does not fit the env (see :func:`robot_rl.residual.load_base_policy`).
         ObservationLayoutError: the env's observation or action space cannot be learned from.
     """
     preload_torch()  # before the env can open an EGL context (robot_rl/torch_setup.py says why)
     ids = robot_rl_env_ids()
+    base = pop_base_policy_settings(kwargs)
     if render:
         kwargs.setdefault("render_mode", "rgb_array")
     try:
@@ -141,6 +150,12 @@ def make_env(env_id: str, render: bool = False, **kwargs: Any) -> gym.Env:
             f"unknown env ID {env_id!r} ({e}). robot_rl's IDs: {', '.join(ids)}. Any gymnasium ID works; "
             "for a third-party package use 'package_module:EnvId-v0' so gymnasium imports it first."
         ) from e
+    if base is not None:
+        try:
+            env = BaseActionWrapper(env, base.spec, base.execute_steps, base.kwargs)
+        except BaseException:
+            env.close()
+            raise
     ObsLayout.from_space(env.observation_space)
     ActionScaler.from_space(env.action_space)
     return env

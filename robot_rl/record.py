@@ -248,6 +248,12 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
     Demos come from ``demos`` (a dataset directory); without it, ``num_demos`` scripted demos are
     recorded once into ``run_dir/demos`` (seed ``10_000 + seed``) and reused on ``--resume``.
 
+    Residual RL (the layout has ``base_action``, ``--env-kwargs base_policy <spec>``): demo episodes
+    recorded without the base policy (plain ``robot-rl record-demos``) get ``base_action`` filled in by
+    running the run's base policy over each episode's observations in order, reset at the episode
+    start (:func:`robot_rl.residual.label_observations`); episodes recorded through the wrapper keep
+    theirs. The files are not changed.
+
     Args:
         layout / scaler: the run's :class:`~robot_rl.layout.ObsLayout` and
             :class:`~robot_rl.layout.ActionScaler` (demo actions are stored in [-1, 1]).
@@ -261,7 +267,8 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
         ``extra_capacity``), or None when there are no demos and no room is asked for.
 
     Raises:
-        ConfigError: the demos' observations do not match the env's (another env or settings).
+        ConfigError: the demos' observations do not match the env's (another env or settings), or demos
+            without ``base_action`` and a base policy that cannot label them (one that reads the simulator).
         DemoFormatError: a demo file is unreadable.
     """
     from robot_rl.demos import load_episode
@@ -274,6 +281,8 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
             record_demos(RecordDemosConfig(env=env_id, env_kwargs=dict(env_kwargs), num_episodes=num_demos,
                                            out=demo_dir, seed=10_000 + seed), progress=progress)
     episodes = [load_episode(f) for f in episode_files(demo_dir)] if demo_dir is not None else []
+    if layout.base_action_index is not None:
+        _label_base_actions(episodes, env_id, env_kwargs)
     if not episodes and not extra_capacity:
         return None
     buf = ReplayBuffer(layout, scaler.dim, sum(len(e) + 1 for e in episodes) + 1 + max(extra_capacity, 1))
@@ -285,3 +294,15 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
             raise ConfigError(f"demos in {demo_dir} do not match the observations of {env_id} ({e}); record demos "
                               "with the same env ID and settings (pixel variants need pixel demos)") from e
     return buf
+
+
+def _label_base_actions(episodes: list, env_id: str, env_kwargs: dict[str, str]) -> None:
+    """Add ``base_action`` to the observations of the episodes that lack it (in memory, in place)."""
+    from robot_rl.residual import base_action_source_for, has_base_action, label_observations
+
+    unlabelled = [ep for ep in episodes if not has_base_action(ep.observations)]
+    if not unlabelled:
+        return
+    source = base_action_source_for(env_id, parse_env_kwargs(env_kwargs))
+    for ep in unlabelled:
+        ep.observations = label_observations(ep.observations, source)
