@@ -93,7 +93,7 @@ class TrainBCConfig:
     val_fraction: float = 0.2
     """fraction of the episodes held out for validation (at least one episode)."""
     eval_every_steps: int = 500
-    """compute the validation loss every N gradient steps (and at step 0 and the last step)."""
+    """compute the validation NLL and action MSE every N gradient steps (and at step 0 and the last step)."""
     select_on: Literal["val_mse", "val_nll"] = "val_mse"
     """validation metric that picks the kept (best) weights and drives early stopping: 'val_mse', the squared error of
     the deterministic action (what is deployed), or 'val_nll', the training loss. With few demos the held-out NLL
@@ -131,7 +131,7 @@ class BCData(NamedTuple):
     episode: np.ndarray
 
     def __len__(self) -> int:
-        return int(len(self.action))
+        return len(self.action)
 
     def subset(self, rows: np.ndarray) -> BCData:
         """The rows ``rows`` (a boolean mask or indices) as a new ``BCData``."""
@@ -277,7 +277,7 @@ def split_episodes(num_episodes: int, val_fraction: float, rng: np.random.Genera
         raise ConfigError(f"behaviour cloning needs at least 2 episodes (one is held out for validation), got "
                           f"{num_episodes}; record more demos (--num-demos, robot-rl record-demos)")
     order = rng.permutation(num_episodes)
-    n_val = min(num_episodes - 1, max(1, int(round(val_fraction * num_episodes))))
+    n_val = min(num_episodes - 1, max(1, round(val_fraction * num_episodes)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -374,7 +374,8 @@ def write_bc_curve(curve_csv: Path, path: Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(curve_csv)))
+    with open(curve_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
     steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     train = [(s, float(r["train_loss"])) for s, r in zip(steps, rows) if r["train_loss"] != ""]
@@ -431,8 +432,9 @@ def train_bc_policy(cfg: TrainBCConfig) -> tuple[Policy, dict[str, Any]]:
 
     Returns:
         ``(policy, summary)``: the policy with the best weights (in eval mode, on ``cfg.device``;
-        ``<out>/policy`` holds the same), and the summary (also in ``results.json``): ``out``, ``policy``, data counts (``train_episodes``,
-        ``val_episodes``, ``train_transitions``, ``val_transitions``, ``intervention_segments``),
+        ``<out>/policy`` holds the same), and the summary (also in ``results.json``): ``out``,
+        ``policy``, data counts (``demo_episodes``, ``intervention_segments``, ``train_episodes``,
+        ``val_episodes``, ``train_transitions``, ``val_transitions``),
         ``steps``, ``best_step`` (picked by ``select_on``), ``initial_val_loss`` / ``initial_val_mse`` (step 0),
         ``min_val_loss``, ``best_val_loss`` and ``best_val_mse`` (at ``best_step``),
         ``stopped_early``, ``train_s``, and with ``eval_episodes > 0`` ``eval_success_rate``,
@@ -505,7 +507,7 @@ def train_bc_policy(cfg: TrainBCConfig) -> tuple[Policy, dict[str, Any]]:
         metadata = {"env": cfg.env, "env_kwargs": dict(cfg.env_kwargs), "source": "bc", "seed": cfg.seed,
                     "demos": str(demo_dir) if demo_dir is not None else None, "demo_episodes": num_demo_episodes,
                     "interventions_from": [str(p) for p in cfg.interventions_from],
-                    "train_episodes": int(len(train_eps)), "val_episodes": int(len(val_eps))}
+                    "train_episodes": len(train_eps), "val_episodes": len(val_eps)}
 
         # ---------------------------------------------------------------- training
         with open(out / CURVE_CSV, "w", newline="") as f:
@@ -566,7 +568,7 @@ def train_bc_policy(cfg: TrainBCConfig) -> tuple[Policy, dict[str, Any]]:
             "out": str(out), "policy": str(out / POLICY_DIR), "env": cfg.env, "env_kwargs": dict(cfg.env_kwargs),
             "demos": metadata["demos"], "demo_episodes": num_demo_episodes,
             "intervention_segments": len(episodes) - num_demo_episodes, "skipped_failed_demos": skipped,
-            "train_episodes": int(len(train_eps)), "val_episodes": int(len(val_eps)),
+            "train_episodes": len(train_eps), "val_episodes": len(val_eps),
             "train_transitions": len(train), "val_transitions": len(val), "steps": step, "best_step": best["step"],
             "select_on": cfg.select_on, "initial_val_loss": initial_val_loss, "initial_val_mse": initial_val_mse,
             "min_val_loss": min_val_loss, "best_val_loss": best["val_loss"], "best_val_mse": best["val_mse"],

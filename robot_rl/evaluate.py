@@ -13,7 +13,6 @@ import numpy as np
 
 from robot_rl.errors import CheckpointError, ConfigError
 
-
 #: seed of the first evaluation episode of `robot-rl eval` and `robot-rl train-bc` (episode i resets with
 #: seed + i); far from the scripted demos' seeds (10_000 + run seed + attempt) so no evaluation replays a demo
 DEFAULT_EVAL_SEED = 12345

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from robot_rl.policies.policy import Policy
 
 from robot_rl.agent import SACConfig
 from robot_rl.bc import MIN_BC_EPISODES, TrainBCConfig, train_bc, train_bc_policy
@@ -16,13 +17,12 @@ from robot_rl.cli import main as cli_main
 from robot_rl.demos import load_episodes
 from robot_rl.errors import ConfigError, ObservationLayoutError
 from robot_rl.evaluate import EvalConfig, run_eval
-from robot_rl.policies.policy import Policy
 from robot_rl.record import RecordDemosConfig, record_demos
 
 PICK_LIFT = "robot_rl/PandaPickLift-v0"
 #: a small network and a fast schedule for tests (one core: the default 256x256 at batch 256 costs ~7 ms a step)
-SMALL = dict(batch_size=64, lr=1e-3, torch_threads=1, progress=False, device="cpu",
-             agent=SACConfig(hidden_dims=(64, 64)))
+SMALL = {"batch_size": 64, "lr": 1e-3, "torch_threads": 1, "progress": False, "device": "cpu",
+         "agent": SACConfig(hidden_dims=(64, 64))}
 
 
 def bc_cfg(out: Path, **kw) -> TrainBCConfig:
@@ -56,7 +56,8 @@ def test_bc_learns_pick_and_lift_from_state_and_eval_policy_dir(tmp_path, demos2
     assert summary["min_val_loss"] < summary["initial_val_loss"] - 100.0  # nats per step
     assert summary["best_val_mse"] < 0.3 * summary["initial_val_mse"]
     assert summary["eval_success_rate"] >= 0.3, summary
-    rows = list(csv.DictReader(open(out / "bc_curve.csv")))
+    with open(out / "bc_curve.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(0, 2001, 200))
     assert (out / "bc_curve.png").stat().st_size > 1000
     assert json.loads((out / "results.json").read_text())["eval_success_rate"] == summary["eval_success_rate"]
@@ -147,6 +148,9 @@ def test_interventions_of_a_training_run_are_cloned(tmp_path):
         sum(len(e) for e in load_episodes(run / "demos")) + logged
     with pytest.raises(ConfigError, match="no replay log"):
         train_bc(bc_cfg(tmp_path / "bc2", demos=run / "demos", interventions_from=(tmp_path,)))
+    # `robot-rl eval --run-dir` (the path that existed before --policy) still evaluates the run's checkpoint
+    result = run_eval(EvalConfig(run_dir=run, episodes=1, video=False, device="cpu"))
+    assert result["trained_env_steps"] == 100 and (run / "eval" / "results.json").is_file()
 
 
 def test_pixel_bc_round_trip(tmp_path):
