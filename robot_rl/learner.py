@@ -665,7 +665,8 @@ class Learner:
         to ``tb/pretrain`` every ``log_every_updates`` updates, x = pretraining update; a checkpoint
         (at env step 0, recording the phase and update count) every
         ``pretrain.checkpoint_every_updates`` updates and after ``checkpoint_every_s`` seconds. At
-        the end the pretrained policy is evaluated (the ``evals.csv`` row at env step 0) and
+        the end the pretrained policy is evaluated (the ``evals.csv`` row at env step 0; in learner
+        mode only with ``eval_every_steps`` > 0, as the learner may not be able to run the env) and
         checkpointed; the online phase then starts with these networks. A resumed run continues at
         its checkpoint's update with the same RNG state; a finished pretraining returns at once.
 
@@ -717,10 +718,11 @@ class Learner:
         finally:
             bar.close()
             tb.close()
-        result = self.evaluate(cfg.eval_episodes)  # the pretrained policy's success, at env step 0
         self.tb.add_scalar("charts/pretrain_updates", self.pretrain_updates, self.received)
-        tqdm.write(f"{self.mode}: pretrained for {self.pretrain_updates} updates; evaluation success rate "
-                   f"{result['success_rate']:.2f}; online phase: {p.online}")
+        success = ""
+        if self.mode == "train" or cfg_every(cfg.eval_every_steps):  # a learner evaluates only when it may run the env
+            success = f"; evaluation success rate {self.evaluate(cfg.eval_episodes)['success_rate']:.2f}"
+        tqdm.write(f"{self.mode}: pretrained for {self.pretrain_updates} updates{success}; online phase: {p.online}")
         self.save()
         return True
 
@@ -786,6 +788,8 @@ class Learner:
 
         summary: dict[str, Any] = {"run_dir": str(self.run_dir), "env_steps": self.received, "updates": self.updates,
                                    "episodes": self.episodes, "wall_s": round(time.perf_counter() - self.t_start, 1)}
+        if self.cfg.pretrain.steps:
+            summary.update(phase=self.phase, pretrain_updates=self.pretrain_updates)
         frames: list[np.ndarray] | None = [] if video else None
         if final_eval:
             if self._last_eval_step != self.received:

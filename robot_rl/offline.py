@@ -49,8 +49,8 @@ class PretrainConfig:
     """checkpoint every N pretraining updates (and at the end of pretraining)."""
     online: Literal["rlpd", "wsrl"] = "rlpd"
     """online phase after pretraining: 'rlpd' (the same networks, CQL off, batches drawn --demo-fraction from the demos: RoboFuME's recipe) or 'wsrl' (WSRL: a warm-up rollout of the pretrained policy, then updates on online data only)."""
-    wsrl_warmup_steps: int = 1_000
-    """WSRL: env steps collected with the pretrained policy and no updates before fine-tuning starts. WSRL uses 5,000 (about 5 of its 1,000-step episodes); 1,000 is 10 of our 100-step episodes, about as many transitions as the 10 demos the critic was pretrained on, so the first online batches are not a handful of trajectories."""
+    wsrl_warmup_steps: int = 500
+    """WSRL: env steps collected with the pretrained policy and no updates before fine-tuning starts. WSRL uses 5,000 on its benchmarks (five of their 1,000-step locomotion or AntMaze episodes); 500 is 10 of the sims' 50-step episodes (more when the pretrained policy succeeds early), 10 % of the default 5,000-step budget: several whole episodes, so the first online batches are not one or two trajectories, and 5x the ~100 transitions of 10 scripted pick-and-lift demos."""
 
 
 def cql_regularizer(q_data: torch.Tensor, q_rand: torch.Tensor, q_pi: torch.Tensor, log_pi: torch.Tensor,
