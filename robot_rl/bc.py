@@ -301,9 +301,8 @@ def tanh_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, action: to
 def _bc_terms(policy: Policy, state: torch.Tensor, images: dict[str, torch.Tensor], action: torch.Tensor,
               shift_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) NLL in nats and (B,) squared error of tanh(mean), summed over action dims, for one batch."""
-    feats = policy.state_norm(state)
-    if policy.encoder is not None:
-        feats = torch.cat([feats, policy.encoder({k: random_shift(v, shift_pad) for k, v in images.items()})], dim=1)
+    # the policy's own feature path (SACAgent.features with augment=True when shift_pad > 0)
+    feats = policy._features(state, {k: random_shift(v, shift_pad) for k, v in images.items()})
     mean, log_std = policy.actor.dist_params(feats)
     target = action.clamp(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
     nll = -tanh_gaussian_log_prob(mean, log_std, target)
