@@ -36,7 +36,7 @@ class PretrainConfig:
     """Offline pretraining (Cal-QL / CQL) on the demo buffer before any env step, and the online phase after it."""
 
     steps: int = 0
-    """offline agent updates on the demo buffer before the first env step (each one SACAgent.update: agent.utd_ratio critic steps with the Cal-QL loss, then one actor and temperature step); 0: no pretraining (RLPD from scratch). Measured on pick-and-lift from state with 10 scripted demos (README): 2,000 give a pretrained policy that already lifts the cube in most evaluation episodes."""
+    """offline agent updates on the demo buffer before the first env step (each one SACAgent.update: agent.utd_ratio critic steps with the Cal-QL loss, then one actor and temperature step); 0: no pretraining (RLPD from scratch). Measured on PandaPickLift-v0 from state, 10 scripted demos, default agent, seed 1, 10 evaluation episodes: success 0 untrained, 0.3 / 0.6 / 0.7 / 0.8 / 0.8 / 1.0 after 250 / 500 / 1,000 / 1,500 / 2,000 / 3,000 updates, at 1-2.8 updates/s on one CPU thread (a shared 2-core machine); 2,000 is a sensible benchmark setting."""
     cql_alpha: float = 5.0
     """weight of the CQL regulariser in the critic loss (Cal-QL / CQL 'min_q_weight'). Cal-QL uses 5 for its sparse-reward tasks (AntMaze) and 1 for Adroit; ours are sparse 0/1 rewards from few narrow demos, AntMaze's regime, so 5."""
     cql_num_actions: int = 10
