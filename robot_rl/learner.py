@@ -143,6 +143,9 @@ class LearnConfig:
     """evaluate (deterministic policy) at the first episode end after every N env steps; 0: only at the end."""
     eval_episodes: int = 10
     """episodes per evaluation."""
+    eval_at_start: bool = False
+    """also evaluate before the first env step (the evals.csv row at env step 0: the success of a residual
+    policy on its base, or of the untrained policy); a run with --pretrain.steps always evaluates there."""
     checkpoint_every_steps: int = 1_000
     """checkpoint at the first episode end after every N env steps (and at the end)."""
     checkpoint_every_s: float = 300.0
@@ -674,6 +677,8 @@ class Learner:
             should_stop: polled before every update; when it returns True the run checkpoints and
                 this returns False (``robot-rl learner``'s SIGTERM).
 
+        Without pretraining this only evaluates the starting policy when ``eval_at_start`` asks for it.
+
         Returns:
             True when pretraining is complete (or was not asked for), False when stopped.
 
@@ -685,6 +690,10 @@ class Learner:
         """
         cfg, p = self.cfg, self.cfg.pretrain
         if self.pretrain_updates >= p.steps:
+            if (not p.steps and cfg.eval_at_start and self.received == 0 and self.evals == 0
+                    and (self.mode == "train" or cfg_every(cfg.eval_every_steps))):
+                tqdm.write(f"{self.mode}: success rate at env step 0: "
+                           f"{self.evaluate(cfg.eval_episodes)['success_rate']:.2f}")
             return True
         if self.num_demo_transitions == 0:
             raise ConfigError(f"--pretrain.steps {p.steps} pretrains on the demos, but the demo buffer is empty; "
