@@ -51,7 +51,8 @@ METHODS = {
 
 def _run(cmd: list[str], log: Path) -> int:
     with open(log, "w") as f:
-        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "MUJOCO_GL": "egl"}).returncode
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "MUJOCO_GL": "egl"},
+                              check=False).returncode
 
 
 def _cli(*args: str) -> list[str]:
@@ -91,7 +92,10 @@ def run_method(env: str, method: str, flags: list[str], seed: int, prep: dict, s
                *(["--teleop", "scripted"] if corrector else []), *flags, *extra)
     t0 = time.perf_counter()
     rc = _run(cmd, root / f"{tag}__seed{seed}.log")
-    rows = list(csv.DictReader(open(run_dir / "evals.csv"))) if (run_dir / "evals.csv").exists() else []
+    rows = []
+    if (run_dir / "evals.csv").exists():
+        with open(run_dir / "evals.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
     first = next((r for r in rows if int(r["env_steps"]) == 0), None)
     hit = next((r for r in rows if float(r["success_rate"]) >= threshold), None)
     after0 = [float(r["success_rate"]) for r in rows if int(r["env_steps"]) > 0]

@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from robot_rl.envs import make_env, parse_env_kwargs
-from robot_rl.errors import CheckpointError, ObservationLayoutError, TransportError
+from robot_rl.errors import CheckpointError, ConfigError, ObservationLayoutError, TransportError
 from robot_rl.interfaces import Teleop
 from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.policies.policy import Policy
@@ -88,6 +88,10 @@ def check_actor_settings(s: ActorSettings) -> dict[str, Any]:
     require_at_least("--chunk-steps", s.chunk_steps, 1)
     require_at_least("--random-steps", s.random_steps, 0)
     require_at_least("--seed", s.seed, 0)
+    if s.random_steps and "base_policy" in s.env_kwargs:
+        raise ConfigError(f"--random-steps {s.random_steps} would replace the base policy's actions by uniform "
+                          "random ones in a residual-RL env (--env-kwargs base_policy ...); pass --random-steps 0 "
+                          "(the residual actor explores around the base action)")
     return check_reward_source(s.reward, parse_env_kwargs(s.env_kwargs), s.teleop, s.reward_model_path)
 
 

@@ -73,6 +73,7 @@ from robot_rl.offline import PretrainConfig
 from robot_rl.policies.policy import Policy
 from robot_rl.record import load_demo_buffer
 from robot_rl.replay import ReplayBuffer, sample_mixed
+from robot_rl.residual import absolute_base_policy
 from robot_rl.runs import (load_checkpoint, load_config, make_run_dir, save_checkpoint, save_config,
                            to_jsonable)
 from robot_rl.transport.messages import TransitionChunk
@@ -235,6 +236,7 @@ def resolve_run(cfg: LearnConfig, mode: str) -> tuple[LearnConfig, Path | None]:
     if cfg.resume is None:
         if cfg.total_env_steps is None:
             cfg.total_env_steps = DEFAULT_TOTAL_ENV_STEPS[mode]
+        cfg.env_kwargs = absolute_base_policy(cfg.env_kwargs)  # config.json must find it from anywhere
         return cfg, None
     run_dir = Path(cfg.resume)
     if not (run_dir / "config.json").is_file():

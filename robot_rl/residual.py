@@ -166,6 +166,17 @@ def pop_base_policy_settings(env_kwargs: dict[str, Any]) -> BasePolicySettings |
     return BasePolicySettings(str(spec), {} if kwargs is None else kwargs, steps)
 
 
+def absolute_base_policy(env_kwargs: dict[str, str]) -> dict[str, str]:
+    """``env_kwargs`` with a ``base_policy`` that names an existing directory made absolute, so a run's
+    ``config.json`` still finds it from another working directory (``robot-rl eval``, ``--resume``);
+    ``module:factory`` specs and kwargs without a base policy come back unchanged (a copy)."""
+    out = dict(env_kwargs)
+    spec = out.get(BASE_POLICY_KEY)
+    if isinstance(spec, str) and Path(spec).is_dir():
+        out[BASE_POLICY_KEY] = str(Path(spec).resolve())
+    return out
+
+
 class RobotRLBasePolicy:
     """A robot_rl :class:`~robot_rl.policies.policy.Policy` as a base policy: its deterministic
     action as a chunk of length 1.

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import base_policies
+from robot_rl.actor import check_actor_settings
 from robot_rl.agent import SACAgent, SACConfig
 from robot_rl.batch import Obs
 from robot_rl.demos import load_episode
@@ -139,15 +140,19 @@ def test_wrapper_executes_chunks_in_order_and_replans(tmp_path):
     box_env.close()
 
 
-def test_residual_train_run_evaluates_checkpoints_and_round_trips(tmp_path, base_dir):
-    cfg = TrainConfig(env=PICK, env_kwargs={"base_policy": str(base_dir)}, num_demos=2, total_env_steps=300,
+def test_residual_train_run_evaluates_checkpoints_and_round_trips(tmp_path, base_dir, monkeypatch):
+    monkeypatch.chdir(base_dir.parent)  # a relative base_policy path is saved absolute with the run
+    cfg = TrainConfig(env=PICK, env_kwargs={"base_policy": base_dir.name}, num_demos=2, total_env_steps=300,
                       eval_every_steps=150, eval_episodes=1, checkpoint_every_steps=150, run_dir=tmp_path / "run",
                       progress=False, final_video=False, torch_threads=1,
                       agent=SACConfig(**SMALL, residual_scale=SCALE))
     summary = train(cfg)
     run = Path(summary["run_dir"])
     assert summary["env_steps"] == 300
-    assert json.loads((run / "config.json").read_text())["agent"]["residual_scale"] == SCALE
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["agent"]["residual_scale"] == SCALE
+    assert saved["env_kwargs"]["base_policy"] == str(base_dir.resolve())
+    monkeypatch.chdir(tmp_path)  # eval and Policy.from_run below run from another directory
     assert len(list((run / "checkpoints").iterdir())) >= 1
     demo = load_episode(sorted((run / "demos").glob("episode_*.npz"))[0])
     assert BASE_ACTION_KEY in demo.observations  # scripted demos recorded through the wrapper carry it
@@ -216,6 +221,8 @@ def test_residual_on_a_solving_base_starts_at_its_success(tmp_path):
 
 
 def test_bad_base_policies_and_settings_raise_clear_errors(tmp_path, base_dir):
+    with pytest.raises(ConfigError, match="random-steps 0"):  # uniform actions would replace the base's
+        check_actor_settings(TrainConfig(env=PICK, env_kwargs={"base_policy": str(base_dir)}, random_steps=100))
     push_dir = save_random_policy(tmp_path / "push", "robot_rl/PandaPush-v0")
     with pytest.raises(ConfigError, match=r"(?s)S=25.*S=19"):  # another observation layout: both named
         make_env(PICK, base_policy=str(push_dir))
