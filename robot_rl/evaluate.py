@@ -298,10 +298,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     try:
         policy = Policy.from_run(run_dir, device, ObsLayout.from_space(env.observation_space),
                                  ActionScaler.from_space(env.action_space))
-        frames: list[Any] | None = [] if cfg.video else None
-        # the module of the arm that ran (robot_rl.sim.mujoco..., robot_rl.sim.pybullet..., robot_rl.ros.clients)
-        arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
-        result = evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed)
+        result, arm_module, frames = _evaluate_in(policy, env, cfg)
     finally:
         env.close()
     out = Path(cfg.out or run_dir / "eval")
@@ -322,6 +319,15 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     return summary
 
 
+def _evaluate_in(policy: Any, env: Any, cfg: EvalConfig) -> tuple[dict[str, float], str | None, list[Any] | None]:
+    """``cfg.episodes`` deterministic episodes of ``policy`` in ``env``: the result of :func:`evaluate`,
+    the module of the arm that ran (``robot_rl.sim.mujoco...``, ``robot_rl.sim.pybullet...``,
+    ``robot_rl.ros.clients``; None for envs without an arm) and the first episode's frames (``cfg.video``)."""
+    frames: list[Any] | None = [] if cfg.video else None
+    arm_module = type(env.unwrapped.arm).__module__ if hasattr(env.unwrapped, "arm") else None
+    return evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed), arm_module, frames
+
+
 def _eval_policy_dir(cfg: EvalConfig) -> dict[str, Any]:
     """``robot-rl eval --policy <dir>``: evaluate a saved policy in the env of its metadata (or ``--env``),
     after checking the env's spaces against the policy (:meth:`~robot_rl.policies.policy.Policy.check_env`)."""
@@ -338,9 +344,7 @@ def _eval_policy_dir(cfg: EvalConfig) -> dict[str, Any]:
     env = make_env(env_id, render=cfg.video, **env_kwargs)
     try:
         policy.check_env(env.observation_space, env.action_space)
-        frames: list[Any] | None = [] if cfg.video else None
-        arm_module = type(getattr(env.unwrapped, "arm", None)).__module__ if hasattr(env.unwrapped, "arm") else None
-        result = evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed)
+        result, arm_module, frames = _evaluate_in(policy, env, cfg)
     finally:
         env.close()
     out = Path(cfg.out or policy_dir / "eval")

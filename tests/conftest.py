@@ -97,6 +97,19 @@ class UserNode:
         self.close()
 
 
+def random_observations(env, n: int, seed: int = 0) -> list:
+    """``n`` observations of ``env`` visited with uniform random actions (resets at episode ends)."""
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    while len(out) < n:
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()
+        out.append(obs)
+    return out
+
+
 def start_node(module: str, *ros_args: str, log_path: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:
     """Start ``python -m module --ros-args ...`` in the current ROS environment (see :func:`ros_domain`).
 

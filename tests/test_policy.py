@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_observations
 from robot_rl.agent import SACAgent, SACConfig
 from robot_rl.batch import Obs
 from robot_rl.envs import make_env
@@ -36,15 +37,7 @@ FORBIDDEN = ("robot_rl.agent", "robot_rl.learner", "robot_rl.train", "robot_rl.s
 def record_observations(env_id: str, n: int = NUM_OBS, seed: int = 0) -> tuple[gym.Env, list]:
     """``n`` observations of ``env_id`` visited with uniform random actions (resets at episode ends)."""
     env = make_env(env_id, **ENV_KWARGS[env_id])
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    out = [obs]
-    while len(out) < n:
-        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            obs, _ = env.reset()
-        out.append(obs)
-    return env, out
+    return env, random_observations(env, n, seed)
 
 
 @pytest.fixture(scope="module", params=[STATE_ENV, PIXEL_ENV], ids=["state", "pixels"])

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import base_policies
+from conftest import random_observations
 from robot_rl.actor import check_actor_settings
 from robot_rl.agent import SACAgent, SACConfig
 from robot_rl.batch import Obs
@@ -54,17 +55,7 @@ def base_dir(tmp_path_factory) -> Path:
     return save_random_policy(tmp_path_factory.mktemp("base") / "policy")
 
 
-def rollout(env, n: int, seed: int = 0) -> list:
-    """``n`` observations visited with uniform random actions (resets at episode ends)."""
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    out = [obs]
-    while len(out) < n:
-        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            obs, _ = env.reset()
-        out.append(obs)
-    return out
+rollout = random_observations  # the name the tests below use
 
 
 def test_zero_init_residual_acts_the_base_policy_and_stays_within_scale(base_dir):
