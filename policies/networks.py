@@ -244,6 +244,23 @@ def _resnet18_state_dict(weights: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+def tanh_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Log-density in nats of the action ``tanh(x)`` under ``tanh(N(mean, exp(log_std)^2))``.
+
+    ``sum_a [log N(x; mean, std) - log(1 - tanh(x)^2)]``, the Jacobian written stably as
+    ``2 (log 2 - x - softplus(-2x))`` (Haarnoja et al. 2018, arXiv:1812.05905, eq. 26).
+
+    Args:
+        x: (B, A) float32 pre-tanh values (for a given action a in (-1, 1): ``atanh(a)``).
+        mean / log_std: (B, A) float32 of the pre-tanh Gaussian (:meth:`Actor.dist_params`).
+
+    Returns:
+        (B,) float32.
+    """
+    gauss = -0.5 * ((x - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    return (gauss - 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))).sum(-1)
+
+
 class Actor(nn.Module):
     """Tanh-squashed diagonal Gaussian policy ``pi(a | features)``, actions in (-1, 1)^A.
 
@@ -270,11 +287,8 @@ class Actor(nn.Module):
     def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised sample: action (B, A) in (-1, 1) and its log-probability (B,) in nats."""
         mean, log_std = self.dist_params(features)
-        noise = torch.randn_like(mean)
-        x = mean + log_std.exp() * noise
-        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))).sum(-1)
-        return torch.tanh(x), log_prob
+        x = mean + log_std.exp() * torch.randn_like(mean)
+        return torch.tanh(x), tanh_gaussian_log_prob(x, mean, log_std)
 
     def deterministic(self, features: torch.Tensor) -> torch.Tensor:
         """tanh(mean): the (B, A) action used for evaluation and deployment."""

@@ -42,7 +42,6 @@ from typing import Any, Literal, NamedTuple
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from robot_rl.agent import SACConfig, random_shift, resolve_device
@@ -50,6 +49,7 @@ from robot_rl.envs import make_env, parse_env_kwargs
 from robot_rl.errors import ConfigError, WireError
 from robot_rl.evaluate import DEFAULT_EVAL_SEED
 from robot_rl.layout import ActionScaler, ObsLayout
+from robot_rl.policies.networks import tanh_gaussian_log_prob
 from robot_rl.policies.policy import Policy, PolicyConfig, describe_layout
 from robot_rl.validate import require_at_least, require_positive
 
@@ -282,22 +282,6 @@ def split_episodes(num_episodes: int, val_fraction: float, rng: np.random.Genera
 
 
 # ============================================================================ loss
-def tanh_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """Log-density of ``action`` under ``tanh(N(mean, exp(log_std)^2))``, in nats.
-
-    Args:
-        mean / log_std: (B, A) float32 of the pre-tanh Gaussian (``Actor.dist_params``).
-        action: (B, A) float32 in (-1, 1); clip it away from +-1 first (atanh).
-
-    Returns:
-        (B,) float32: ``sum_a [log N(u; mean, std) - log(1 - tanh(u)^2)]`` with ``u = atanh(action)``,
-        the Jacobian written stably as ``2 (log 2 - u - softplus(-2u))`` (as ``Actor.sample``).
-    """
-    u = torch.atanh(action)
-    gauss = -0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-    return (gauss - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
-
-
 def _bc_terms(policy: Policy, state: torch.Tensor, images: dict[str, torch.Tensor], action: torch.Tensor,
               shift_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) NLL in nats and (B,) squared error of tanh(mean), summed over action dims, for one batch."""
@@ -305,7 +289,7 @@ def _bc_terms(policy: Policy, state: torch.Tensor, images: dict[str, torch.Tenso
     feats = policy._features(state, {k: random_shift(v, shift_pad) for k, v in images.items()})
     mean, log_std = policy.actor.dist_params(feats)
     target = action.clamp(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
-    nll = -tanh_gaussian_log_prob(mean, log_std, target)
+    nll = -tanh_gaussian_log_prob(torch.atanh(target), mean, log_std)
     return nll, (torch.tanh(mean) - action).pow(2).sum(-1)
 
 
