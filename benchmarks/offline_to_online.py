@@ -90,21 +90,40 @@ def run_method(env: str, method: str, flags: list[str], seed: int, prep: dict, s
                "--checkpoint-every-steps", str(max(steps // 2, 1)), "--run-dir", str(run_dir), "--no-progress",
                "--no-final-video", "--torch-threads", str(threads),
                *(["--teleop", "scripted"] if corrector else []), *flags, *extra)
-    t0 = time.perf_counter()
     rc = _run(cmd, root / f"{tag}__seed{seed}.log")
-    rows = []
-    if (run_dir / "evals.csv").exists():
-        with open(run_dir / "evals.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
+    return {**read_run(run_dir, threshold), "ok": rc == 0}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_run(run_dir: Path, threshold: float) -> dict:
+    """The figures of one finished training run, from its ``evals.csv`` and ``episodes.csv``.
+
+    Returns:
+        ``start`` (success at env step 0), ``steps`` (env steps of the first evaluation >= threshold,
+        None when never), ``interventions`` (intervention steps up to then, or over the whole run
+        when never: ``interventions_total``), ``min_after_start`` (lowest success after step 0),
+        ``best``, ``wall_s`` (of the last evaluation), ``env_steps``.
+    """
+    rows, episodes = _rows(run_dir / "evals.csv"), _rows(run_dir / "episodes.csv")
     first = next((r for r in rows if int(r["env_steps"]) == 0), None)
     hit = next((r for r in rows if float(r["success_rate"]) >= threshold), None)
     after0 = [float(r["success_rate"]) for r in rows if int(r["env_steps"]) > 0]
-    return {"method": tag, "seed": seed, "ok": rc == 0, "start": float(first["success_rate"]) if first else None,
+    tag, seed = run_dir.name.rsplit("__seed", 1)
+    return {"method": tag, "seed": int(seed), "ok": bool(rows),
+            "start": float(first["success_rate"]) if first else None,
             "steps": int(hit["env_steps"]) if hit else None,
             "interventions": int(hit["intervention_steps"] or 0) if hit else None,
-            "min_after_start": min(after0) if after0 else None, "best": max((float(r["success_rate"]) for r in rows),
-                                                                             default=0.0),
-            "wall_s": time.perf_counter() - t0, "run_dir": str(run_dir)}
+            "interventions_total": sum(int(e["intervention_steps"] or 0) for e in episodes),
+            "min_after_start": min(after0) if after0 else None,
+            "best": max((float(r["success_rate"]) for r in rows), default=0.0),
+            "wall_s": float(rows[-1]["wall_s"]) if rows else 0.0,
+            "env_steps": int(rows[-1]["env_steps"]) if rows else 0}
 
 
 def _fmt(x: float | None, missing: str = "-", pct: bool = False) -> str:
@@ -138,7 +157,11 @@ def main() -> None:
     p.add_argument("--corrector-methods", nargs="+", default=["rlpd", "calql", "residual"], choices=list(METHODS))
     p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel")
     p.add_argument("--out", type=Path, default=Path("runs/bench_offline_to_online"))
+    p.add_argument("--report", type=Path, default=None, help="only print the table of an earlier benchmark directory")
     args = p.parse_args(argv)
+    if args.report is not None:
+        report(args.report, args.threshold)
+        return
     if len(args.env_kwargs) % 2:
         p.error("--env-kwargs takes key value pairs")
     extra_env = ["--env-kwargs", *args.env_kwargs] if args.env_kwargs else []
@@ -161,38 +184,56 @@ def main() -> None:
                             args.steps, args.eval_every, args.eval_episodes, args.threshold, root, extra, threads, c,
                             fill, args.stop_early) for m, s, c in jobs]
         results = [f.result() for f in futs]
-    print(f"\n{args.env} {' '.join(args.env_kwargs)}: {args.demos} scripted demos per seed, env steps to >= "
-          f"{args.threshold:.0%} eval success ({args.eval_episodes} deterministic episodes at step 0 and every "
-          f"{args.eval_every} steps, never intervened), budget {args.steps} steps, Cal-QL {args.pretrain_steps} "
-          f"updates, residual scale {args.residual_scale}, seeds {args.seeds}, {args.jobs} runs in parallel, "
-          f"{threads} torch thread(s) each, {time.perf_counter() - t0:.0f} s in all; extra: {' '.join(extra) or '-'}")
-    bc = [preps[s]["bc_success"] for s in args.seeds]
+    print(f"\n{args.env} {' '.join(args.env_kwargs)}: {args.demos} scripted demos per seed, "
+          f"{args.eval_episodes} deterministic evaluation episodes at step 0 and every {args.eval_every} steps "
+          f"(never intervened), budget {args.steps} steps, Cal-QL {args.pretrain_steps} updates, residual scale "
+          f"{args.residual_scale}, {args.jobs} runs in parallel, {threads} torch thread(s) each, "
+          f"{time.perf_counter() - t0:.0f} s in all; extra: {' '.join(extra) or '-'}")
+    for r in results:
+        if not r["ok"]:
+            print(f"{r['method']} seed {r['seed']}: the run failed, see {root}/{r['method']}__seed{r['seed']}.log")
+    report(root, args.threshold)
+
+
+def report(root: Path, threshold: float) -> None:
+    """Print the table of a benchmark directory (every ``<method>__seed<N>`` run and ``bc__seed<N>``)."""
+    bc = {}
+    for d in sorted(d for d in root.glob("bc__seed*") if d.is_dir()):
+        results = json.loads((d / "results.json").read_text()) if (d / "results.json").is_file() else {}
+        bc[int(d.name.rsplit("__seed", 1)[1])] = results.get("eval_success_rate")
+    runs = [read_run(d, threshold) for d in sorted(root.glob("*__seed*"))
+            if d.is_dir() and not d.name.startswith(("bc__", "demos__"))]
+    budget = max((r["env_steps"] for r in runs), default=0)
+    print(f"env steps to >= {threshold:.0%} eval success; 'interv.' = intervention steps up to then (in brackets: "
+          f"over the whole {budget}-step run when never reached); 'min after 0' = lowest eval success after step 0, "
+          f"'vs BC' its difference to BC's success (points)")
     print(f"{'method':<20}{'seed':>6}{'step-0 succ':>13}{'steps to thr':>14}{'interv.':>9}{'min after 0':>13}"
           f"{'vs BC':>8}{'best':>7}{'wall s':>8}")
-    for s in args.seeds:
-        print(f"{'bc':<20}{s:>6}{_fmt(preps[s]['bc_success'], pct=True):>13}{'-':>14}{'-':>9}{'-':>13}{'':>8}"
-              f"{_fmt(preps[s]['bc_success'], pct=True):>7}{preps[s]['bc_wall_s']:>8.0f}")
+    for seed, success in bc.items():
+        print(f"{'bc':<20}{seed:>6}{_fmt(success, pct=True):>13}{'-':>14}{'-':>9}{'-':>13}{'':>8}"
+              f"{_fmt(success, pct=True):>7}{'':>8}")
     medians = {}
-    for tag in dict.fromkeys(r["method"] for r in results):
-        rs = [r for r in results if r["method"] == tag]
+    for tag in sorted(dict.fromkeys(r["method"] for r in runs), key=lambda t: (t.endswith("corrector"), t)):
+        rs = [r for r in runs if r["method"] == tag]
         for r in rs:
-            bcs = preps[r["seed"]]["bc_success"]
-            dip = None if r["min_after_start"] is None or bcs is None else r["min_after_start"] - bcs
-            print(f"{tag:<20}{r['seed']:>6}{_fmt(r['start'], pct=True):>13}{_fmt(r['steps'], f'>{args.steps}'):>14}"
-                  f"{_fmt(r['interventions']):>9}{_fmt(r['min_after_start'], pct=True):>13}"
-                  f"{'-' if dip is None else f'{dip * 100:+.0f}':>8}{r['best']:>7.0%}{r['wall_s']:>8.0f}"
-                  + ("" if r["ok"] else "   (run failed: see its log)"))
-        medians[tag] = statistics.median(r["steps"] or float("inf") for r in rs)
+            dip = (None if r["min_after_start"] is None or bc.get(r["seed"]) is None
+                   else r["min_after_start"] - bc[r["seed"]])
+            interv = _fmt(r["interventions"]) if r["steps"] is not None else (
+                f"({r['interventions_total']:,})" if r["interventions_total"] else "-")
+            print(f"{tag:<20}{r['seed']:>6}{_fmt(r['start'], pct=True):>13}{_fmt(r['steps'], f'>{budget}'):>14}"
+                  f"{interv:>9}{_fmt(r['min_after_start'], pct=True):>13}"
+                  f"{'-' if dip is None else f'{dip * 100:+.0f}':>8}{r['best']:>7.0%}{r['wall_s']:>8.0f}")
+        medians[tag] = statistics.median(float("inf") if r["steps"] is None else r["steps"] for r in rs)
         interv = [r["interventions"] for r in rs if r["interventions"] is not None]
-        print(f"{tag:<20}{'median':>6}{'':>13}{_fmt(medians[tag], f'>{args.steps}'):>14}"
-              f"{_fmt(statistics.median(interv)) if interv and len(interv) == len(rs) else '-':>9}")
+        print(f"{tag:<20}{'median':>6}{'':>13}{_fmt(medians[tag], f'>{budget}'):>14}"
+              f"{_fmt(statistics.median(interv)) if len(interv) == len(rs) else '-':>9}")
     base = medians.get("rlpd")
-    if base:
-        for tag, m in medians.items():
-            if tag != "rlpd" and m != float("inf"):
-                print(f"ratio rlpd / {tag} (median env steps to {args.threshold:.0%}): "
-                      + (f"> {args.steps / m:.1f}x" if base == float("inf") else f"{base / m:.2f}x"))
-    print(f"BC success per seed: {', '.join(_fmt(b, pct=True) for b in bc)}; runs and logs: {root}")
+    for tag, m in medians.items():
+        if base is not None and tag != "rlpd" and not tag.endswith("corrector"):
+            ratio = ("n/a" if m == float("inf") else "inf (reached at step 0)" if m == 0 else
+                     f"> {budget / m:.1f}x" if base == float("inf") else f"{base / m:.2f}x")
+            print(f"ratio rlpd / {tag} (median env steps to {threshold:.0%}): {ratio}")
+    print(f"runs and logs: {root}")
 
 
 def _join_env_kwargs(flags: list[str], env_kwargs: list[str]) -> list[str]:
