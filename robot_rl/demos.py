@@ -12,7 +12,10 @@ key                           shape, dtype         meaning
 ``obs/<path>``                (T+1, ...) any       every leaf of the raw env observation, key
                                                    path joined by ``/`` (e.g. ``obs/images/front``
                                                    ``(T+1, H, W, 3) uint8``); row t is s_t and row
-                                                   T the final observation
+                                                   T the final observation; a residual-RL env
+                                                   adds ``obs/base_action`` (T+1, A) float32,
+                                                   the base policy's action in [-1, 1]
+                                                   (:mod:`robot_rl.residual`)
 ``action``                    (T, A) float32       action sent to the env, env units
 ``reward``                    (T,) float32         reward r_t
 ``terminated``                (T,) bool            s_{t+1} is terminal
