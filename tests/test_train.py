@@ -250,3 +250,20 @@ def test_resume_keeps_the_runs_total_unless_given_and_zero_intervals_do_not_hang
     assert train(TrainConfig(resume=run, progress=False))["env_steps"] == 600
     rows = [int(r["env_steps"]) for r in csv.DictReader(open(run / "evals.csv"))]
     assert rows == [400, 600]  # one final evaluation per step count, never two at one step
+
+
+def test_pixel_preset_picks_the_cpu_scale_without_a_gpu_and_keeps_what_was_set(tmp_path, capsys):
+    from robot_rl.learner import CPU_PIXEL_PRESET, resolve_run
+
+    pixels = "robot_rl/PandaPickLiftPixels-v0"
+    cfg, _ = resolve_run(TrainConfig(env=pixels, device="cpu", agent=SACConfig(encoder_channels=8)), "train")
+    assert cfg.env_kwargs["image_size"] == str(CPU_PIXEL_PRESET["image_size"])
+    assert (cfg.agent.batch_size, cfg.agent.utd_ratio) == (CPU_PIXEL_PRESET["batch_size"], CPU_PIXEL_PRESET["utd_ratio"])
+    assert cfg.agent.encoder_channels == 8  # set by the user: kept
+    assert "pixel preset for a CPU learner (no GPU found)" in capsys.readouterr().out
+    full, _ = resolve_run(TrainConfig(env=pixels, device="cpu", pixel_preset="full"), "train")
+    assert "image_size" not in full.env_kwargs and full.agent == SACConfig()
+    state, _ = resolve_run(TrainConfig(device="cpu", pixel_preset="cpu"), "train")  # no cameras: nothing to scale
+    assert state.env_kwargs == {} and state.agent == SACConfig()
+    with pytest.raises(ConfigError, match="pixel-preset"):
+        resolve_run(TrainConfig(env=pixels, device="cpu", pixel_preset="small"), "train")  # type: ignore[arg-type]
