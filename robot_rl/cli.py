@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.sim.sysid import SysIdConfig, run_sysid
     from robot_rl.rewards.train_classifier import TrainClassifierConfig, train_classifier
     from robot_rl.export import ExportPolicyConfig, export_policy
+    from robot_rl.lerobot_dataset import ExportDatasetConfig, export_dataset
 
     from typing import Annotated, Union
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         {"train": TrainConfig, "train-bc": TrainBCConfig, "eval": EvalConfig, "record-demos": RecordDemosConfig,
          "learner": LearnerConfig, "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
          "calibrate": CalibrateCommand, "sysid": SysIdConfig,
+         "export-dataset": ExportDatasetConfig,
          "train-reward-classifier": TrainClassifierConfig, "export-policy": ExportPolicyConfig},
         args=argv, prog="robot-rl",
     )
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             train_classifier(cfg)
         elif isinstance(cfg, SysIdConfig):
             run_sysid(cfg)
+        elif isinstance(cfg, ExportDatasetConfig):
+            _print_summary("dataset exported", export_dataset(cfg))
         elif isinstance(cfg, ExportPolicyConfig):
             _print_summary("policy exported", export_policy(cfg))
         elif isinstance(cfg, EnvsConfig):
