@@ -50,6 +50,17 @@ fi
 # torch/torchvision from PyPI together (never mix a local torch wheel with PyPI's torchvision).
 .venv/bin/python -m pip install -q "${pip_args[@]}"
 .venv/bin/python -c "import torch, torchvision, mujoco, robot_rl; print(f'setup: torch {torch.__version__}, mujoco {mujoco.__version__}, robot_rl {robot_rl.__version__}')"
+# LeRobotDataset export/import (robot_rl.lerobot_dataset): LeRobot's dataset library. lerobot 0.4.4 (the
+# newest for Python 3.11) pins torch<2.11 and huggingface-hub<0.36 for its policies, not its datasets
+# module, so it goes in without deps, and only the dataset module's own deps are added, constrained to
+# the versions just installed so that nothing robot_rl needs is downgraded.
+lerobot_pins=$(mktemp)
+.venv/bin/python -m pip freeze --exclude-editable | grep -v '^lerobot==' > "$lerobot_pins"
+.venv/bin/python -m pip install -q --no-deps "lerobot==0.4.4"
+.venv/bin/python -m pip install -q -c "$lerobot_pins" ${constraints:+-c "$constraints"} \
+  "datasets>=4" "pandas>=2" "av>=15" "accelerate>=1.10" "jsonlines>=4" "deepdiff>=7" "termcolor>=2.4"
+rm -f "$lerobot_pins"
+HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python -c "from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION; print(f'setup: LeRobotDataset {CODEBASE_VERSION} (lerobot 0.4.4, no deps)')"
 # ROS 2 (the test extra includes .[ros]): the Jazzy wheels exist for CPython 3.11 on Linux x86_64 only
 if .venv/bin/python -c "import rclpy, sensor_msgs.msg" 2>/dev/null; then
   .venv/bin/python -c "from importlib.metadata import version; print(f'setup: rclpy {version(\"ros-rclpy\")} (ROS 2 Jazzy wheels, Fast DDS)')" 2>/dev/null || echo "setup: rclpy from a ROS 2 install"
