@@ -78,7 +78,9 @@ setup(
         # the test suite runs the ROS 2 nodes on rclpy, so it installs the ros extra
         "test": ["pytest>=8", "pytest-timeout>=2.2", "pygame>=2.5", "pyspacemouse>=1.1", "franky-control>=0.9",
                  "pyrealsense2>=2.54", "ur-rtde>=1.5", "opencv-python-headless>=4.8,<5", "mcap>=1.1",
-                 "open_clip_torch>=2.24", "transformers>=4.40", *ROS_REQUIRES],
+                 "open_clip_torch>=2.24", "transformers>=4.40", "rerun-sdk>=0.24", *ROS_REQUIRES],
+        # the operator's live view and `robot-rl view` (robot_rl.view): Rerun's SDK, viewer and web viewer
+        "view": ["rerun-sdk>=0.24"],
         # zero-shot VLM rewards (robot_rl.rewards.vlm): CLIP/SigLIP through open_clip or transformers
         "vlm": ["open_clip_torch>=2.24", "transformers>=4.40"],
         # cameras: Intel RealSense (needs Debian libusb-1.0-0) and USB/V4L2 cameras through OpenCV

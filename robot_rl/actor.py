@@ -44,6 +44,7 @@ from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.policies.policy import Policy
 from robot_rl.transport.messages import TransitionChunk
 from robot_rl.validate import require_at_least, require_positive
+from robot_rl.view import DEFAULT_VIEWER_URL, view_from_settings
 
 #: Offset of the scripted corrector's seed from the run's seed (its own RNG stream).
 CORRECTOR_SEED_OFFSET = 20_000
@@ -75,6 +76,12 @@ class ActorSettings:
     """uniform random actions for the first N env steps (useful without demos)."""
     chunk_steps: int = 10
     """hand steps to the learner in chunks of this many (and at every episode end)."""
+    view: bool = False
+    """stream what the actor sees and does to Rerun (pip install -e .[view]): cameras, EE trajectory, action (policy vs human), reward, Q (train only), intervention, episode return/success; see robot_rl.view."""
+    view_target: str = DEFAULT_VIEWER_URL
+    """where --view streams: a Rerun viewer's gRPC URL (start `rerun`, or `rerun --serve-web --bind 127.0.0.1` for a browser) or a file path ending in .rrd (open it later with `rerun <file>`)."""
+    view_every_frames: int = 1
+    """with --view, log camera images of every N-th step only (images cost most of the view's time; scalars are logged every step)."""
 
 
 def check_actor_settings(s: ActorSettings) -> dict[str, Any]:
@@ -88,6 +95,12 @@ def check_actor_settings(s: ActorSettings) -> dict[str, Any]:
     require_at_least("--chunk-steps", s.chunk_steps, 1)
     require_at_least("--random-steps", s.random_steps, 0)
     require_at_least("--seed", s.seed, 0)
+    require_at_least("--view-every-frames", s.view_every_frames, 1)
+    if s.view:
+        from robot_rl.view import check_view_target, import_rerun
+
+        check_view_target(s.view_target)
+        import_rerun()
     if s.random_steps and "base_policy" in s.env_kwargs:
         raise ConfigError(f"--random-steps {s.random_steps} would replace the base policy's actions by uniform "
                           "random ones in a residual-RL env (--env-kwargs base_policy ...); pass --random-steps 0 "
@@ -220,6 +233,13 @@ class ActorLoop:
             ``success``, ``intervention_steps``, ``takeovers``, ``intervention_rate``,
             ``params_version``; ``env_success`` with a reward model; ``max_force_n`` and
             ``mean_force_n`` when the env reports ``info["ee_force_n"]``).
+        view: the :class:`~robot_rl.view.LiveView` of ``--view`` (None without): each step logs the
+            observation acted on, the executed action and who executed it, reward, success and
+            intervention; each episode end its return, success and intervention rate. Off, the loop
+            is unchanged; on, it uses no RNG, so the run's data are the same.
+        q_value: ``f(state, images, action) -> float`` logged as the view's Q of the executed action,
+            set where a critic is in this process (``robot-rl train``:
+            :func:`robot_rl.view.critic_q_value` of the learner's agent); None logs no Q.
     """
 
     def __init__(self, env: gym.Env, settings: ActorSettings, teleop: Teleop | None = None,
@@ -234,6 +254,8 @@ class ActorLoop:
         self.last_stats: dict[str, Any] | None = None
         self._stats: dict[str, Any] = {}
         self._force_n: list[float] = []
+        self.view = view_from_settings(settings, env, list(self.layout.image_shapes))
+        self.q_value: Any = None
 
     def _split(self, obs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Split an observation; images are copied (a camera driver may reuse its frame buffer
@@ -268,12 +290,17 @@ class ActorLoop:
         else:
             action = policy.act_normalized(*self.split, deterministic=deterministic)
         env_action = self.scaler.to_env(action)
+        seen = self.split
         obs, reward, terminated, truncated, info = self.env.step(env_action)
         self.split = self._split(obs)
         executed = self.scaler.from_env(info.get("action", env_action))  # what a human executed, if engaged
         intervention = bool(info.get("intervention", False))
         self.builder.step(*self.split, executed, float(reward), bool(terminated), bool(truncated), intervention,
                           self.step_id)
+        if self.view is not None:
+            self.view.log_step(self.step_id, seen[1], executed, intervention, float(reward), seen[0],
+                               info.get("is_success"), info.get("success_probability"),
+                               None if self.q_value is None else self.q_value(*seen, executed), self.episode)
         self.step_id += 1
         st = self._stats
         st["return"] += float(reward)
@@ -292,6 +319,9 @@ class ActorLoop:
                                "intervention_rate": st["intervention_steps"] / max(st["length"], 1),
                                "params_version": params_version, **episode_force_stats(self._force_n)}
             chunk = self.builder.take(self.last_stats)
+            if self.view is not None:
+                self.view.log_episode(self.step_id - 1, self.episode, self.last_stats["return"],
+                                      self.last_stats["success"], self.last_stats["intervention_rate"])
             self.episode += 1
             self.split = None
         elif len(self.builder) >= self.settings.chunk_steps:
@@ -301,6 +331,11 @@ class ActorLoop:
     def take_partial(self) -> TransitionChunk | None:
         """The steps of an unfinished episode not yet handed over (at shutdown), or None."""
         return self.builder.take() if len(self.builder) else None
+
+    def close(self) -> None:
+        """Close the view (``--view``); the env is its owner's to close."""
+        if self.view is not None:
+            self.view.close()
 
     def abandon_episode(self) -> None:
         """Give up the current episode (at shutdown, after :meth:`take_partial`): the next step resets."""
@@ -562,6 +597,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
             bar.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        loop.close()
         sender.close()
         params.close()
         ctx.destroy(linger=0)

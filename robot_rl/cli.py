@@ -1,4 +1,4 @@
-"""``robot-rl``: the command line (``robot-rl train | train-bc | eval | record-demos | learner | actor | keys | envs | bringup | calibrate | sysid``).
+"""``robot-rl``: the command line (``robot-rl train | train-bc | eval | record-demos | learner | actor | keys | envs | bringup | calibrate | sysid | view``).
 
 Every subcommand's flags come from its config dataclass (``robot-rl train --help``).
 robot_rl's own errors print as one line that says what to do, with exit status 2.
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_rl.rewards.train_classifier import TrainClassifierConfig, train_classifier
     from robot_rl.export import ExportPolicyConfig, export_policy
     from robot_rl.lerobot_dataset import ExportDatasetConfig, export_dataset
+    from robot_rl.view import ViewConfig, run_view
 
     from typing import Annotated, Union
 
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
          "learner": LearnerConfig, "actor": ActorConfig, "keys": KeysConfig, "envs": EnvsConfig, "bringup": BringupConfig,
          "calibrate": CalibrateCommand, "sysid": SysIdConfig,
          "export-dataset": ExportDatasetConfig,
-         "train-reward-classifier": TrainClassifierConfig, "export-policy": ExportPolicyConfig},
+         "train-reward-classifier": TrainClassifierConfig, "export-policy": ExportPolicyConfig,
+         "view": ViewConfig},
         args=argv, prog="robot-rl",
     )
     try:
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary("dataset exported", export_dataset(cfg))
         elif isinstance(cfg, ExportPolicyConfig):
             _print_summary("policy exported", export_policy(cfg))
+        elif isinstance(cfg, ViewConfig):
+            _print_summary("view", run_view(cfg))
         elif isinstance(cfg, EnvsConfig):
             from robot_rl.envs import make_env, robot_rl_env_ids
 

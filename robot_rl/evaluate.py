@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.errors import CheckpointError, ConfigError
+from robot_rl.view import DEFAULT_VIEWER_URL
 
 #: seed of the first evaluation episode of `robot-rl eval` and `robot-rl train-bc` (episode i resets with
 #: seed + i); far from the scripted demos' seeds (10_000 + run seed + attempt) so no evaluation replays a demo
@@ -42,6 +43,12 @@ class EvalConfig:
     policy zero-shot in PyBullet (same spaces), or `randomize config/randomization.yaml`."""
     env: str | None = None
     """evaluate in another env ID with the same spaces (e.g. robot_rl/RosPandaPickLift-v0 against the sim node)."""
+    view: bool = False
+    """stream the evaluation to Rerun (pip install -e .[view]): cameras, EE trajectory, action, reward, success (robot_rl.view)."""
+    view_target: str = DEFAULT_VIEWER_URL
+    """where --view streams: a Rerun viewer's gRPC URL (start `rerun`) or a file path ending in .rrd."""
+    view_every_frames: int = 1
+    """with --view, log camera images of every N-th step only."""
 
 
 def _rgb_frame(frame: Any) -> np.ndarray | None:
@@ -211,7 +218,7 @@ def write_episode_curve(episodes_csv: Path, path: Path, title: str = "", window:
 
 
 def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = None,
-             seed: int | None = None) -> dict[str, float]:
+             seed: int | None = None, view: Any = None) -> dict[str, float]:
     """Run ``episodes`` episodes of ``policy``'s deterministic action (no intervention, no learning).
 
     Args:
@@ -221,6 +228,7 @@ def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = No
         frames: if given, ``env.render()`` frames of the first episode are appended to it.
         seed: episode ``i`` resets with ``seed + i`` (reproducible evaluations); None continues the
             env's own RNG stream.
+        view: a :class:`~robot_rl.view.LiveView` to log each step and episode to (``--view``), or None.
 
     Returns:
         ``success_rate`` (fraction of episodes with ``info['is_success']``), ``mean_return``,
@@ -229,13 +237,24 @@ def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = No
         (``info['env_is_success']``).
     """
     successes, returns, lengths, env_successes = [], [], [], []
+    if view is not None:
+        from robot_rl.layout import ActionScaler, ObsLayout
+
+        layout, scaler, step = ObsLayout.from_space(env.observation_space), ActionScaler.from_space(env.action_space), 0
     for ep in range(episodes):
         obs, _ = env.reset(seed=None if seed is None else seed + ep)
         done, ret, length, success, env_success = False, 0.0, 0, False, None
         while not done:
             if frames is not None and ep == 0:
                 frames.append(env.render())
-            obs, reward, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
+            seen = obs
+            action = policy.act(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            if view is not None:
+                state, images = layout.split(seen)
+                view.log_step(step, images, scaler.from_env(action), False, float(reward), state,
+                              info.get("is_success"), info.get("success_probability"), episode=ep)
+                step += 1
             ret += float(reward)
             length += 1
             success = success or bool(info.get("is_success", False))
@@ -244,6 +263,8 @@ def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = No
             done = terminated or truncated
         if frames is not None and ep == 0:
             frames.append(env.render())
+        if view is not None:
+            view.log_episode(step - 1, ep, ret, success, 0.0)
         successes.append(success)
         if env_success is not None:
             env_successes.append(env_success)
@@ -323,9 +344,17 @@ def _evaluate_in(policy: Any, env: Any, cfg: EvalConfig) -> tuple[dict[str, floa
     """``cfg.episodes`` deterministic episodes of ``policy`` in ``env``: the result of :func:`evaluate`,
     the module of the arm that ran (``robot_rl.sim.mujoco...``, ``robot_rl.sim.pybullet...``,
     ``robot_rl.ros.clients``; None for envs without an arm) and the first episode's frames (``cfg.video``)."""
+    from robot_rl.layout import ObsLayout
+    from robot_rl.view import view_from_settings
+
     frames: list[Any] | None = [] if cfg.video else None
     arm_module = type(env.unwrapped.arm).__module__ if hasattr(env.unwrapped, "arm") else None
-    return evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed), arm_module, frames
+    view = view_from_settings(cfg, env, list(ObsLayout.from_space(env.observation_space).image_shapes))
+    try:
+        return evaluate(policy, env, cfg.episodes, frames=frames, seed=cfg.seed, view=view), arm_module, frames
+    finally:
+        if view is not None:
+            view.close()
 
 
 def _eval_policy_dir(cfg: EvalConfig) -> dict[str, Any]:
