@@ -172,7 +172,7 @@ def load_demo_episodes(directory: Path, env_id: str, layout: ObsLayout, scaler: 
     action (T, A) float32 in [-1, 1])`` per episode, row t the observation the action a_t was chosen in.
 
     Args:
-        directory: a dataset of episode files (:func:`robot_rl.demos.episode_files`).
+        directory: a dataset of episode files (:func:`robot_rl.demos.episode_files`) or a LeRobotDataset (v3).
         env_id: the env the policy is for (named in errors).
         layout / scaler: that env's observation layout and action bounds.
         include_failures: keep episodes without ``is_success``; otherwise they are left out.
@@ -185,11 +185,11 @@ def load_demo_episodes(directory: Path, env_id: str, layout: ObsLayout, scaler: 
         ConfigError: an episode was recorded with another observation layout or action size (the
             message names the file and both layouts).
     """
-    from robot_rl.demos import episode_files, load_episode
+    from robot_rl.lerobot_dataset import load_episodes_any
 
     out, skipped = [], 0
-    for path in episode_files(directory):
-        ep = load_episode(path)
+    for k, ep in enumerate(load_episodes_any(directory, layout, scaler, env_id)):  # episode files or a LeRobotDataset
+        path = ep.meta.get("path", f"{directory} (episode {k})")
         ep_layout = _observation_layout(ep.observations)
         action_dim = int(ep.actions.shape[1]) if ep.actions.ndim == 2 else -1
         if ep_layout != layout or action_dim != scaler.dim:

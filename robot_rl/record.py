@@ -271,7 +271,7 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
             without ``base_action`` and a base policy that cannot label them (one that reads the simulator).
         DemoFormatError: a demo file is unreadable.
     """
-    from robot_rl.demos import load_episode
+    from robot_rl.lerobot_dataset import load_episodes_any
     from robot_rl.replay import ReplayBuffer
 
     demo_dir = demos
@@ -280,7 +280,8 @@ def load_demo_buffer(env_id: str, env_kwargs: dict[str, str], demos: Path | None
         if not demo_dir.exists():
             record_demos(RecordDemosConfig(env=env_id, env_kwargs=dict(env_kwargs), num_episodes=num_demos,
                                            out=demo_dir, seed=10_000 + seed), progress=progress)
-    episodes = [load_episode(f) for f in episode_files(demo_dir)] if demo_dir is not None else []
+    # robot_rl episode files or a LeRobotDataset (v3) directory
+    episodes = load_episodes_any(demo_dir, layout, scaler, env_id) if demo_dir is not None else []
     if layout.base_action_index is not None:
         _label_base_actions(episodes, env_id, env_kwargs)
     if not episodes and not extra_capacity:

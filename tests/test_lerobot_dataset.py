@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 pytest.importorskip("lerobot", reason="LeRobot is installed by scripts/setup.sh (pip install --no-deps lerobot==0.4.4 ...)")
 
-from robot_rl.demos import load_episodes, save_episode  # noqa: E402
+from robot_rl.demos import load_episodes  # noqa: E402
 from robot_rl.envs import make_env  # noqa: E402
 from robot_rl.errors import ConfigError  # noqa: E402
 from robot_rl.layout import ActionScaler, ObsLayout  # noqa: E402
@@ -156,20 +157,25 @@ def test_missing_cameras_and_other_spaces_are_clear_errors(exported, tmp_path):
 
 
 def test_training_from_imported_demos_is_the_run_from_the_originals(demo_dirs, exported, tmp_path):
-    """Same seed, demos from the episode files vs. from the LeRobotDataset: identical evals.csv
-    (every column but wall_s)."""
+    """Same seed, ``--demos`` the episode files vs. ``--demos`` the LeRobotDataset directory: identical
+    evals.csv (every column but wall_s) for RLPD, identical weights for behaviour cloning."""
     from robot_rl.agent import SACConfig
+    from robot_rl.bc import TrainBCConfig, train_bc
+    from robot_rl.policies.policy import Policy
     from robot_rl.train import TrainConfig, train
 
-    imported = tmp_path / "imported"
-    for i, ep in enumerate(load_episodes_any(exported["state"])):
-        save_episode(imported / f"episode_{i:06d}.npz", ep)
-    evals = []
-    for name, demos in (("orig", demo_dirs["state"]), ("lerobot", imported)):
+    evals, policies = [], []
+    for name, demos in (("orig", demo_dirs["state"]), ("lerobot", exported["state"])):
         cfg = TrainConfig(env=STATE_ENV, demos=demos, total_env_steps=60, eval_every_steps=30, eval_episodes=1,
                           checkpoint_every_steps=60, run_dir=tmp_path / name, progress=False, final_video=False, seed=1,
-                          agent=SACConfig(batch_size=16, utd_ratio=1, num_critics=2, hidden_dims=(32, 32)))
+                          torch_threads=1, agent=SACConfig(batch_size=16, utd_ratio=1, num_critics=2, hidden_dims=(32, 32)))
         train(cfg)
         with open(tmp_path / name / "evals.csv") as f:
             evals.append([{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)])
+        train_bc(TrainBCConfig(env=STATE_ENV, demos=demos, out=tmp_path / f"bc_{name}", max_steps=100, batch_size=16,
+                               eval_every_steps=50, val_fraction=0.34, eval_episodes=0, torch_threads=1, progress=False,
+                               agent=SACConfig(hidden_dims=(32, 32))))
+        policies.append(Policy.load(tmp_path / f"bc_{name}" / "policy").params())
     assert evals[0] == evals[1] and len(evals[0]) >= 2
+    assert policies[0].keys() == policies[1].keys()
+    assert all(torch.equal(policies[0][k], policies[1][k]) for k in policies[0])
