@@ -309,6 +309,9 @@ def resolve_run(cfg: LearnConfig, mode: str) -> tuple[LearnConfig, Path | None]:
         saved.total_env_steps = cfg.total_env_steps
         save_config(run_dir, saved)  # the next --resume continues to the new total
     saved.progress, saved.resume = cfg.progress, cfg.resume
+    for name in ("view", "view_target", "view_every_frames"):  # how to watch is this call's choice, not the run's
+        if hasattr(cfg, name):
+            setattr(saved, name, getattr(cfg, name))
     return saved, run_dir
 
 

@@ -102,6 +102,10 @@ class Trainer:
         if run_dir is None:
             save_run_reward(self.learner.run_dir, model)
         self.actor = ActorLoop(env, cfg, teleop)
+        if self.actor.view is not None:  # the critic is in this process: the view logs Q(s, a) of each step
+            from robot_rl.view import critic_q_value
+
+            self.actor.q_value = critic_q_value(self.learner.agent)
         if "actor" in self.learner.restored:
             self.actor.load_state_dict(self.learner.restored["actor"])
 
@@ -145,7 +149,8 @@ class Trainer:
         return lr.finish(final_eval=True, video=cfg.final_video, actor_state=actor.state_dict())
 
     def close(self) -> None:
-        """Close the env and the learner's logs."""
+        """Close the live view, the env and the learner's logs."""
+        self.actor.close()
         self.actor.env.close()
         self.learner.close()
 

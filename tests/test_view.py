@@ -67,10 +67,7 @@ def test_train_with_view_logs_every_step_and_episode(tmp_path):
                  "--eval-every-steps", "0", "--checkpoint-every-steps", "0", "--no-progress", "--no-final-video",
                  "--agent.batch-size", "16", "--agent.hidden-dims", "16", "16", "--random-steps", "250",
                  "--run-dir", str(run), "--view", "--view-target", str(out)]) == 0
-    import gc
-
-    gc.collect()  # the finished Trainer's view closes (Trainer.close does not close the actor loop yet)
-    rows = entity_rows(out)
+    rows = entity_rows(out)  # Trainer.close closed the view: the file is complete
     for entity in ("/step/reward", "/step/intervention", "/step/action/policy"):
         assert rows[entity] == 250, entity
     assert rows["/episode/return"] == 1  # Pendulum: one finished 200-step episode
@@ -103,18 +100,20 @@ def test_bad_view_targets_and_missing_rerun(tmp_path, monkeypatch):
 
 def test_q_value_of_the_learners_critic_is_logged_in_train(tmp_path):
     """Where the critic is in the process (`robot-rl train`), the view logs Q(s, a) of each step."""
-    from robot_rl.train import TrainConfig, Trainer
-    from robot_rl.view import critic_q_value
+    from robot_rl.train import TrainConfig, Trainer, train
 
     out = tmp_path / "q.rrd"
     trainer = Trainer(TrainConfig(env="Pendulum-v1", total_env_steps=30, num_demos=0, eval_every_steps=0,
                                   checkpoint_every_steps=0, progress=False, final_video=False, run_dir=tmp_path / "run",
                                   view=True, view_target=str(out)))
-    trainer.actor.q_value = critic_q_value(trainer.learner.agent)
     try:
         trainer.run()
     finally:
         trainer.close()
-        trainer.actor.close()
     rows = entity_rows(out)
     assert rows["/step/q"] == 30 and rows["/step/reward"] == 30
+    # --resume takes this call's view flags (the run saved view=True with the first file)
+    resumed = tmp_path / "resumed.rrd"
+    train(TrainConfig(resume=tmp_path / "run", total_env_steps=50, progress=False, view=True,
+                      view_target=str(resumed)))
+    assert entity_rows(resumed)["/step/q"] == 20
