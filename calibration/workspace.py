@@ -132,7 +132,8 @@ def update_params_file(path: str | Path, box: WorkspaceBox, node_name: str = "ar
 
 
 def record_workspace(duration_s: float, recorder: WorkspaceRecorder, teleop: Teleop | None = None,
-                     rate_hz: float = 50.0, stop: threading.Event | None = None, progress: bool = True) -> int:
+                     rate_hz: float = 50.0, stop: threading.Event | None = None, progress: bool = True,
+                     connect_timeout_s: float = 15.0) -> int:
     """Record ``/arm/ee_pose`` into ``recorder`` for ``duration_s`` seconds (or until ``stop`` is set).
 
     Args:
@@ -143,9 +144,15 @@ def record_workspace(duration_s: float, recorder: WorkspaceRecorder, teleop: Tel
         rate_hz: teleop publish rate, Hz.
         stop: set it to end the recording early.
         progress: print the current box once a second.
+        connect_timeout_s: wait this long for the first ``/arm/ee_pose`` and, with ``teleop``, for the
+            arm's twist subscription to match, before the teleop starts and the clock runs (ROS 2
+            discovery takes a moment; twists sent before it would be lost), seconds.
 
     Returns:
         Number of poses recorded.
+
+    Raises:
+        CalibrationError: no pose (or no twist subscriber) within ``connect_timeout_s``.
     """
     from robot_rl.ros import convert
     from robot_rl.ros.node import Node
@@ -165,9 +172,18 @@ def record_workspace(duration_s: float, recorder: WorkspaceRecorder, teleop: Tel
         if cmd.success or cmd.reset:
             stop.set()
 
-    if teleop is not None:
-        node.create_timer(1.0 / rate_hz, send)
     node.spin_in_thread()
+    deadline = time.monotonic() + connect_timeout_s
+    while not recorder.count and time.monotonic() < deadline and not stop.is_set():
+        time.sleep(0.02)
+    if not recorder.count or (teleop is not None and not twist_pub.wait_for_subscribers(
+            1, max(deadline - time.monotonic(), 0.0))):
+        node.shutdown()
+        missing = f"no {convert.EE_POSE}" if not recorder.count else f"nobody subscribed to {convert.TWIST_CMD}"
+        raise CalibrationError(f"{missing} within {connect_timeout_s:.0f} s: start the arm node or the sim node first "
+                               "(robot-rl bringup config/sim.yaml, or config/real.yaml) in the same ROS_DOMAIN_ID")
+    if teleop is not None:  # only now: twists sent before the arm's subscription matched would be lost
+        node.create_timer(1.0 / rate_hz, send)
     start, last_print = time.monotonic(), 0.0
     try:
         while not stop.is_set() and (duration_s <= 0 or time.monotonic() - start < duration_s):

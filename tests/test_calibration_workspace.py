@@ -88,3 +88,10 @@ def test_too_small_or_empty_recordings_are_refused() -> None:
         recorder.add(np.array([x, 0.0, 0.12]))  # z moved only 2 cm
     with pytest.raises(CalibrationError, match="along z"):
         recorder.box()
+
+
+def test_recording_without_an_arm_is_a_clear_error(ros_domain) -> None:
+    # nothing publishes /arm/ee_pose in this domain: refused after the connect timeout, not an empty box
+    with pytest.raises(CalibrationError, match="no /arm/ee_pose within 1 s: start the arm node or the sim node"):
+        record_workspace(5.0, WorkspaceRecorder(margin_m=0.005, min_extent_m=0.05), SweepTeleop(leg_s=1.0),
+                         progress=False, connect_timeout_s=1.0)
