@@ -69,6 +69,10 @@ class SACConfig:
     HIL-SERL, whose sparse-reward episodes end at success; on is textbook SAC."""
     actor_update_period: int = 1
     """update the actor and temperature on every N-th ``update`` call (delayed policy updates)."""
+    actor_warmup_updates: int = 0
+    """``update`` calls that train the critic only before the first actor and temperature step: the critic
+    learns the value of the policy it starts from (a residual on a base policy, a pretrained actor) before
+    the actor follows its gradient, instead of the random critic's (residual-RL critic warm-up)."""
     max_grad_norm: float | None = None
     """clip each network's gradient to this global L2 norm; None: no clipping."""
     encoder: Literal["drqv2", "resnet18"] = "drqv2"
@@ -314,7 +318,7 @@ class SACAgent(nn.Module):
                         torch.stack(critic_logs).mean(0).tolist()))
         if cql_logs:
             logs.update(zip(["losses/cql", *(f"values/{k}" for k in extra)], torch.stack(cql_logs).mean(0).tolist()))
-        if self.num_updates % cfg.actor_update_period == 0:
+        if self.num_updates % cfg.actor_update_period == 0 and self.num_updates > cfg.actor_warmup_updates:
             feats = feats.detach()  # last minibatch's features: the actor does not train the encoder
             action, log_prob = self.actor.sample(feats)
             self.critic.requires_grad_(False)  # gradients flow through the critic to the action only

@@ -198,6 +198,7 @@ def check_learn_config(cfg: LearnConfig) -> None:
             ("--log-every-updates", cfg.log_every_updates, 1, ""), ("--torch-threads", cfg.torch_threads, 0, ""),
             ("--agent.batch-size", a.batch_size, 1, ""), ("--agent.utd-ratio", a.utd_ratio, 1, ""),
             ("--agent.num-critics", a.num_critics, 1, ""), ("--agent.actor-update-period", a.actor_update_period, 1, ""),
+            ("--agent.actor-warmup-updates", a.actor_warmup_updates, 0, ""),
             ("--agent.hidden-dims", a.hidden_dims, 1, "every layer needs a width"),
             ("--agent.encoder-latent-dim", a.encoder_latent_dim, 1, ""),
             ("--agent.encoder-channels", a.encoder_channels, 1, ""), ("--agent.encoder-strides", a.encoder_strides, 1, ""),

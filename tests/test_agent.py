@@ -149,6 +149,21 @@ def test_encoder_is_trained_by_the_critic_only():
     assert any(not torch.equal(before[k], v) for k, v in agent.encoder.state_dict().items())
 
 
+def test_actor_warmup_trains_the_critic_only_for_the_first_updates():
+    torch.manual_seed(0)
+    agent = SACAgent(4, {}, 2, SACConfig(batch_size=8, utd_ratio=1, hidden_dims=(16,), actor_warmup_updates=3))
+    actor0, alpha0 = [p.clone() for p in agent.actor.parameters()], agent.log_alpha.detach().clone()
+    critic0 = [p.clone() for p in agent.critic.parameters()]
+    for i in range(3):
+        logs = agent.update(make_batch(8, 4, 2, seed=i))
+        assert "losses/actor" not in logs  # warm-up: no actor or temperature step
+    assert all(torch.equal(a, b) for a, b in zip(actor0, agent.actor.parameters()))
+    assert torch.equal(alpha0, agent.log_alpha.detach())
+    assert not all(torch.equal(a, b) for a, b in zip(critic0, agent.critic.parameters()))
+    assert "losses/actor" in agent.update(make_batch(8, 4, 2, seed=3))  # the 4th update steps the actor
+    assert not all(torch.equal(a, b) for a, b in zip(actor0, agent.actor.parameters()))
+
+
 def test_random_shift_is_a_per_sample_translation():
     torch.manual_seed(0)
     img = torch.randint(0, 256, (1, 12, 10, 3), dtype=torch.uint8).expand(32, -1, -1, -1).contiguous()
