@@ -179,3 +179,60 @@ def test_training_from_imported_demos_is_the_run_from_the_originals(demo_dirs, e
     assert evals[0] == evals[1] and len(evals[0]) >= 2
     assert policies[0].keys() == policies[1].keys()
     assert all(torch.equal(policies[0][k], policies[1][k]) for k in policies[0])
+
+
+def test_missing_lerobot_is_one_clear_error(demo_dirs, exported, tmp_path, monkeypatch):
+    """Without LeRobot (its modules unimportable), export and import say how to install it, and
+    `robot-rl export-dataset` exits 2 without writing the dataset directory."""
+    import sys
+
+    from robot_rl.cli import main
+    from robot_rl.lerobot_dataset import LEROBOT_INSTALL
+
+    for name in [m for m in sys.modules if m == "lerobot" or m.startswith("lerobot.")] + ["lerobot"]:
+        monkeypatch.setitem(sys.modules, name, None)  # `import lerobot...` raises ImportError
+    with pytest.raises(ConfigError, match="needs LeRobot's dataset library") as err:
+        export_lerobot(demo_dirs["state"], tmp_path / "out")
+    assert LEROBOT_INSTALL in str(err.value)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="needs LeRobot's dataset library"):
+        load_episodes_any(exported["state"])
+    assert main(["export-dataset", str(demo_dirs["state"]), str(tmp_path / "cli_out")]) == 2
+    assert not (tmp_path / "cli_out").exists()
+
+
+@pytest.mark.timeout(120)
+def test_export_dataset_of_a_training_run(tmp_path):
+    """`robot-rl export-dataset <run dir>`: the run's complete episodes (episodes.csv), rebuilt from its
+    replay log, load with LeRobot's own loader with their lengths, returns and intervention flags."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from robot_rl.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--env", STATE_ENV, "--total-env-steps", "130", "--random-steps", "130", "--num-demos", "0",
+                 "--teleop", "scripted", "--eval-every-steps", "0", "--checkpoint-every-steps", "0", "--no-progress",
+                 "--no-final-video", "--torch-threads", "1", "--agent.batch-size", "16", "--agent.hidden-dims", "16", "16",
+                 "--run-dir", str(run)]) == 0
+    with open(run / "episodes.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 2  # finished episodes; the last, cut by --total-env-steps, is not one of them
+    out = tmp_path / "lerobot"
+    assert main(["export-dataset", str(run), str(out)]) == 0
+    ds = LeRobotDataset("local/run", root=out)
+    lengths = np.diff([0, *ds.meta.episodes["dataset_to_index"]]).tolist()
+    assert ds.num_episodes == len(rows)
+    assert lengths == [int(r["length"]) for r in rows]
+    assert ds.num_frames == sum(lengths) < 130
+    rewards = np.array([float(ds[i]["next.reward"]) for i in range(ds.num_frames)])
+    intervention = np.array([bool(ds[i]["complementary_info.intervention"]) for i in range(ds.num_frames)])
+    ends = np.cumsum(lengths)
+    for (a, b), row in zip(zip([0, *ends[:-1]], ends), rows):
+        assert rewards[a:b].sum() == pytest.approx(float(row["return"]), abs=1e-4)
+        assert intervention[a:b].mean() == pytest.approx(float(row["intervention_rate"]), abs=1e-6)
+    assert intervention.any()  # the scripted corrector took over: the flags are not all zero
+    assert {ds[i]["task"] for i in (0, ds.num_frames - 1)} == {STATE_ENV}
+    # and back: the episodes robot_rl reads from the export are the ones it exported
+    back = load_episodes_any(out)
+    assert [len(e) for e in back] == lengths
+    np.testing.assert_allclose(np.concatenate([e.rewards for e in back]), rewards, rtol=1e-6)
