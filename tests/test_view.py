@@ -3,6 +3,7 @@ own reader; bad targets and a missing rerun-sdk give clear errors."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -117,3 +118,176 @@ def test_q_value_of_the_learners_critic_is_logged_in_train(tmp_path):
     train(TrainConfig(resume=tmp_path / "run", total_env_steps=50, progress=False, view=True,
                       view_target=str(resumed)))
     assert entity_rows(resumed)["/step/q"] == 20
+
+
+def _write_mcap_bag(bag: Path, frames: int, joint_msgs: int) -> Path:
+    """A rosbag2 MCAP bag (rosbags' writer, as robot_rl's recorder writes them): ``frames`` camera
+    images (frame i is filled with the value i) and ``joint_msgs`` JointState messages (j1 = 0.1 i)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from robot_rl.ros.convert import image_msg
+    from robot_rl.ros.messages import TYPESTORE
+
+    types = TYPESTORE.types
+    writer = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    image = writer.add_connection("/camera/front/image_raw", "sensor_msgs/msg/Image", typestore=TYPESTORE)
+    joints = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=TYPESTORE)
+    t0 = 1_700_000_000.0
+    for i in range(frames):
+        stamp = t0 + 0.05 * i
+        writer.write(image, int(stamp * 1e9), TYPESTORE.serialize_cdr(
+            image_msg(np.full((24, 32, 3), i, np.uint8), stamp, "front"), "sensor_msgs/msg/Image"))
+    for i in range(joint_msgs):
+        stamp = t0 + 0.03 * i
+        header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](
+            sec=int(stamp), nanosec=int(round((stamp % 1) * 1e9))), frame_id="base")
+        msg = types["sensor_msgs/msg/JointState"](header=header, name=["j1", "j2"],
+                                                  position=np.array([0.1 * i, -0.1 * i]), velocity=np.zeros(2),
+                                                  effort=np.zeros(2))
+        writer.write(joints, int(stamp * 1e9), TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
+    writer.close()
+    (mcap,) = bag.glob("*.mcap")
+    return mcap
+
+
+def test_mcap_bag_round_trips_through_robot_rl_view(tmp_path):
+    """`robot-rl view bag.mcap --out x.rrd` (Rerun's own MCAP importer): one row per message on each
+    topic's entity, images and joint positions with the values written."""
+    pytest.importorskip("rosbags")
+    mcap = _write_mcap_bag(tmp_path / "bag", frames=12, joint_msgs=20)
+    out = tmp_path / "bag.rrd"
+    assert main(["view", str(mcap), "--out", str(out)]) == 0
+    rows = entity_rows(out)
+    assert rows["/camera/front/image_raw"] == 12
+    assert rows["/joint_states/position"] == 20
+    images, positions = [], []
+    for chunk in RrdReader(str(out)).stream():
+        if chunk.is_static:
+            continue
+        batch = chunk.to_record_batch()
+        if chunk.entity_path == "/camera/front/image_raw":
+            fmt = batch.column("Image:format").to_pylist()
+            assert all(f[0]["width"] == 32 and f[0]["height"] == 24 for f in fmt)
+            images += [np.asarray(b[0], np.uint8) for b in batch.column("Image:buffer").to_pylist()]
+        elif chunk.entity_path == "/joint_states/position":
+            positions += batch.column("Scalars:scalars").to_pylist()
+    assert [img.size for img in images] == [24 * 32 * 3] * 12
+    assert sorted(int(img[0]) for img in images) == list(range(12))
+    assert all(np.all(img == img[0]) for img in images)
+    np.testing.assert_allclose(sorted(p[0] for p in positions), 0.1 * np.arange(20), atol=1e-9)
+    # a bag directory is not a .mcap file: the clear error, not Rerun's
+    with pytest.raises(ConfigError, match="MCAP bag"):
+        run_view(ViewConfig(target=tmp_path / "bag", out=tmp_path / "dir.rrd"))
+
+
+def _listening(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:port."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(90)
+def test_view_serve_serves_the_web_viewer_and_stops_on_ctrl_c(tmp_path):
+    """`robot-rl view <episode> --serve --web-port P` serves Rerun's web viewer on 127.0.0.1:P, and
+    Ctrl-C (SIGINT to the process group, as a terminal sends it) stops it and its rerun server."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    if _listening(9876):  # the gRPC port `rerun --serve-web` takes; robot-rl view has no flag for it
+        pytest.skip("127.0.0.1:9876 (Rerun's gRPC port) is in use by another viewer")
+    mcap = _write_mcap_bag(tmp_path / "bag", frames=3, joint_msgs=3)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "view", str(mcap), "--serve", "--web-port", str(port)],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, page = time.monotonic() + 45, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = (r.status, r.read().decode("utf-8", "replace"))
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert page is not None, f"nothing served on {port}:\n{log.read_text()[-2000:]}"
+        assert page[0] == 200 and "<html" in page[1].lower() and "rerun" in page[1].lower()
+        assert f"http://127.0.0.1:{port}" in log.read_text()
+        assert _listening(9876)  # the recording is served over gRPC for the page
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(20)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (_listening(port) or _listening(9876)):
+            time.sleep(0.2)
+        assert not _listening(port) and not _listening(9876), "the rerun server outlived `robot-rl view --serve`"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+
+
+@pytest.mark.timeout(180)
+def test_actor_view_against_a_real_learner_logs_every_step(tmp_path):
+    """`robot-rl actor --view --view-target x.rrd` over ZeroMQ to a `robot-rl learner` on loopback:
+    the file has one row per step taken on every step entity and the EE trajectory, one
+    /episode/return per finished episode, and no Q (the critic is not in the actor's process)."""
+    import signal
+    import subprocess
+
+    from tests.test_hil import _free_port_pair, _status, _wait
+
+    steps = 60  # a 50-step pick-and-lift episode and a cut one
+    env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "robot_rl.cli"]
+    port = _free_port_pair()
+    run = tmp_path / "run"
+    learner = subprocess.Popen([*cli, "learner", "--env", "robot_rl/PandaPickLift-v0", "--num-demos", "0",
+                                "--eval-every-steps", "0", "--checkpoint-every-steps", "0", "--torch-threads", "1",
+                                "--no-progress", "--agent.batch-size", "16", "--agent.hidden-dims", "16", "16",
+                                "--port", str(port), "--run-dir", str(run)],
+                               env=env, stdout=open(tmp_path / "learner.log", "w"), stderr=subprocess.STDOUT)
+    learner.log_path = tmp_path / "learner.log"
+    out = tmp_path / "actor.rrd"
+    try:
+        _wait(lambda: _status(run).get("pid") == learner.pid, 90, "the learner to serve", learner)
+        actor = subprocess.run([*cli, "actor", "--env", "robot_rl/PandaPickLift-v0", "--port", str(port),
+                                "--total-env-steps", str(steps), "--random-steps", str(steps), "--torch-threads", "1",
+                                "--no-progress", "--spool-dir", str(tmp_path / "spool"),
+                                "--view", "--view-target", str(out)],
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert actor.returncode == 0, actor.stderr[-2000:]
+        _wait(lambda: _status(run).get("received_transitions") == steps, 60, "all transitions", learner)
+        learner.send_signal(signal.SIGTERM)
+        assert learner.wait(60) == 0, (tmp_path / "learner.log").read_text()[-3000:]
+    finally:
+        if learner.poll() is None:
+            learner.kill()
+            learner.wait(10)
+    rows = entity_rows(out)
+    for entity in ("/step/reward", "/step/intervention", "/world/ee", "/world/action"):
+        assert rows[entity] == steps, entity
+    assert rows["/step/action/policy"] + rows["/step/action/human"] == steps
+    assert "/step/q" not in rows
+    import csv
+
+    with open(run / "episodes.csv") as f:
+        episodes = list(csv.DictReader(f))
+    assert rows["/episode/return"] == len(episodes) >= 1
+    # the step time line: the actor's step IDs 0..steps-1, each once
+    seen = []
+    for chunk in RrdReader(str(out)).stream():
+        if chunk.entity_path == "/step/reward" and not chunk.is_static:
+            seen += chunk.to_record_batch().column("step").to_pylist()
+    assert sorted(seen) == list(range(steps))
