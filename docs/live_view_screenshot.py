@@ -31,6 +31,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="live_view_shot_"))
     viewer = subprocess.Popen([rerun, "--serve-web", "--bind", "127.0.0.1", "--port", str(grpc_port),
                                "--web-viewer-port", str(web_port), "--server-memory-limit", "1GiB"],
-                              stdout=open(work / "rerun.log", "w"), stderr=subprocess.STDOUT)
+                              stdout=open(work / "rerun.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_port(grpc_port, 60)
         wait_port(web_port, 60)
@@ -143,11 +144,12 @@ def main() -> None:
         print("shooting", page, flush=True)
         png = screenshot(page, args.wait_s, args.width, args.height)
     finally:
-        viewer.terminate()
+        # the venv's `rerun` is a Python wrapper around the rerun binary: stop its whole process group
+        os.killpg(viewer.pid, signal.SIGTERM)
         try:
             viewer.wait(10)
         except subprocess.TimeoutExpired:
-            viewer.kill()
+            os.killpg(viewer.pid, signal.SIGKILL)
     from PIL import Image
 
     img = Image.open(io.BytesIO(png)).convert("RGB")
