@@ -42,7 +42,7 @@ from robot_rl.errors import CheckpointError, ConfigError, ObservationLayoutError
 from robot_rl.interfaces import Teleop
 from robot_rl.layout import ActionScaler, ObsLayout
 from robot_rl.policies.policy import Policy
-from robot_rl.transport.messages import TransitionChunk
+from robot_rl.transport.messages import REWARD_MODEL_PREFIX, TransitionChunk
 from robot_rl.validate import require_at_least, require_positive
 from robot_rl.view import DEFAULT_VIEWER_URL, view_from_settings
 
@@ -72,6 +72,8 @@ class ActorSettings:
     """--reward classifier: directory written by `robot-rl train-reward-classifier` (copied into a train run)."""
     reward_kwargs: dict[str, str] = field(default_factory=dict)
     """settings of the reward model, e.g. --reward-kwargs threshold 0.7 device cpu (values parsed as JSON when they can be)."""
+    false_success_window_s: float = 2.0
+    """with a reward model and a human teleop: after the model ends an episode on success, wait this long (s) for the teleop's failure button, which marks a false success (a negative label for the classifier, robot_rl.rewards.feedback); 0: only a press at that step counts. The scripted corrector answers at once from the privileged check."""
     random_steps: int = 0
     """uniform random actions for the first N env steps (useful without demos)."""
     chunk_steps: int = 10
@@ -96,6 +98,7 @@ def check_actor_settings(s: ActorSettings) -> dict[str, Any]:
     require_at_least("--random-steps", s.random_steps, 0)
     require_at_least("--seed", s.seed, 0)
     require_at_least("--view-every-frames", s.view_every_frames, 1)
+    require_at_least("--false-success-window-s", s.false_success_window_s, 0.0, "0: only a press at that step counts")
     if s.view:
         from robot_rl.view import check_view_target, import_rerun
 
@@ -149,7 +152,9 @@ def build_actor_env(s: ActorSettings, reward_model: Any = None) -> tuple[gym.Env
     from robot_rl.intervention import InterventionWrapper
 
     teleop = make_teleop(s.teleop, s.teleop_kwargs, env, s.seed)
-    return InterventionWrapper(env, teleop, rlif_reward=s.reward == "intervention"), teleop
+    window = s.false_success_window_s if reward_model is not None else 0.0
+    return InterventionWrapper(env, teleop, rlif_reward=s.reward == "intervention",
+                               false_success_window_s=window), teleop
 
 
 class ChunkBuilder:
@@ -174,10 +179,11 @@ class ChunkBuilder:
         self.rows, self.episode, self.t = [], episode, 0
 
     def step(self, state: np.ndarray, images: dict[str, np.ndarray], action: np.ndarray, reward: float,
-             terminated: bool, truncated: bool, intervention: bool, step_id: int) -> None:
+             terminated: bool, truncated: bool, intervention: bool, step_id: int, reward_version: int = -1) -> None:
         """Record one step: the next observation split as in :meth:`start`, the executed ``action``
-        (A,) float32 in [-1, 1], reward, flags and the actor's running step ID."""
-        self.rows.append((state, images, action, reward, terminated, truncated, intervention, step_id))
+        (A,) float32 in [-1, 1], reward, flags, the actor's running step ID and the version of the
+        reward model that gave the reward (-1: no reward model)."""
+        self.rows.append((state, images, action, reward, terminated, truncated, intervention, step_id, reward_version))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -198,7 +204,8 @@ class ChunkBuilder:
             reward=np.array([r[3] for r in rows], np.float32), terminated=np.array([r[4] for r in rows], bool),
             truncated=np.array([r[5] for r in rows], bool), intervention=np.array([r[6] for r in rows], bool),
             step_id=np.array([r[7] for r in rows], np.int64), episode_stats=episode_stats,
-            reward_source=self.reward_source)
+            reward_source=self.reward_source,
+            reward_version=np.array([r[8] for r in rows], np.int32) if rows[0][8] >= 0 else None)
         self.t += len(rows)
         self.rows = []
         return chunk
@@ -231,7 +238,8 @@ class ActorLoop:
         episode: the current (or next) episode number. step_id: the next step's ID.
         last_stats: the statistics of the last finished episode (``return``, ``length``,
             ``success``, ``intervention_steps``, ``takeovers``, ``intervention_rate``,
-            ``params_version``; ``env_success`` with a reward model; ``max_force_n`` and
+            ``params_version``; ``env_success`` with a reward model, ``false_success`` when the
+            operator marked its success false; ``max_force_n`` and
             ``mean_force_n`` when the env reports ``info["ee_force_n"]``).
         view: the :class:`~robot_rl.view.LiveView` of ``--view`` (None without): each step logs the
             observation acted on, the executed action and who executed it, reward, success and
@@ -296,7 +304,7 @@ class ActorLoop:
         executed = self.scaler.from_env(info.get("action", env_action))  # what a human executed, if engaged
         intervention = bool(info.get("intervention", False))
         self.builder.step(*self.split, executed, float(reward), bool(terminated), bool(truncated), intervention,
-                          self.step_id)
+                          self.step_id, int(info.get("reward_model_version", -1)))
         if self.view is not None:
             self.view.log_step(self.step_id, seen[1], executed, intervention, float(reward), seen[0],
                                info.get("is_success"), info.get("success_probability"),
@@ -308,6 +316,8 @@ class ActorLoop:
         st["success"] = st["success"] or bool(info.get("is_success", False))
         if "env_is_success" in info:  # with a reward model: the env's privileged success, logged only
             st["env_success"] = bool(st.get("env_success", False)) or bool(info["env_is_success"])
+        if info.get("false_success"):  # the operator marked the reward model's success false
+            st["false_success"] = True
         st["intervention_steps"] += intervention
         st["takeovers"] += bool(info.get("takeover", False))
         if "ee_force_n" in info:
@@ -414,10 +424,13 @@ class PolicyHolder:
         env: the actor's env (its spaces are checked against the learner's policy).
         device: where the policy runs.
         cache_dir: where the newest parameters are cached (the spool directory).
+        reward_model: the actor's success classifier; a parameter message carrying a newer version of
+            it (a learner with ``--reward-feedback.enabled``) is swapped into it.
     """
 
-    def __init__(self, env: gym.Env, device: torch.device, cache_dir: Path) -> None:
+    def __init__(self, env: gym.Env, device: torch.device, cache_dir: Path, reward_model: Any = None) -> None:
         self.env, self.device, self.cache_dir = env, device, cache_dir
+        self.reward_model = reward_model
         self.policy: Policy | None = None
         self.version = -1
         self.session: str | None = None  # the learner process the parameters came from
@@ -430,9 +443,10 @@ class PolicyHolder:
         Raises:
             TransportError: the learner's observation/action layout differs from this env's.
         """
+        tensors = {k: v for k, v in p.tensors.items() if not k.startswith(REWARD_MODEL_PREFIX)}
         if self.policy is None:
             try:
-                policy = Policy.from_spec(p.meta.get("policy"), p.tensors, self.device)
+                policy = Policy.from_spec(p.meta.get("policy"), tensors, self.device)
                 policy.check_env(self.env.observation_space, self.env.action_space)
             except (CheckpointError, ObservationLayoutError) as e:
                 raise TransportError(f"{e} (learner env {p.meta.get('env')}): start actor and learner with the same "
@@ -442,12 +456,34 @@ class PolicyHolder:
         if p.version < self.version and session == self.session:
             return  # an older message of the same learner process
         self.session = session
-        self.policy.load_params({k: v.to(self.device) for k, v in p.tensors.items()})
+        self.policy.load_params({k: v.to(self.device) for k, v in tensors.items()})
+        self._load_reward_model(p)
         self.version = p.version
         if np.isfinite(p.latency_s):
             self.latencies.append(p.latency_s)
         if cache and time.monotonic() - self._last_cache_write > 5.0:
             self._write_cache(p)
+
+    def _load_reward_model(self, p: Any) -> None:
+        """Swap in the success classifier version a parameter message carries, when newer than ours.
+
+        Raises:
+            TransportError: the learner's classifier does not fit this actor's (another architecture).
+        """
+        info, model = p.meta.get("reward_model"), self.reward_model
+        if not isinstance(info, dict) or model is None or int(info.get("version", 0)) == model.version:
+            return
+        state = {k[len(REWARD_MODEL_PREFIX):]: v for k, v in p.tensors.items() if k.startswith(REWARD_MODEL_PREFIX)}
+        try:
+            model.net.load_state_dict(state)
+        except (RuntimeError, AttributeError) as e:
+            raise TransportError(f"the learner's success classifier (version {info.get('version')}) does not fit this "
+                                 f"actor's ({e}); start the actor with the --reward-model-path the learner's "
+                                 "--reward-feedback.model-path names") from e
+        model.net.eval()
+        model.settings.threshold = float(info["threshold"])
+        model.version = int(info["version"])
+        tqdm.write(f"actor: reward model version {model.version} swapped in (threshold {model.threshold:.3f})")
 
     def _write_cache(self, p: Any) -> None:
         from safetensors.torch import save_file
@@ -514,7 +550,7 @@ def run_actor(cfg: ActorConfig, stop: threading.Event | None = None) -> dict[str
     sender = ChunkSender(ctx, tcp_address(cfg.learner, cfg.port), cfg.actor_id, spool_dir, curve, cfg.window,
                          cfg.ack_timeout_s, cfg.fsync)
     params = ParamsSubscriber(ctx, tcp_address(cfg.learner, cfg.port + 1), curve, int(cfg.max_message_mb * 2**20))
-    holder = PolicyHolder(env, device, spool_dir)
+    holder = PolicyHolder(env, device, spool_dir, reward_model)
 
     def on_signal(*_: Any) -> None:  # first: finish cleanly (drain the spool); second: leave at once
         if stop.is_set():

@@ -233,10 +233,11 @@ def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = No
     Returns:
         ``success_rate`` (fraction of episodes with ``info['is_success']``), ``mean_return``,
         ``mean_length`` (steps); with a reward model (:mod:`robot_rl.rewards`) ``success_rate`` is
-        the model's verdict and ``env_success_rate`` the env's own (privileged in sim) success
-        (``info['env_is_success']``).
+        the model's verdict, ``env_success_rate`` the env's own (privileged in sim) success
+        (``info['env_is_success']``) and ``reward_agreement`` the fraction of episodes in which the
+        two agree.
     """
-    successes, returns, lengths, env_successes = [], [], [], []
+    successes, returns, lengths, env_successes, agreements = [], [], [], [], []
     if view is not None:
         from robot_rl.layout import ActionScaler, ObsLayout
 
@@ -268,12 +269,14 @@ def evaluate(policy: Any, env: Any, episodes: int, frames: list[Any] | None = No
         successes.append(success)
         if env_success is not None:
             env_successes.append(env_success)
+            agreements.append(success == env_success)
         returns.append(ret)
         lengths.append(length)
     result = {"success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
               "mean_length": float(np.mean(lengths))}
     if env_successes:
         result["env_success_rate"] = float(np.mean(env_successes))
+        result["reward_agreement"] = float(np.mean(agreements))
     return result
 
 

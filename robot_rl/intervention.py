@@ -10,6 +10,7 @@ arXiv:2410.21845). The human's buttons end the episode (success / failure / rese
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -49,6 +50,17 @@ class InterventionWrapper(gym.Wrapper):
     the episode's ``intervention_steps`` (int), ``intervention_takeovers`` (int: switches from
     not engaged to engaged) and ``intervention_rate`` (intervention steps / steps, float).
 
+    5. a false success: when a reward model ended the episode on its success
+       (``info["reward_model_success"]``, :class:`~robot_rl.rewards.base.RewardModelWrapper`) and
+       the human did not press success, the verdict is reviewed. A teleop with
+       ``review_success(info) -> bool`` (the scripted corrector: the privileged success check)
+       answers at once; a human device's ``failure`` button counts when pressed at that step or
+       within ``false_success_window_s`` seconds after it (the loop waits, the arm holding still,
+       as the episode is over anyway). A false success is stored as the human's label: reward 0,
+       ``terminated=False``, ``truncated=True`` (the episode was cut, not finished),
+       ``info["is_success"]=False`` and ``info["false_success"]=True``; the learner turns the frame
+       into a negative label for the success classifier (:mod:`robot_rl.rewards.feedback`).
+
     With ``rlif_reward`` the task reward is replaced by RLIF's intervention reward: -1 at a
     take-over step (``engaged`` False at the previous step of the episode, True now; the first
     step counts as following a non-engaged one), 0 at every other step, also at a success
@@ -61,12 +73,16 @@ class InterventionWrapper(gym.Wrapper):
             :class:`~robot_rl.env.RobotEnv`) and a Box action space.
         teleop: the human's device, or a scripted stand-in; :meth:`close` closes it too.
         rlif_reward: replace the task reward with the RLIF intervention reward.
+        false_success_window_s: how long (s) to wait for the failure button after a reward model's
+            success (0: only a press at that step counts). Not used with a teleop that has
+            ``review_success``.
 
     Raises:
         ConfigError: the env cannot turn teleop twists into actions.
     """
 
-    def __init__(self, env: gym.Env, teleop: Teleop, *, rlif_reward: bool = False) -> None:
+    def __init__(self, env: gym.Env, teleop: Teleop, *, rlif_reward: bool = False,
+                 false_success_window_s: float = 0.0) -> None:
         super().__init__(env)
         if not callable(getattr(env.unwrapped, "action_from_twist", None)):
             raise ConfigError(f"InterventionWrapper needs an env whose unwrapped env has action_from_twist() "
@@ -75,7 +91,11 @@ class InterventionWrapper(gym.Wrapper):
             raise ConfigError(f"InterventionWrapper needs a Box action space, got {env.action_space}")
         self.teleop = teleop
         self.rlif_reward = rlif_reward
+        if false_success_window_s < 0:
+            raise ConfigError(f"false_success_window_s must be >= 0 seconds, got {false_success_window_s}")
+        self.false_success_window_s = float(false_success_window_s)
         self._observe = getattr(teleop, "observe_policy_action", None)
+        self._review = getattr(teleop, "review_success", None)
         self._start_episode()
 
     def _start_episode(self) -> None:
@@ -129,6 +149,9 @@ class InterventionWrapper(gym.Wrapper):
                 reward = SPARSE_SUCCESS_REWARD
         if cmd.failure or cmd.reset:
             truncated = True
+        if info.get("reward_model_success") and not cmd.success and self._false_success(cmd, info):
+            reward, terminated, truncated = 0.0, False, True
+            info.update(is_success=False, false_success=True)
         if self.rlif_reward:
             reward = RLIF_TAKEOVER_REWARD if takeover else 0.0
         info.update(intervention=engaged, takeover=takeover, action=executed, policy_action=policy_action)
@@ -136,6 +159,19 @@ class InterventionWrapper(gym.Wrapper):
             info.update(intervention_steps=self._intervention_steps, intervention_takeovers=self._takeovers,
                         intervention_rate=self._intervention_steps / self._steps)
         return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def _false_success(self, cmd: TeleopCommand, info: dict[str, Any]) -> bool:
+        """Whether the reward model's success at this step is false (see the class docstring, 5)."""
+        if callable(self._review):
+            return bool(self._review(info))
+        if cmd.failure:
+            return True
+        deadline = time.monotonic() + self.false_success_window_s
+        while time.monotonic() < deadline:
+            if self.teleop.read().failure:
+                return True
+            time.sleep(0.02)
+        return False
 
     def close(self) -> None:
         """Close the env and the teleop device."""

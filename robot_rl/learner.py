@@ -73,10 +73,11 @@ from robot_rl.offline import PretrainConfig
 from robot_rl.policies.policy import Policy
 from robot_rl.record import load_demo_buffer
 from robot_rl.replay import ReplayBuffer, sample_mixed
+from robot_rl.rewards.feedback import FalseSuccessLoop, FeedbackConfig, check_feedback_config, describe
 from robot_rl.residual import absolute_base_policy
 from robot_rl.runs import (load_checkpoint, load_config, make_run_dir, save_checkpoint, save_config,
                            to_jsonable)
-from robot_rl.transport.messages import TransitionChunk
+from robot_rl.transport.messages import REWARD_MODEL_PREFIX, TransitionChunk
 from robot_rl.transport.records import SegmentLog
 from robot_rl.threads import ThreadShare
 from robot_rl.transport.wire import decode, encode
@@ -90,13 +91,16 @@ RUN_FILE = "run.json"
 RUN_FORMAT = 2
 #: columns of ``episodes.csv`` (both modes); ``env_success`` is the env's privileged success, filled
 #: when the reward comes from a model (empty otherwise); ``max_force_n`` / ``mean_force_n`` are the
-#: episode's largest and mean wrist force (N, ``info["ee_force_n"]``), empty for envs without one
+#: episode's largest and mean wrist force (N, ``info["ee_force_n"]``), empty for envs without one;
+#: ``false_success`` is 1 when the operator marked the reward model's success false
 EPISODE_COLUMNS = ("wall_time", "actor", "episode", "env_steps", "updates", "return", "length", "success",
-                   "intervention_steps", "takeovers", "intervention_rate", "env_success", "max_force_n", "mean_force_n")
+                   "intervention_steps", "takeovers", "intervention_rate", "env_success", "max_force_n", "mean_force_n",
+                   "false_success")
 #: columns of ``evals.csv`` (both modes); ``env_success_rate`` is the env's privileged success,
-#: filled when the reward comes from a model (empty otherwise)
+#: filled when the reward comes from a model (empty otherwise), as are ``reward_agreement`` (fraction
+#: of episodes where the model's success verdict equals the privileged one) and ``reward_model_version``
 EVAL_COLUMNS = ("env_steps", "episodes", "updates", "wall_s", "success_rate", "mean_return", "mean_length",
-                "intervention_steps", "env_success_rate")
+                "intervention_steps", "env_success_rate", "reward_agreement", "reward_model_version")
 #: ``total_env_steps`` of a new run when not given, per mode (0: until stopped)
 DEFAULT_TOTAL_ENV_STEPS = {"train": 5_000, "learner": 0}
 #: numpy SeedSequence stream of evaluation episodes (independent of training resets)
@@ -175,6 +179,8 @@ class LearnConfig:
     """learner settings."""
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     """offline pretraining (Cal-QL) on the demos before the first env step, and the online phase after it (robot_rl.offline)."""
+    reward_feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    """the false-success loop: retrain the success classifier on the operator's false-success labels during training, swap it in, relabel the stored rewards (robot_rl.rewards.feedback)."""
 
 
 def check_learn_config(cfg: LearnConfig) -> None:
@@ -210,6 +216,7 @@ def check_learn_config(cfg: LearnConfig) -> None:
         require_positive(flag, value)
     if a.max_grad_norm is not None:
         require_positive("--agent.max-grad-norm", a.max_grad_norm, "or leave it unset for no clipping")
+    check_feedback_config(cfg.reward_feedback)
     p = cfg.pretrain
     require_at_least("--pretrain.steps", p.steps, 0, "0 trains online from scratch")
     require_at_least("--pretrain.cql-alpha", p.cql_alpha, 0.0, "0 turns the CQL regulariser off")
@@ -412,7 +419,15 @@ def _trim_csv(path: Path, keep: Callable[[dict[str, str]], bool]) -> None:
 
 
 def _append_csv(path: Path, columns: tuple[str, ...], row: dict[str, Any]) -> None:
-    new = not path.exists()
+    """Append ``row`` under ``columns``; a file written earlier keeps its own header (a run resumed by
+    a newer robot_rl, whose columns may differ, stays a well-formed CSV)."""
+    if path.exists():
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), None)
+        columns = tuple(header) if header else columns
+        new = not header
+    else:
+        new = True
     with open(path, "a", newline="") as f:
         w = csv.writer(f)
         if new:
@@ -433,6 +448,8 @@ class Learner:
             model's, see :func:`robot_rl.record.load_demo_buffer`).
         make_eval_env: ``make_eval_env(render: bool) -> gym.Env`` for evaluations; default
             :func:`robot_rl.envs.make_env` of the run's env.
+        reward_model: the run's reward model, with ``reward_feedback.enabled`` retrained by the
+            false-success loop (:mod:`robot_rl.rewards.feedback`) and updated in place.
 
     Attributes:
         policy: a :class:`~robot_rl.policies.policy.Policy` sharing the agent's networks (always current).
@@ -445,7 +462,7 @@ class Learner:
 
     def __init__(self, cfg: LearnConfig, run_dir: Path | None, mode: str, *,
                  relabel: Callable[[Any], tuple[np.ndarray, np.ndarray]] | None = None,
-                 make_eval_env: Callable[[bool], Any] | None = None) -> None:
+                 make_eval_env: Callable[[bool], Any] | None = None, reward_model: Any = None) -> None:
         if cfg.total_env_steps is None:  # built without resolve_run (a new run)
             cfg.total_env_steps = DEFAULT_TOTAL_ENV_STEPS.get(mode, 0)
         check_learn_config(cfg)
@@ -497,8 +514,19 @@ class Learner:
         self.next_eval = cfg.eval_every_steps or math.inf  # 0: only the final evaluation
         self.next_checkpoint = cfg.checkpoint_every_steps or math.inf  # 0: only the final checkpoint
         self.log = SegmentLog(self.run_dir / "replay", fsync=cfg.fsync)
+        self.feedback: FalseSuccessLoop | None = None
+        if cfg.reward_feedback.enabled:
+            if reward_model is None:
+                raise ConfigError("--reward-feedback.enabled retrains the run's success classifier, but the run has none: "
+                                  "use --reward classifier --reward-model-path DIR (robot-rl learner: "
+                                  "--reward-feedback.model-path DIR)")
+            self.feedback = FalseSuccessLoop(reward_model, self.run_dir, cfg.reward_feedback, cfg.seed)
         self.restored: dict[str, Any] = self._restore() if resumed else {}
+        if resumed and self.feedback is not None:  # the checkpoint's version rewards what the log replays
+            self.feedback.load_state_dict(self.restored.get("reward_feedback", {}))
         self._replay_log()
+        if resumed and self.feedback is not None:  # demos were labelled when loaded, by the newest version
+            self.feedback.relabel_buffer(self.demo_buffer)
         if self.restored and (self.log_records < int(self.restored["log_records"])
                               or self.received < int(self.restored["env_steps"])):
             raise CheckpointError(
@@ -603,6 +631,8 @@ class Learner:
                  "rng": {"numpy": self.rng.bit_generator.state, "python": [py[0], list(py[1]), py[2]]}}
         if actor_state is not None:
             state["actor"] = actor_state
+        if self.feedback is not None:
+            state["reward_feedback"] = self.feedback.state_dict()
         self._last_checkpoint_s = time.monotonic()
         path = save_checkpoint(self.run_dir, self.received, tensors, state)
         write_json_atomic(self.run_dir / PHASE_FILE, {"phase": self.phase, "pretrain_updates": self.pretrain_updates,
@@ -610,8 +640,14 @@ class Learner:
         return path
 
     # ------------------------------------------------------------------ data
-    def _insert(self, chunk: TransitionChunk) -> None:
-        """Buffers and data counters (env steps, episodes, interventions, per-actor seq) for one chunk."""
+    def _insert(self, chunk: TransitionChunk) -> Any:
+        """Buffers and data counters (env steps, episodes, interventions, per-actor seq) for one chunk;
+        with the false-success loop, rewards of an older reward-model version are relabelled first
+        and the chunk's false-success label (returned, else None) is taken."""
+        label = None
+        if self.feedback is not None:
+            chunk = self.feedback.relabel_chunk(chunk)
+            label = self.feedback.observe(chunk, self.received + len(chunk))
         self.inserter.insert(chunk)
         self.log_records += 1
         self.received += len(chunk)
@@ -622,6 +658,7 @@ class Learner:
             self.intervention_steps += int(stats.get("intervention_steps", 0))
             self.takeovers += int(stats.get("takeovers", 0))
             self.recent.append(stats)
+        return label
 
     def ingest(self, chunk: TransitionChunk, logged: bool = False) -> None:
         """Take one chunk from an actor: append it to the replay log (unless the transport already
@@ -632,7 +669,10 @@ class Learner:
         """
         if not logged:
             self.log.append(encode(chunk.to_message()))
-        self._insert(chunk)
+        label = self._insert(chunk)
+        if label is not None:
+            self.feedback.record(label)
+            self.tb.add_scalar("reward_model/false_success_labels", len(self.feedback.labels), self.received)
         if chunk.episode_stats is not None:
             self._log_episode(chunk.actor, chunk.episode, chunk.episode_stats)
 
@@ -813,6 +853,8 @@ class Learner:
         row = {"env_steps": self.received, "episodes": self.episodes, "updates": self.updates,
                "wall_s": round(time.perf_counter() - self.t_start, 2), "intervention_steps": self.intervention_steps,
                **result}
+        if self.feedback is not None:
+            row["reward_model_version"] = self.feedback.version
         _append_csv(self.run_dir / "evals.csv", EVAL_COLUMNS, row)
         for k, v in result.items():
             self.tb.add_scalar(f"eval/{k}", v, self.received)
@@ -827,13 +869,16 @@ class Learner:
 
     def episode_boundary(self, actor_state: dict[str, Any] | None = None) -> dict[str, float] | None:
         """Call when an episode ended: evaluate and checkpoint when due (train mode: after that
-        step's updates; learner mode: as the episode's last chunk arrives).
+        step's updates, and retrain the reward model when the false-success loop asks; learner
+        mode: as the episode's last chunk arrives).
 
         Returns:
             The evaluation result when one ran, else None.
         """
         cfg = self.cfg
         self.threads.refresh()
+        if self.mode == "train" and self.feedback is not None and self.feedback.due():
+            self.retrain_reward_model()  # (a learner retrains once the received chunks are all in: _Server.run)
         result = None
         before_end = not cfg.total_env_steps or self.received < cfg.total_env_steps
         if self.received >= self.next_eval and before_end:
@@ -846,6 +891,24 @@ class Learner:
             while self.next_checkpoint <= self.received:
                 self.next_checkpoint += cfg.checkpoint_every_steps
         return result
+
+    def retrain_reward_model(self) -> dict[str, Any]:
+        """Retrain the success classifier on the false-success labels, swap the new version in, and
+        relabel the online and demo buffers with it (:mod:`robot_rl.rewards.feedback`).
+
+        Returns:
+            The version's row of ``reward_versions.csv``.
+        """
+        fb = self.feedback
+        row = fb.retrain(self.received)
+        online, online_changed = fb.relabel_buffer(self.online)
+        demo, demo_changed = fb.relabel_buffer(self.demo_buffer)
+        row.update(relabelled=online + demo, rewards_changed=online_changed + demo_changed)
+        fb.finish_version(row)
+        for tag in ("version", "threshold", "feedback_still_success", "rewards_changed", "val_precision", "val_recall"):
+            self.tb.add_scalar(f"reward_model/{tag}", float(row[tag]), self.received)
+        tqdm.write(f"{self.mode}: {describe(row)}")
+        return row
 
     def finish(self, final_eval: bool, video: bool = False, actor_state: dict[str, Any] | None = None) -> dict[str, Any]:
         """Final evaluation (with ``video``: an mp4 of its first episode and the learning curve),
@@ -936,7 +999,22 @@ class _Server:
         require_positive("--max-message-mb", cfg.max_message_mb)
         self.curve = curve_for_learner(cfg.curve_keys)
         self.cfg = cfg
-        self.learner = Learner(cfg, run_dir, "learner")
+        reward_model = None
+        if cfg.reward_feedback.enabled:  # the learner retrains its actors' classifier and sends them each version
+            from robot_rl.rewards.selection import build_reward_model, load_run_reward, save_run_reward
+
+            reward_model = load_run_reward(run_dir) if run_dir is not None else None
+            if reward_model is None:
+                if cfg.reward_feedback.model_path is None:
+                    raise ConfigError("--reward-feedback.enabled in `robot-rl learner` needs --reward-feedback.model-path "
+                                      "DIR: the success classifier its actors reward with (their --reward-model-path)")
+                reward_model = build_reward_model("classifier", cfg.reward_feedback.model_path, {})
+            from robot_rl.rewards.feedback import base_training_settings
+
+            base_training_settings(reward_model, cfg.reward_feedback)  # refused before the run directory exists
+        self.learner = Learner(cfg, run_dir, "learner", reward_model=reward_model)
+        if reward_model is not None and run_dir is None:
+            save_run_reward(self.learner.run_dir, reward_model)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -983,7 +1061,12 @@ class _Server:
         meta = lr.policy_meta()
 
         def publish() -> None:
-            publisher.publish({k: v.cpu() for k, v in lr.policy.params().items()}, lr.updates, meta)
+            tensors, message_meta = {k: v.cpu() for k, v in lr.policy.params().items()}, meta
+            if lr.feedback is not None:  # the current success classifier travels with the policy (actors swap it in)
+                model = lr.feedback.model
+                tensors.update({f"{REWARD_MODEL_PREFIX}{k}": v.cpu() for k, v in model.net.state_dict().items()})
+                message_meta = {**meta, "reward_model": {"version": model.version, "threshold": model.threshold}}
+            publisher.publish(tensors, lr.updates, message_meta)
             self._last_publish = (lr.updates, time.monotonic())
 
         t_start = last_status = time.monotonic()
@@ -1009,6 +1092,9 @@ class _Server:
                 bar.update(lr.received - before)
                 if cfg.total_env_steps and lr.received >= cfg.total_env_steps:
                     break
+                if lr.feedback is not None and lr.feedback.due():
+                    lr.retrain_reward_model()
+                    publish()  # the actors swap the new version in with the next parameters
                 if lr.update_due():
                     lr.update()
                 if time.monotonic() - lr._last_checkpoint_s >= cfg.checkpoint_every_s:

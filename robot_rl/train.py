@@ -90,12 +90,21 @@ class Trainer:
                              build_reward_model(cfg.reward, cfg.reward_model_path, parse_env_kwargs(cfg.reward_kwargs))
                              if cfg.reward in MODEL_REWARDS else None)
         model = self.reward_model
+        if cfg.reward_feedback.enabled and (cfg.reward != "classifier" or cfg.teleop == "none"):
+            raise ConfigError("--reward-feedback.enabled retrains the success classifier on the operator's false-success "
+                              "labels: it needs --reward classifier and a --teleop whose failure button gives them "
+                              "(keyboard, gamepad, spacemouse, ros; scripted in sim: the privileged check)")
+        if cfg.reward_feedback.enabled:
+            from robot_rl.rewards.feedback import base_training_settings
+
+            base_training_settings(model, cfg.reward_feedback)  # its training episodes must be there to retrain on
         env, teleop = build_actor_env(cfg, model)  # first: a bad env or teleop is refused before the run exists
         try:
             self.learner = Learner(
                 cfg, run_dir, "train",
                 relabel=None if model is None else partial(relabel_episode, model=model),
-                make_eval_env=lambda render: wrap_with_reward(make_env(cfg.env, render=render, **env_kwargs), model))
+                make_eval_env=lambda render: wrap_with_reward(make_env(cfg.env, render=render, **env_kwargs), model),
+                reward_model=model)
         except BaseException:
             env.close()
             raise

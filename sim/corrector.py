@@ -56,6 +56,8 @@ class CorrectorConfig:
     """each time a trigger fires, take over with this probability (seeded), else keep watching and count patience again: an imperfect supervisor."""
     always_engaged: bool = False
     """steer every step regardless of the policy (a scripted demonstrator behind the Teleop interface)."""
+    review_successes: bool = True
+    """mark a reward model's false successes from the privileged success check (the operator's failure button after a wrong success; robot_rl.rewards.feedback)."""
 
 
 class ScriptedCorrector(Teleop):
@@ -212,6 +214,13 @@ class ScriptedCorrector(Teleop):
             self._stall = self._stray = 0
             if c.takeover_probability >= 1.0 or self.rng.random() < c.takeover_probability:
                 self.engaged, self.takeovers, self._engaged_for = True, self.takeovers + 1, 1
+
+    def review_success(self, info: dict[str, Any]) -> bool:
+        """The operator's verdict on a reward model's success at this step (the env has stepped):
+        True when it is false, from the task's privileged success check (a person watching the arm);
+        False when ``review_successes`` is off. ``info`` is the step's info (not used: the check
+        reads the simulator directly)."""
+        return bool(self.config.review_successes and not self._env.task.is_success())
 
     # ------------------------------------------------------------------ Teleop
     def observe_policy_action(self, action: np.ndarray) -> None:

@@ -221,7 +221,7 @@ def test_train_with_classifier_reward_resume_and_eval(trained, tmp_path):
         trainer.close()
     assert summary["env_steps"] >= 120 and "eval_env_success_rate" in summary
     header = (run / "evals.csv").read_text().splitlines()[0]
-    assert header.endswith("env_success_rate")
+    assert header.endswith("env_success_rate,reward_agreement,reward_model_version")
     # robot-rl eval rebuilds the reward too: the model's success and the env's privileged one
     from robot_rl.evaluate import EvalConfig, run_eval
 

@@ -30,6 +30,9 @@ class RewardModel(abc.ABC):
 
     cameras: tuple[str, ...] = ()
     kind: str = ""
+    #: the model's version: 0 as built, +1 each time a false-success loop
+    #: (:mod:`robot_rl.rewards.feedback`) retrains it; recorded on every transition it rewarded
+    version: int = 0
 
     @abc.abstractmethod
     def rewards(self, images: dict[str, np.ndarray]) -> np.ndarray:
@@ -53,6 +56,18 @@ class RewardModel(abc.ABC):
 
     def reset(self) -> None:
         """Called at every episode start (running statistics may use it). Default: nothing."""
+
+    def score(self, images: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rewards of a batch of steps and, for models that have one, the success probability.
+
+        Args:
+            images: as :meth:`rewards`.
+
+        Returns:
+            ``(rewards (B,) float32, probabilities (B,) float32 in [0, 1] or None)``. Default: the
+            rewards and None; a classifier overrides it to compute both in one forward pass.
+        """
+        return self.rewards(images), None
 
 
 #: kind -> factory(**config) -> RewardModel
@@ -82,8 +97,11 @@ class RewardModelWrapper(gym.Wrapper):
 
     ``info`` keeps the env's own reward as ``env_reward`` and its success as ``env_is_success``
     (in sim these are privileged: log them, never train on them); ``info["is_success"]`` becomes
-    the model's verdict. With ``terminate_on_success`` the episode ends when the model says
-    success.
+    the model's verdict, ``info["reward_model_version"]`` says which version of the model gave it,
+    and ``info["success_probability"]`` holds the model's probability of success when it has one
+    (a classifier's). With ``terminate_on_success`` the episode ends when the model says success,
+    and that step's ``info["reward_model_success"]`` is True (an operator may then mark it a false
+    success, :class:`~robot_rl.intervention.InterventionWrapper`).
 
     Args:
         env: a gymnasium env whose observation is a Dict with ``images`` holding every camera the
@@ -111,10 +129,10 @@ class RewardModelWrapper(gym.Wrapper):
         self.model, self.terminate_on_success = model, terminate_on_success
         self.keep_env_termination = keep_env_termination
 
-    def _score(self, obs: dict[str, Any]) -> tuple[float, bool]:
+    def _score(self, obs: dict[str, Any]) -> tuple[float, bool, float | None]:
         batch = {c: np.asarray(obs["images"][c])[None] for c in self.model.cameras}
-        r = self.model.rewards(batch)
-        return float(r[0]), bool(self.model.is_success(r)[0])
+        r, p = self.model.score(batch)
+        return float(r[0]), bool(self.model.is_success(r)[0]), None if p is None else float(p[0])
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Reset the env and the model's per-episode state."""
@@ -124,7 +142,12 @@ class RewardModelWrapper(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Step the env; the reward (and, with ``terminate_on_success``, termination) come from the model."""
         obs, env_reward, terminated, truncated, info = self.env.step(action)
-        reward, success = self._score(obs)
-        info = {**info, "env_reward": env_reward, "env_is_success": info.get("is_success"), "is_success": success}
+        reward, success, probability = self._score(obs)
+        info = {**info, "env_reward": env_reward, "env_is_success": info.get("is_success"), "is_success": success,
+                "reward_model_version": int(self.model.version)}
+        if probability is not None:
+            info["success_probability"] = probability
+        if self.terminate_on_success and success:
+            info["reward_model_success"] = True
         terminated = bool((self.terminate_on_success and success) or (self.keep_env_termination and terminated))
         return obs, reward, terminated, truncated, info

@@ -227,10 +227,17 @@ class SuccessClassifier(RewardModel):
 
     def rewards(self, images: dict[str, np.ndarray]) -> np.ndarray:
         """(B,) float32 rewards: probabilities, or 0/1 thresholded (``reward_mode``)."""
+        return self.score(images)[0]
+
+    def rewards_from_probabilities(self, p: np.ndarray) -> np.ndarray:
+        """(B,) float32 rewards of (B,) success probabilities (``reward_mode``)."""
+        p = np.asarray(p, np.float32)
+        return (p >= self.threshold).astype(np.float32) if self.settings.reward_mode == "binary" else p
+
+    def score(self, images: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(rewards (B,) float32, success probabilities (B,) float32)`` in one forward pass."""
         p = self.probabilities(images)
-        if self.settings.reward_mode == "binary":
-            return (p >= self.threshold).astype(np.float32)
-        return p
+        return self.rewards_from_probabilities(p), p
 
     def is_success(self, rewards: np.ndarray) -> np.ndarray:
         """(B,) bool: ``reward >= threshold`` (``>= 0.5`` for binary rewards, which are 0 or 1)."""

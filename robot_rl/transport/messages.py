@@ -20,6 +20,10 @@ array                    shape, dtype           meaning
                                                 per actor, survives actor restarts)
 =======================  =====================  ==============================================
 
+Optional: ``reward_version`` (n,) int32, the version of the reward model that gave each reward
+(actors with a classifier or VLM reward; the learner relabels steps of an older version,
+:mod:`robot_rl.rewards.feedback`).
+
 meta: ``episode`` (the actor's episode counter), ``t0``, ``first`` (bool), and on the chunk that
 ends an episode ``episode_stats`` (return, length, success, intervention_steps, takeovers,
 intervention_rate). ``seq`` is the actor's chunk counter, 1, 2, 3 ... with no gaps.
@@ -39,6 +43,10 @@ import numpy as np
 from robot_rl.errors import WireError
 from robot_rl.transport.wire import Message
 
+#: prefix of the success classifier's tensors in a parameter message (a learner with
+#: ``--reward-feedback.enabled`` sends each version of it to its actors with the policy)
+REWARD_MODEL_PREFIX = "reward_model/"
+
 _STEP_ARRAYS = {"action": np.float32, "reward": np.float32, "terminated": np.bool_, "truncated": np.bool_,
                 "intervention": np.bool_, "step_id": np.int64}
 
@@ -57,6 +65,7 @@ class TransitionChunk:
         episode_stats: set on the chunk that ends the episode.
         reward_source: the actor's reward source (``{"reward": "classifier", "reward_model_path":
             ..., "reward_kwargs": {...}}``, as ``robot-rl actor --reward``); None: not declared.
+        reward_version: (n,) int32 version of the reward model per step, or None (no reward model).
     """
 
     actor: str
@@ -74,6 +83,7 @@ class TransitionChunk:
     step_id: np.ndarray
     episode_stats: dict[str, Any] | None = None
     reward_source: dict[str, Any] | None = None
+    reward_version: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -89,6 +99,8 @@ class TransitionChunk:
         arrays.update({f"images/{k}": v for k, v in self.images.items()})
         arrays.update(action=self.action, reward=self.reward, terminated=self.terminated, truncated=self.truncated,
                       intervention=self.intervention, step_id=self.step_id)
+        if self.reward_version is not None:
+            arrays["reward_version"] = self.reward_version
         meta: dict[str, Any] = {"episode": int(self.episode), "t0": int(self.t0), "first": bool(self.first)}
         if self.episode_stats is not None:
             meta["episode_stats"] = self.episode_stats
@@ -115,6 +127,8 @@ class TransitionChunk:
         if not (isinstance(episode, int) and isinstance(t0, int) and isinstance(first, bool)) or episode < 0 or t0 < 0:
             raise WireError("transitions meta needs integer episode >= 0, t0 >= 0 and boolean first", "malformed")
         expected = {"state", *(f"images/{k}" for k in image_shapes), *_STEP_ARRAYS}
+        if "reward_version" in a:
+            expected.add("reward_version")
         if set(a) != expected:
             raise WireError(f"chunk arrays {sorted(a)} differ from the learner's layout {sorted(expected)}: "
                             "actor and learner must run the same env and env settings", "layout")
@@ -126,6 +140,9 @@ class TransitionChunk:
             if a[name].shape[:1] != (n,) or a[name].dtype != dtype or (name != "action" and a[name].ndim != 1):
                 raise WireError(f"{name} is {a[name].dtype}{list(a[name].shape)}, expected {np.dtype(dtype)}[{n}]",
                                 "malformed")
+        version = a.get("reward_version")
+        if version is not None and (version.shape != (n,) or version.dtype != np.int32):
+            raise WireError(f"reward_version is {version.dtype}{list(version.shape)}, expected int32[{n}]", "malformed")
         m = n + 1 if first else n
         if a["state"].shape != (m, state_dim) or a["state"].dtype != np.float32:
             raise WireError(f"state is {a['state'].dtype}{list(a['state'].shape)}, the learner expects "
@@ -148,4 +165,4 @@ class TransitionChunk:
         return cls(actor=msg.sender, seq=msg.seq, episode=episode, t0=t0, first=first, state=a["state"], images=images,
                    action=a["action"], reward=a["reward"], terminated=a["terminated"], truncated=a["truncated"],
                    intervention=a["intervention"], step_id=a["step_id"], episode_stats=stats,
-                   reward_source=reward_source)
+                   reward_source=reward_source, reward_version=version)
