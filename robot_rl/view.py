@@ -272,8 +272,49 @@ class ViewConfig:
     without --serve and --out, a native viewer opens (needs a display)."""
     web_port: int = 9090
     """HTTP port of the web viewer with --serve."""
+    grpc_port: int | None = None
+    """gRPC port of the viewer's data server with --serve (default: 9876, or a free one when that is taken)."""
     every_frames: int = 1
     """log camera images of every N-th step only."""
+
+
+def _run_viewer(args: list[str]) -> int:
+    """Run the ``rerun`` viewer until it exits; Ctrl-C or SIGTERM to this process stop it and all its
+    processes (no viewer is left holding its ports). Returns its exit status.
+
+    Raises:
+        ConfigError: the viewer failed (a port already in use, a bad file), with its exit status.
+    """
+    import os
+    import signal
+    import threading
+
+    # its own process group: the venv's `rerun` is a wrapper around the viewer binary, and the whole
+    # group is stopped (terminating the wrapper alone leaves the binary holding its ports)
+    proc = subprocess.Popen(args, start_new_session=True)
+    stopped = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopped
+        stopped = True
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        stop()
+        rc = proc.wait(10)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if rc not in (0, -signal.SIGTERM, -signal.SIGINT) and not stopped:
+        raise ConfigError(f"the rerun viewer exited with status {rc} (see its messages above: a port in use? "
+                          "choose another with --web-port / --grpc-port)")
+    return rc
 
 
 def _rerun_cli() -> str:
@@ -421,8 +462,8 @@ def run_view(cfg: ViewConfig) -> dict[str, Any]:
         view.close()
     if cfg.serve:
         print(f"serving the web viewer on http://127.0.0.1:{cfg.web_port} (Ctrl-C stops)", flush=True)
-        subprocess.run([_rerun_cli(), "--serve-web", "--bind", "127.0.0.1", "--web-viewer-port", str(cfg.web_port),
-                        str(rrd)], check=False)
+        _run_viewer([_rerun_cli(), "--serve-web", "--bind", "127.0.0.1", "--web-viewer-port", str(cfg.web_port),
+                     "--port", "auto" if cfg.grpc_port is None else str(cfg.grpc_port), str(rrd)])
     elif cfg.out is None:
-        subprocess.run([_rerun_cli(), str(rrd)], check=False)
+        _run_viewer([_rerun_cli(), str(rrd)])
     return {"target": str(target), "kind": kind, "rrd": str(rrd) if cfg.out is not None else None}

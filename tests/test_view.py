@@ -193,23 +193,26 @@ def _listening(port: int) -> bool:
 
 
 @pytest.mark.timeout(90)
-def test_view_serve_serves_the_web_viewer_and_stops_on_ctrl_c(tmp_path):
-    """`robot-rl view <episode> --serve --web-port P` serves Rerun's web viewer on 127.0.0.1:P, and
-    Ctrl-C (SIGINT to the process group, as a terminal sends it) stops it and its rerun server."""
+def test_view_serve_serves_the_web_viewer_and_stops_with_its_process(tmp_path):
+    """`robot-rl view <bag> --serve --web-port P --grpc-port G` serves Rerun's web viewer on 127.0.0.1:P
+    and the recording on G; SIGTERM to robot-rl view alone (a supervisor's stop, not the terminal's
+    group-wide Ctrl-C) stops its rerun server too, freeing both ports."""
     import signal
     import socket
     import subprocess
     import time
     import urllib.request
 
-    if _listening(9876):  # the gRPC port `rerun --serve-web` takes; robot-rl view has no flag for it
-        pytest.skip("127.0.0.1:9876 (Rerun's gRPC port) is in use by another viewer")
     mcap = _write_mcap_bag(tmp_path / "bag", frames=3, joint_msgs=3)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port, grpc = ports
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "view", str(mcap), "--serve", "--web-port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "view", str(mcap), "--serve", "--web-port", str(port),
+                             "--grpc-port", str(grpc)],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline, page = time.monotonic() + 45, None
@@ -223,13 +226,13 @@ def test_view_serve_serves_the_web_viewer_and_stops_on_ctrl_c(tmp_path):
         assert page is not None, f"nothing served on {port}:\n{log.read_text()[-2000:]}"
         assert page[0] == 200 and "<html" in page[1].lower() and "rerun" in page[1].lower()
         assert f"http://127.0.0.1:{port}" in log.read_text()
-        assert _listening(9876)  # the recording is served over gRPC for the page
-        os.killpg(proc.pid, signal.SIGINT)
+        assert _listening(grpc)  # the recording is served over gRPC for the page, on the port asked for
+        proc.send_signal(signal.SIGTERM)  # robot-rl view only: it must stop its rerun child itself
         proc.wait(20)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (_listening(port) or _listening(9876)):
+        while time.monotonic() < deadline and (_listening(port) or _listening(grpc)):
             time.sleep(0.2)
-        assert not _listening(port) and not _listening(9876), "the rerun server outlived `robot-rl view --serve`"
+        assert not _listening(port) and not _listening(grpc), "the rerun server outlived `robot-rl view --serve`"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
