@@ -211,7 +211,7 @@ def intervention_segments(run_dir: Path, layout: ObsLayout, scaler: ActionScaler
     """The intervention segments of a training run, each ``(state (T, S) float32, images
     {cam: (T, H, W, 3) uint8}, action (T, A) float32 in [-1, 1])``.
 
-    The run's replay log (``replay/log_*.rrl``) is read with :class:`~robot_rl.transport.records.SegmentLog`
+    The run's replay log (``replay/log_*.rrl``) is read (read only) with :func:`~robot_rl.transport.records.read_log`
     and its chunks go through the learner's :class:`~robot_rl.learner.ChunkInserter`, which puts
     the runs of consecutive intervention steps into a demo buffer exactly as training does; each
     such run is one segment here. Read a stopped run: opening the log repairs a torn last record.
@@ -222,7 +222,7 @@ def intervention_segments(run_dir: Path, layout: ObsLayout, scaler: ActionScaler
     from robot_rl.learner import ChunkInserter
     from robot_rl.replay import ReplayBuffer
     from robot_rl.transport.messages import TransitionChunk
-    from robot_rl.transport.records import SegmentLog
+    from robot_rl.transport.records import read_log
     from robot_rl.transport.wire import decode
 
     replay = Path(run_dir) / "replay"
@@ -230,29 +230,26 @@ def intervention_segments(run_dir: Path, layout: ObsLayout, scaler: ActionScaler
         raise ConfigError(f"--interventions-from {run_dir}: no replay log {replay}/log_*.rrl; pass the run directory "
                           "`robot-rl train` or `robot-rl learner` printed")
     dims = (layout.state_dim, layout.image_shapes, scaler.dim)
-    log = SegmentLog(replay)
-    try:
-        def chunks():
-            for frames in log:
-                try:
-                    yield TransitionChunk.from_message(decode(frames), *dims)
-                except WireError as e:
-                    raise ConfigError(f"the replay log of {run_dir} does not fit the env ({describe_layout(layout, scaler)}): "
-                                      f"{e}. Pass the run's --env and --env-kwargs (see its config.json)") from e
 
-        longest, rows = 1, 1  # first pass: buffer sizes (a row per intervention step plus one per segment start)
-        for c in chunks():
-            longest = max(longest, len(c))
-            flags = np.asarray(c.intervention, np.int8)
-            rows += int(flags.sum()) + int(np.count_nonzero(np.diff(flags, prepend=0) == 1))
-        if rows == 1:
-            return []
-        demo = ReplayBuffer(layout, scaler.dim, rows + 1)
-        inserter = ChunkInserter(ReplayBuffer(layout, scaler.dim, longest + 2), demo)  # online rows: a ring, unused
-        for c in chunks():
-            inserter.insert(c)
-    finally:
-        log.close()
+    def chunks():  # each pass reads the log again, read only (a learner may still be appending)
+        for frames in read_log(replay):
+            try:
+                yield TransitionChunk.from_message(decode(frames), *dims)
+            except WireError as e:
+                raise ConfigError(f"the replay log of {run_dir} does not fit the env ({describe_layout(layout, scaler)}): "
+                                  f"{e}. Pass the run's --env and --env-kwargs (see its config.json)") from e
+
+    longest, rows = 1, 1  # first pass: buffer sizes (a row per intervention step plus one per segment start)
+    for c in chunks():
+        longest = max(longest, len(c))
+        flags = np.asarray(c.intervention, np.int8)
+        rows += int(flags.sum()) + int(np.count_nonzero(np.diff(flags, prepend=0) == 1))
+    if rows == 1:
+        return []
+    demo = ReplayBuffer(layout, scaler.dim, rows + 1)
+    inserter = ChunkInserter(ReplayBuffer(layout, scaler.dim, longest + 2), demo)  # online rows: a ring, unused
+    for c in chunks():
+        inserter.insert(c)
     n = demo.stored_states().shape[0]
     valid = demo.valid[:n]
     starts = np.flatnonzero(valid & ~np.concatenate([[False], valid[:-1]]))

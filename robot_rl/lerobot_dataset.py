@@ -187,7 +187,7 @@ def _run_episodes(run_dir: Path) -> list[Episode]:
     from robot_rl.envs import make_env, parse_env_kwargs
     from robot_rl.layout import ActionScaler, ObsLayout
     from robot_rl.transport.messages import TransitionChunk
-    from robot_rl.transport.records import SegmentLog
+    from robot_rl.transport.records import read_log
     from robot_rl.transport.wire import decode
 
     cfg_path = run_dir / "config.json"
@@ -214,7 +214,7 @@ def _run_episodes(run_dir: Path) -> list[Episode]:
 
     episodes: list[Episode] = []
     open_: dict[str, dict] = {}  # actor -> its episode's chunks so far
-    log = SegmentLog(run_dir / "replay")
+    log = read_log(run_dir / "replay")  # read only: a learner may still be appending
     try:
         for frames in log:
             c = TransitionChunk.from_message(decode(frames), layout.state_dim, layout.image_shapes, scaler.dim)

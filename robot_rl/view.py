@@ -372,13 +372,13 @@ def _log_episode_files(view_factory: Callable[[list[str], slice | None], LiveVie
 
 def _log_run(view_factory: Callable[[list[str], slice | None], LiveView], run_dir: Path) -> LiveView:
     """Replay a run's replay log (every step the learner received) into a view, with episodes.csv."""
-    from robot_rl.transport.records import SegmentLog
+    from robot_rl.transport.records import read_log
     from robot_rl.transport.wire import decode
 
     config = json.loads((run_dir / "config.json").read_text())
     ee = ee_position_slice(env_id=config.get("env"))
     view: LiveView | None = None
-    log = SegmentLog(run_dir / "replay")
+    log = read_log(run_dir / "replay")  # read only: a learner may still be appending
     try:
         for frames in log:
             msg = decode(frames)

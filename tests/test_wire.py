@@ -11,7 +11,7 @@ from robot_rl.layout import ObsLayout
 from robot_rl.learner import ChunkInserter
 from robot_rl.replay import ReplayBuffer
 from robot_rl.transport.messages import TransitionChunk
-from robot_rl.transport.records import SegmentLog, read_record_file, repair_segment, write_record_file
+from robot_rl.transport.records import SegmentLog, read_log, read_record_file, repair_segment, write_record_file
 from robot_rl.transport.wire import Message, decode, encode
 
 STATE_DIM, ACTION_DIM, CAMS = 3, 2, {"front": (8, 8, 3)}
@@ -136,7 +136,11 @@ def test_records_detect_and_repair_a_torn_tail(tmp_path):
     size = seg.stat().st_size
     with open(seg, "ab") as f:  # a writer killed mid-record
         f.write(_valid_frames()[0][:20])
-    log2 = SegmentLog(tmp_path / "log")
+    # a reader of another process's log (view, export, BC) skips the record being written and leaves it alone
+    assert [decode(fr).seq for fr in read_log(tmp_path / "log")] == [1, 2, 3]
+    assert seg.stat().st_size == size + 20
+    assert list(read_log(tmp_path / "nothing")) == [] and not (tmp_path / "nothing").exists()
+    log2 = SegmentLog(tmp_path / "log")  # its writer repairs it on opening
     assert log2.repaired_bytes == 20 and seg.stat().st_size == size
     assert [decode(fr).seq for fr in log2] == [1, 2, 3]
     log2.append(encode(_chunk(seq=4).to_message()))

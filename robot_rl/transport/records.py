@@ -132,6 +132,20 @@ def repair_segment(path: Path) -> int:
     return size - good
 
 
+def read_log(directory: Path) -> Iterator[list[memoryview]]:
+    """Every complete record of a :class:`SegmentLog` directory, in order, read only.
+
+    For readers of another process's log (``robot-rl view``, ``export-dataset``, ``train-bc
+    --interventions-from``): nothing is created, opened for writing or repaired, so a learner still
+    appending to the log is never disturbed; a torn last record (one being written now, or left by a
+    crash) is skipped. A missing directory holds no records.
+    """
+    directory = Path(directory)
+    for seg in sorted(directory.glob("log_*.rrl")):
+        for frames, _ in read_records(seg):
+            yield frames
+
+
 class SegmentLog:
     """Append-only log of records in numbered segment files of one directory.
 
@@ -142,7 +156,8 @@ class SegmentLog:
             it records are handed to the OS, which survives any crash of the process itself.
 
     Opening repairs a torn tail of the last segment (a record the crashed writer never
-    finished, hence never acknowledged).
+    finished, hence never acknowledged): only the log's writer may open it; readers use
+    :func:`read_log`.
     """
 
     def __init__(self, directory: Path, segment_bytes: int = 1 << 30, fsync: bool = False) -> None:
