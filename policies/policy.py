@@ -462,8 +462,15 @@ class Policy(nn.Module):
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
 
     # ------------------------------------------------------------------ acting
-    def _features(self, state: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, S + L) float32 features, as ``SACAgent.features(obs, augment=False)``."""
+    def features(self, state: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Actor input features: normalised state and image latents.
+
+        Args:
+            state: (B, S) float32. images: camera -> (B, H, W, 3) uint8 (or float in [0, 255]).
+
+        Returns:
+            (B, S + L) float32, as ``SACAgent.features(obs, augment=False)``.
+        """
         state = self.state_norm(state)
         if self.encoder is None:
             return state
@@ -479,7 +486,7 @@ class Policy(nn.Module):
         Returns:
             (B, A) float32 in [-1, 1] (not env units; see :meth:`act`).
         """
-        return self.actor.deterministic(self._features(state, images))
+        return self.actor.deterministic(self.features(state, images))
 
     def _check_split(self, state: Any, images: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         state = np.asarray(state, dtype=np.float32)
@@ -520,7 +527,7 @@ class Policy(nn.Module):
         state_t = torch.as_tensor(state, device=device).unsqueeze(0)
         images_t = {k: torch.as_tensor(v, device=device).unsqueeze(0) for k, v in images.items()}
         with torch.no_grad():
-            feats = self._features(state_t, images_t)
+            feats = self.features(state_t, images_t)
             action = self.actor.deterministic(feats) if deterministic else self.actor.sample(feats)[0]
         return action[0].cpu().numpy()
 

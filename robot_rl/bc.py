@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -153,19 +152,6 @@ class BCData(NamedTuple):
 
 
 # ============================================================================ data
-def _observation_layout(observations: Any) -> ObsLayout:
-    """The layout of a recorded observation tree (leaves with a leading time axis), read as an env space."""
-    def space(tree: Any) -> gym.Space:
-        if isinstance(tree, dict):
-            return gym.spaces.Dict({k: space(v) for k, v in tree.items()})
-        a = np.asarray(tree)
-        if a.dtype == np.uint8:
-            return gym.spaces.Box(0, 255, a.shape[1:], np.uint8)
-        return gym.spaces.Box(-np.inf, np.inf, a.shape[1:], np.float32)
-
-    return ObsLayout.from_space(space(observations))
-
-
 def load_demo_episodes(directory: Path, env_id: str, layout: ObsLayout, scaler: ActionScaler,
                        include_failures: bool = False) -> tuple[list[tuple[np.ndarray, dict, np.ndarray]], int]:
     """The demo episodes of ``directory`` as ``(state (T, S) float32, images {cam: (T, H, W, 3) uint8},
@@ -190,7 +176,7 @@ def load_demo_episodes(directory: Path, env_id: str, layout: ObsLayout, scaler: 
     out, skipped = [], 0
     for k, ep in enumerate(load_episodes_any(directory, layout, scaler, env_id)):  # episode files or a LeRobotDataset
         path = ep.meta.get("path", f"{directory} (episode {k})")
-        ep_layout = _observation_layout(ep.observations)
+        ep_layout = ObsLayout.from_recorded(ep.observations)
         action_dim = int(ep.actions.shape[1]) if ep.actions.ndim == 2 else -1
         if ep_layout != layout or action_dim != scaler.dim:
             raise ConfigError(
@@ -283,7 +269,7 @@ def _bc_terms(policy: Policy, state: torch.Tensor, images: dict[str, torch.Tenso
               shift_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) NLL in nats and (B,) squared error of tanh(mean), summed over action dims, for one batch."""
     # the policy's own feature path (SACAgent.features with augment=True when shift_pad > 0)
-    feats = policy._features(state, {k: random_shift(v, shift_pad) for k, v in images.items()})
+    feats = policy.features(state, {k: random_shift(v, shift_pad) for k, v in images.items()})
     mean, log_std = policy.actor.dist_params(feats)
     target = action.clamp(-1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
     nll = -tanh_gaussian_log_prob(torch.atanh(target), mean, log_std)

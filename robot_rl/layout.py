@@ -86,6 +86,25 @@ class ObsLayout:
         return None
 
     @classmethod
+    def from_recorded(cls, observations: Any) -> ObsLayout:
+        """The layout of a recorded observation tree (a dict tree, or one array, of leaves with a
+        leading time axis: ``(T, ...)``), read as an env space: uint8 leaves are images, others
+        float32 state.
+
+        Raises:
+            ObservationLayoutError: as :meth:`from_space`.
+        """
+        def space(tree: Any) -> gym.Space:
+            if isinstance(tree, dict):
+                return gym.spaces.Dict({k: space(v) for k, v in tree.items()})
+            a = np.asarray(tree)
+            if a.dtype == np.uint8:
+                return gym.spaces.Box(0, 255, a.shape[1:], np.uint8)
+            return gym.spaces.Box(-np.inf, np.inf, a.shape[1:], np.float32)
+
+        return cls.from_space(space(observations))
+
+    @classmethod
     def from_space(cls, space: gym.Space) -> ObsLayout:
         """Build the layout of ``space``.
 

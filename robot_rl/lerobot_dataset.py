@@ -56,6 +56,7 @@ import tyro
 
 from robot_rl.demos import Episode, load_episodes
 from robot_rl.errors import ConfigError, DemoFormatError
+from robot_rl.layout import ObsLayout
 
 #: name of the sidecar files under ``<root>/meta``
 SIDECAR_JSON = "robot_rl.json"
@@ -148,12 +149,6 @@ def _build_tree(leaves: dict[tuple[str, ...], np.ndarray]) -> Any:
     for path, value in leaves.items():
         _set(tree, path, value)
     return tree
-
-
-def _layout_of(observations: Any):
-    from robot_rl.bc import _observation_layout
-
-    return _observation_layout(observations)
 
 
 def _path_name(path: tuple[str, ...]) -> str:
@@ -289,9 +284,9 @@ def export_lerobot(source: str | os.PathLike, out: str | os.PathLike, repo_id: s
     if out.exists():
         raise ConfigError(f"{out} exists; choose a new directory for the LeRobotDataset (it is never overwritten)")
     episodes = load_episodes(source) if any(source.glob("episode_*.npz")) else _run_episodes(source)
-    layout = _layout_of(episodes[0].observations)
+    layout = ObsLayout.from_recorded(episodes[0].observations)
     for i, ep in enumerate(episodes):
-        if _layout_of(ep.observations) != layout or ep.actions.shape[1:] != episodes[0].actions.shape[1:]:
+        if ObsLayout.from_recorded(ep.observations) != layout or ep.actions.shape[1:] != episodes[0].actions.shape[1:]:
             raise ConfigError(f"episode {i} of {source} has another observation layout or action size than episode 0; "
                               "a LeRobotDataset holds one layout: export them separately")
     first = episodes[0]
