@@ -31,7 +31,7 @@ Settings (4-dim actions, as ``benchmarks/learner_flops.py``, whose ``Setting`` a
 ``out_pixels.json``; open in chrome://tracing or https://ui.perfetto.dev) of a separate, short
 profile of ``--trace-updates`` updates (a trace of every profiled update would be very large).
 
-    python benchmarks/profile_update.py --threads 2                 # ~1-2 minutes on 2 idle CPU cores
+    python benchmarks/profile_update.py --threads 2                 # ~1 minute on 2 idle CPU cores (estimate)
     python benchmarks/profile_update.py --threads 2 --trace /tmp/update.json
     python benchmarks/profile_update.py --threads 1 --settings state
     python benchmarks/profile_update.py --quick                     # seconds: check that it runs
@@ -162,8 +162,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: every core this process may use)")
     p.add_argument("--settings", nargs="+", choices=("state", "pixels"), default=["state", "pixels"])
     p.add_argument("--warmup", type=int, default=5, help="untimed updates first")
-    p.add_argument("--state-updates", type=int, default=300, help="timed and profiled updates, state setting")
-    p.add_argument("--pixel-updates", type=int, default=40, help="timed and profiled updates, pixel setting")
+    p.add_argument("--state-updates", type=int, default=500, help="timed and profiled updates, state setting")
+    p.add_argument("--pixel-updates", type=int, default=100, help="timed and profiled updates, pixel setting")
     p.add_argument("--top", type=int, default=15, help="ops listed per setting")
     p.add_argument("--trace", default=None, help="also write Chrome traces: <stem>_<setting>.json next to this path")
     p.add_argument("--trace-updates", type=int, default=3, help="updates in each Chrome trace")
