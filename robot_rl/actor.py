@@ -239,7 +239,7 @@ class ActorLoop:
         last_stats: the statistics of the last finished episode (``return``, ``length``,
             ``success``, ``intervention_steps``, ``takeovers``, ``intervention_rate``,
             ``params_version``; ``env_success`` with a reward model, ``false_success`` when the
-            operator marked its success false; ``max_force_n`` and
+            operator marked its success false, ``missed_success`` when they marked a success it missed; ``max_force_n`` and
             ``mean_force_n`` when the env reports ``info["ee_force_n"]``).
         view: the :class:`~robot_rl.view.LiveView` of ``--view`` (None without): each step logs the
             observation acted on, the executed action and who executed it, reward, success and
@@ -318,6 +318,8 @@ class ActorLoop:
             st["env_success"] = bool(st.get("env_success", False)) or bool(info["env_is_success"])
         if info.get("false_success"):  # the operator marked the reward model's success false
             st["false_success"] = True
+        if info.get("missed_success"):  # ... or marked a success the reward model missed
+            st["missed_success"] = True
         st["intervention_steps"] += intervention
         st["takeovers"] += bool(info.get("takeover", False))
         if "ee_force_n" in info:

@@ -21,6 +21,8 @@ from robot_rl.interfaces import Teleop, TeleopCommand
 
 #: Reward of a step the human marks a success when the env uses the sparse reward (as RobotEnv's).
 SPARSE_SUCCESS_REWARD = 1.0
+#: Reward of a step the operator marks a success the reward model missed (a binary classifier's success reward).
+MISSED_SUCCESS_REWARD = 1.0
 #: RLIF reward of the step at which the human takes over (Luo et al. 2023, arXiv:2311.12996).
 RLIF_TAKEOVER_REWARD = -1.0
 
@@ -60,6 +62,11 @@ class InterventionWrapper(gym.Wrapper):
        ``terminated=False``, ``truncated=True`` (the episode was cut, not finished),
        ``info["is_success"]=False`` and ``info["false_success"]=True``; the learner turns the frame
        into a negative label for the success classifier (:mod:`robot_rl.rewards.feedback`).
+       The other way round, a missed success: with a reward model that did not call success at
+       this step, the human's success button (or a teleop's ``review_missed_success(info)`` ->
+       True: the scripted corrector with ``review_missed_successes``) ends the episode as a
+       success, reward ``MISSED_SUCCESS_REWARD`` (1.0), ``info["missed_success"]=True``: a positive
+       label.
 
     With ``rlif_reward`` the task reward is replaced by RLIF's intervention reward: -1 at a
     take-over step (``engaged`` False at the previous step of the episode, True now; the first
@@ -96,6 +103,7 @@ class InterventionWrapper(gym.Wrapper):
         self.false_success_window_s = float(false_success_window_s)
         self._observe = getattr(teleop, "observe_policy_action", None)
         self._review = getattr(teleop, "review_success", None)
+        self._review_missed = getattr(teleop, "review_missed_success", None)
         self._start_episode()
 
     def _start_episode(self) -> None:
@@ -152,6 +160,10 @@ class InterventionWrapper(gym.Wrapper):
         if info.get("reward_model_success") and not cmd.success and self._false_success(cmd, info):
             reward, terminated, truncated = 0.0, False, True
             info.update(is_success=False, false_success=True)
+        elif "reward_model_version" in info and not info.get("reward_model_success") and (
+                cmd.success or (callable(self._review_missed) and self._review_missed(info))):
+            reward, terminated, truncated = MISSED_SUCCESS_REWARD, True, False
+            info.update(is_success=True, missed_success=True)
         if self.rlif_reward:
             reward = RLIF_TAKEOVER_REWARD if takeover else 0.0
         info.update(intervention=engaged, takeover=takeover, action=executed, policy_action=policy_action)

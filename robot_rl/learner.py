@@ -643,7 +643,7 @@ class Learner:
     def _insert(self, chunk: TransitionChunk) -> Any:
         """Buffers and data counters (env steps, episodes, interventions, per-actor seq) for one chunk;
         with the false-success loop, rewards of an older reward-model version are relabelled first
-        and the chunk's false-success label (returned, else None) is taken."""
+        and the chunk's operator label (a false or missed success; returned, else None) is taken."""
         label = None
         if self.feedback is not None:
             chunk = self.feedback.relabel_chunk(chunk)
@@ -672,7 +672,7 @@ class Learner:
         label = self._insert(chunk)
         if label is not None:
             self.feedback.record(label)
-            self.tb.add_scalar("reward_model/false_success_labels", len(self.feedback.labels), self.received)
+            self.tb.add_scalar("reward_model/operator_labels", len(self.feedback.labels), self.received)
         if chunk.episode_stats is not None:
             self._log_episode(chunk.actor, chunk.episode, chunk.episode_stats)
 
@@ -905,7 +905,7 @@ class Learner:
         demo, demo_changed = fb.relabel_buffer(self.demo_buffer)
         row.update(relabelled=online + demo, rewards_changed=online_changed + demo_changed)
         fb.finish_version(row)
-        for tag in ("version", "threshold", "feedback_still_success", "rewards_changed", "val_precision", "val_recall"):
+        for tag in ("version", "threshold", "labels_wrong", "rewards_changed", "val_precision", "val_recall"):
             self.tb.add_scalar(f"reward_model/{tag}", float(row[tag]), self.received)
         tqdm.write(f"{self.mode}: {describe(row)}")
         return row

@@ -58,6 +58,8 @@ class CorrectorConfig:
     """steer every step regardless of the policy (a scripted demonstrator behind the Teleop interface)."""
     review_successes: bool = True
     """mark a reward model's false successes from the privileged success check (the operator's failure button after a wrong success; robot_rl.rewards.feedback)."""
+    review_missed_successes: bool = False
+    """also press success when the privileged check says success and the reward model does not (the operator's success button on a missed success: a positive label for robot_rl.rewards.feedback). Off by default: benchmarks/classifier_reward.py measured the loop with false successes only."""
 
 
 class ScriptedCorrector(Teleop):
@@ -221,6 +223,11 @@ class ScriptedCorrector(Teleop):
         False when ``review_successes`` is off. ``info`` is the step's info (not used: the check
         reads the simulator directly)."""
         return bool(self.config.review_successes and not self._env.task.is_success())
+
+    def review_missed_success(self, info: dict[str, Any]) -> bool:
+        """The operator's verdict on a step the reward model did not call success: True when the
+        privileged check says the task is done (``review_missed_successes`` on), else False."""
+        return bool(self.config.review_missed_successes and self._env.task.is_success())
 
     # ------------------------------------------------------------------ Teleop
     def observe_policy_action(self, action: np.ndarray) -> None:

@@ -172,14 +172,14 @@ def test_operator_failure_button_within_the_window_marks_a_false_success(classif
     from robot_rl.intervention import InterventionWrapper
     from robot_rl.rewards.selection import wrap_with_reward
 
-    class Operator(Teleop):  # a device whose failure button is pressed after `press_after` reads
-        def __init__(self, press_after: int | None) -> None:
-            self.reads, self.press_after = 0, press_after
+    class Operator(Teleop):  # a device whose failure (or success) button is pressed after `press_after` reads
+        def __init__(self, press_after: int | None, button: str = "failure") -> None:
+            self.reads, self.press_after, self.button = 0, press_after, button
 
         def read(self) -> TeleopCommand:
             self.reads += 1
             pressed = self.press_after is not None and self.reads > self.press_after
-            return TeleopCommand(twist=np.zeros(6), failure=pressed)
+            return TeleopCommand(twist=np.zeros(6), **{self.button: pressed})
 
     model = SuccessClassifier.load(classifier, threshold=1e-6)  # everything is a success
     for press_after, window, expected in ((3, 1.0, True), (None, 0.1, False), (10_000, 0.05, False)):
@@ -196,6 +196,53 @@ def test_operator_failure_button_within_the_window_marks_a_false_success(classif
             assert (reward, terminated, truncated, info["is_success"]) == (0.0, False, True, False)
         else:
             assert terminated and info["is_success"] and reward == 1.0
+    # the other way round: the success button where the classifier says no is a missed success (a positive label)
+    strict = SuccessClassifier.load(classifier, threshold=1 - 1e-6)  # nothing is a success
+    env = InterventionWrapper(wrap_with_reward(make_env(ENV_ID, image_size=64), strict), Operator(0, "success"))
+    try:
+        env.reset(seed=0)
+        _, reward, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    finally:
+        env.close()
+    assert info["missed_success"] and info["is_success"] and terminated and not truncated and reward == 1.0
+
+
+def test_scripted_corrector_reviews_from_the_privileged_check(classifier):
+    """The scripted operator: a false success where the task is not done, a missed success (only with
+    review_missed_successes) where it is; and the learner keeps both verdicts over any version."""
+    from robot_rl.envs import make_env
+    from robot_rl.rewards.feedback import FalseSuccessLoop, FeedbackConfig
+    from robot_rl.sim.corrector import CorrectorConfig, ScriptedCorrector
+    from robot_rl.sim.scripted import scripted_policy_for
+
+    env = make_env(ENV_ID, image_size=64)
+    try:
+        judge = ScriptedCorrector(env, CorrectorConfig(max_takeovers_per_episode=0, review_missed_successes=True))
+        default = ScriptedCorrector(env, CorrectorConfig(max_takeovers_per_episode=0))
+        obs, _ = env.reset(seed=1)
+        assert judge.review_success({}) and not judge.review_missed_success({})  # nothing done yet
+        policy = scripted_policy_for(env)
+        for _ in range(60):
+            obs, *_ = env.step(policy(obs))
+            if env.unwrapped.task.is_success():
+                break
+        assert env.unwrapped.task.is_success()
+        assert not judge.review_success({}) and judge.review_missed_success({})
+        assert not default.review_missed_success({})  # off by default
+        frame = np.array(obs["images"]["front"])
+    finally:
+        env.close()
+    loop = FalseSuccessLoop(SuccessClassifier.load(classifier), classifier.parent / "loop_run", FeedbackConfig(enabled=True), 0)
+    nothing = np.zeros_like(frame)
+    chunk = TransitionChunk("a0", 1, 0, 0, False, np.zeros((2, 1), np.float32), {"front": np.stack([nothing, frame])},
+                            np.zeros((2, 4), np.float32), np.zeros(2, np.float32), np.array([False, True]),
+                            np.zeros(2, bool), np.zeros(2, bool), np.arange(2, dtype=np.int64),
+                            episode_stats={"missed_success": True}, reward_version=np.zeros(2, np.int32))
+    label = loop.observe(chunk, 2)
+    assert label is not None and label.label == 1.0 and np.array_equal(label.frames["front"], frame)
+    reward, terminated = np.zeros(2, np.float32), np.zeros(2, bool)  # whatever a version says of it ...
+    loop._keep_operator_verdict({"front": np.stack([nothing, frame])}, reward, terminated)
+    assert reward.tolist() == [0.0, 1.0] and terminated.tolist() == [False, True]  # ... the operator's verdict wins
 
 
 def test_bad_settings_are_refused(classifier, tmp_path):

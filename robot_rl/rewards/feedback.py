@@ -12,7 +12,10 @@ runs. Here it is part of training:
    episode cut) and the episode's stats carry ``false_success``. The frame the classifier called
    success (the last observation of that episode) becomes a negative label. The scripted corrector
    answers from the privileged success check, so this runs with no person (benchmarks).
-   Labels are rebuilt from the replay log, so a crash loses none; ``reward_labels.csv`` lists them.
+   The other direction too: a success the classifier missed, marked with the teleop's success
+   button (the scripted corrector with ``review_missed_successes``, off by default), becomes a
+   positive label. Labels are rebuilt from the replay log, so a crash loses none;
+   ``reward_labels.csv`` lists them.
 2. **Retrain.** Every ``retrain_every_labels`` new labels (or on demand: ``touch
    RUN/retrain_reward_model``) the learner fine-tunes the classifier, starting from the current
    weights, on its original training episodes (the ``--demos`` of ``robot-rl
@@ -37,7 +40,7 @@ runs. Here it is part of training:
    stay in the buffer (100k transitions by default). The operator's verdict wins over every
    version: a transition whose next frame is a labelled one keeps reward 0 and stays non-terminal
    (frames are matched by content), even where a version still calls it success
-   (``feedback_still_success`` in ``reward_versions.csv`` counts those frames). A step the human
+   (``labels_wrong`` in ``reward_versions.csv`` counts the labels a version gets wrong). A step the human
    ended with the teleop's success button is relabelled by the model (the button's verdict is
    not stored per transition).
 
@@ -64,13 +67,13 @@ from robot_rl.validate import require_at_least
 
 #: touch this file in a run directory to retrain the reward model at the next episode end
 RETRAIN_FILE = "retrain_reward_model"
-#: one row per false-success label (env step, actor, episode, version that called it)
+#: one row per operator label (env step, actor, episode, version that judged the frame, label 0/1)
 LABELS_FILE = "reward_labels.csv"
 #: one row per retrained version (labels, threshold, metrics, relabelled transitions)
 VERSIONS_FILE = "reward_versions.csv"
 LABEL_COLUMNS = ("env_steps", "actor", "episode", "reward_version", "label")
 VERSION_COLUMNS = ("version", "env_steps", "labels", "threshold", "val_precision", "val_recall", "val_f1",
-                   "feedback_still_success", "epochs", "retrain_s", "relabelled", "rewards_changed", "path")
+                   "labels_wrong", "epochs", "retrain_s", "relabelled", "rewards_changed", "path")
 
 
 @dataclass
@@ -80,7 +83,7 @@ class FeedbackConfig:
     enabled: bool = False
     """retrain the success classifier during training on the frames the operator marked false successes (the teleop failure button after a classifier success; the scripted corrector's privileged check), swap the new version in for actor and learner, relabel the stored rewards. Needs --reward classifier."""
     retrain_every_labels: int = 5
-    """retrain after this many new false-success labels (and on demand: touch RUN/retrain_reward_model)."""
+    """retrain after this many new operator labels (false successes, and missed successes) (and on demand: touch RUN/retrain_reward_model)."""
     epochs: int = 10
     """maximum fine-tuning epochs per retrain (early stopping on the validation loss)."""
     patience: int = 3
@@ -187,6 +190,7 @@ class FalseSuccessLoop:
         self.model, self.run_dir, self.cfg, self.seed = model, Path(run_dir), cfg, int(seed)
         self.labels: list[FeedbackLabel] = []
         self._negatives: set[bytes] = set()  # content digests of the frames labelled false successes
+        self._positives: set[bytes] = set()  # ... and of the successes the model missed
         self.labels_at_version = 0  # labels there were when the current version was trained
         self.train_settings = base_training_settings(model, cfg)
         self._base: tuple[Any, Any] | None = None
@@ -213,7 +217,8 @@ class FalseSuccessLoop:
 
     def observe(self, chunk: Any, env_steps: int) -> FeedbackLabel | None:
         """Take the label a chunk carries: on the chunk that ends an episode the operator marked a
-        false success, the last observation (the frame the model called success) as a negative.
+        false success, the last observation (the frame the model called success) as a negative; on
+        one that ends with a success the model missed (``missed_success``), that frame as a positive.
 
         Args:
             chunk: a :class:`~robot_rl.transport.messages.TransitionChunk`.
@@ -223,16 +228,17 @@ class FalseSuccessLoop:
             The new label, or None.
         """
         stats = chunk.episode_stats
-        if not stats or not stats.get("false_success"):
+        if not stats or not (stats.get("false_success") or stats.get("missed_success")):
             return None
         missing = [c for c in self.model.cameras if c not in chunk.images]
         if missing:
-            raise ConfigError(f"a false-success label lacks cameras {missing} that the reward model reads")
+            raise ConfigError(f"an operator label lacks cameras {missing} that the reward model reads")
         version = int(chunk.reward_version[-1]) if chunk.reward_version is not None else 0
-        label = FeedbackLabel({c: np.array(chunk.images[c][-1], copy=True) for c in self.model.cameras}, 0.0,
-                              int(env_steps), chunk.actor, int(chunk.episode), version)
+        positive = not stats.get("false_success")
+        label = FeedbackLabel({c: np.array(chunk.images[c][-1], copy=True) for c in self.model.cameras},
+                              float(positive), int(env_steps), chunk.actor, int(chunk.episode), version)
         self.labels.append(label)
-        self._negatives.add(self._digest(label.frames))
+        (self._positives if positive else self._negatives).add(self._digest(label.frames))
         return label
 
     def _digest(self, images: dict[str, np.ndarray], i: int | None = None) -> bytes:
@@ -245,12 +251,18 @@ class FalseSuccessLoop:
         return h.digest()
 
     def _keep_operator_verdict(self, images: dict[str, np.ndarray], reward: np.ndarray, terminated: np.ndarray) -> None:
-        """Reward 0 and no termination (in place) where the next frame is one the operator labelled false."""
-        if not self._negatives:
-            return
-        for i in np.flatnonzero(terminated | (reward > 0)):
-            if self._digest(images, int(i)) in self._negatives:
-                reward[i], terminated[i] = 0.0, False
+        """In place: reward 0 and no termination where the next frame is one the operator labelled a
+        false success; the success reward and termination where they labelled a missed success."""
+        if self._negatives:
+            for i in np.flatnonzero(terminated | (reward > 0)):
+                if self._digest(images, int(i)) in self._negatives:
+                    reward[i], terminated[i] = 0.0, False
+        if self._positives:
+            from robot_rl.intervention import MISSED_SUCCESS_REWARD
+
+            for i in np.flatnonzero(~terminated):
+                if self._digest(images, int(i)) in self._positives:
+                    reward[i], terminated[i] = MISSED_SUCCESS_REWARD, True
 
     def record(self, label: FeedbackLabel) -> None:
         """Append a live label to ``reward_labels.csv`` (labels replayed from the log are not repeated)."""
@@ -292,8 +304,9 @@ class FalseSuccessLoop:
         labels = np.array([lb.label for lb in self.labels], np.float32)
         feedback = FrameDataset(crops, labels, np.full(len(labels), -1, np.int64))
         n_neg = int((train.labels <= 0.5).sum())
-        share = self.cfg.feedback_share
-        reps = max(1, math.ceil(share * n_neg / ((1 - share) * len(labels))))
+        share = self.cfg.feedback_share  # of the negatives (positives labelled by the operator are repeated alike)
+        n_fb_neg = max(1, int((labels <= 0.5).sum()))
+        reps = max(1, math.ceil(share * n_neg / ((1 - share) * n_fb_neg)))
 
         def cat(*parts: Any) -> Any:
             return FrameDataset({c: np.concatenate([p.images[c] for p in parts]) for c in crops},
@@ -309,7 +322,7 @@ class FalseSuccessLoop:
         prob = _predict(net, val_all, torch.device("cpu"))
         threshold = choose_threshold(prob, val_all.labels, tc.threshold_rule, tc.target_precision)
         base_val = binary_metrics(prob[:len(val)], val.labels, threshold)
-        still = int((prob[len(val):] >= threshold).sum())
+        still = int(((prob[len(val):] >= threshold) != (labels > 0.5)).sum())  # labels the new version gets wrong
         settings = replace(self.model.settings, threshold=threshold)
         out = version_dir(self.run_dir, version)
         SuccessClassifier(settings, net, device="cpu").save(out, extra={
@@ -323,7 +336,7 @@ class FalseSuccessLoop:
         row = {"version": version, "env_steps": int(env_steps), "labels": len(self.labels),
                "threshold": round(threshold, 4), "val_precision": round(base_val["precision"], 4),
                "val_recall": round(base_val["recall"], 4), "val_f1": round(base_val["f1"], 4),
-               "feedback_still_success": still, "epochs": history["epochs"],
+               "labels_wrong": still, "epochs": history["epochs"],
                "retrain_s": round(time.perf_counter() - t0, 2), "path": out.name}
         return row
 
@@ -381,6 +394,10 @@ class FalseSuccessLoop:
         ended = chunk.ends_episode
         if chunk.episode_stats and chunk.episode_stats.get("false_success"):
             reward[-1], terminated[-1] = 0.0, False
+        if chunk.episode_stats and chunk.episode_stats.get("missed_success"):
+            from robot_rl.intervention import MISSED_SUCCESS_REWARD
+
+            reward[-1], terminated[-1] = MISSED_SUCCESS_REWARD, True
         self._keep_operator_verdict(nxt, reward, terminated)
         chunk.reward, chunk.terminated = reward, terminated
         if ended and not terminated[-1]:
@@ -423,8 +440,8 @@ class FalseSuccessLoop:
 
 def describe(row: dict[str, Any]) -> str:
     """One line for the log about a retrained version."""
-    return (f"reward model v{row['version']}: retrained on {row['labels']} false-success label(s) in {row['retrain_s']} s; "
+    return (f"reward model v{row['version']}: retrained on {row['labels']} operator label(s) in {row['retrain_s']} s; "
             f"threshold {row['threshold']}, validation precision {row['val_precision']} / recall {row['val_recall']}, "
-            f"{row['feedback_still_success']} labelled frame(s) still called success; relabelled "
+            f"it gets {row['labels_wrong']} of them wrong; relabelled "
             f"{row.get('relabelled', 0)} transitions ({row.get('rewards_changed', 0)} rewards changed)")
 
