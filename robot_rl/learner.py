@@ -1025,6 +1025,7 @@ class _Server:
         lr = self.learner
         stats, last_errors, last_seq = receiver.snapshot()
         status = {"run_dir": str(lr.run_dir), "received_transitions": lr.received, "updates": lr.updates,
+                  "update_calls": lr.update_calls, "torch_threads": lr.threads.threads,
                   "online_transitions": len(lr.online), "demo_transitions": len(lr.demo_buffer),
                   "demo_transitions_from_files": lr.num_demo_transitions,
                   "interventions": lr.inserter.stats["interventions"], "last_seq": last_seq,

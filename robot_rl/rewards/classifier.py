@@ -221,7 +221,9 @@ class SuccessClassifier(RewardModel):
         Returns:
             (B,) float32 probabilities in [0, 1].
         """
-        batch = {c: torch.as_tensor(np.asarray(images[c])).to(self.device) for c in self.cameras if c in images}
+        arrays = {c: np.asarray(images[c]) for c in self.cameras if c in images}
+        # frames decoded from the wire or the replay log are read-only views: copy those (torch needs writable memory)
+        batch = {c: torch.as_tensor(a if a.flags.writeable else a.copy()).to(self.device) for c, a in arrays.items()}
         self.net.eval()
         return torch.sigmoid(self.net(batch)).float().cpu().numpy().astype(np.float32)
 
