@@ -64,7 +64,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +74,7 @@ from pathlib import Path
 
 from robot_rl.agent import SACConfig
 from robot_rl.threads import available_cores
+from robot_rl.transport.link import free_port_pair
 
 CLI = [sys.executable, "-m", "robot_rl.cli"]
 ENV_ID = "robot_rl/PandaPickLift-v0"
@@ -84,22 +84,6 @@ SETTINGS = ("actor", "learner", "train", "shared", "oversubscribed", "agent")
 _LIVE: list[subprocess.Popen] = []  # every process started and not yet reaped
 
 
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free on 127.0.0.1 (as tests/test_hil.py)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65534:
-            continue
-        try:
-            with socket.socket() as s1, socket.socket() as s2:
-                s1.bind(("127.0.0.1", p))
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
 
 
 def spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import zmq
 
+from robot_rl.transport.link import free_port_pair as _free_port_pair
 from robot_rl.transport.records import SegmentLog
 from robot_rl.transport.wire import decode, encode, Message
 
@@ -31,22 +32,6 @@ CLI = [sys.executable, "-m", "robot_rl.cli"]
 pytestmark = pytest.mark.timeout(300)
 
 
-def _free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65534:
-            continue
-        try:
-            with socket.socket() as s1, socket.socket() as s2:
-                s1.bind(("127.0.0.1", p))
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
 
 
 def _wait(cond, timeout: float, what: str, proc: subprocess.Popen | None = None):

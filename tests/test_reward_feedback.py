@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -284,7 +282,7 @@ def test_reward_version_travels_on_the_wire():
 def test_learner_sends_each_version_to_its_actor(classifier, tmp_path):
     """robot-rl learner with the loop + robot-rl actor over ZeroMQ: the actor's false successes reach
     the learner, the learner retrains, and the actor swaps the new version in (later chunks carry it)."""
-    from tests.test_hil import _actor, _free_port_pair, _learner, _stop, _wait
+    from tests.test_hil import _actor, _free_port_pair, _learner, _stop
 
     port = _free_port_pair()
     learner = _learner(tmp_path, port, "--env", ENV_ID, "--env-kwargs", "image_size", "64", "--num-demos", "0",

@@ -51,6 +51,31 @@ def tcp_address(host: str, port: int) -> str:
     return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
 
 
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port p such that p and p + 1 are both free on ``host`` now (a learner's transition and
+    parameter ports); the OS may hand them out again before they are bound.
+
+    Raises:
+        RuntimeError: no such pair found in 100 tries.
+    """
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            p = s.getsockname()[1]
+        if p >= 65534:
+            continue
+        try:
+            with socket.socket() as s1, socket.socket() as s2:
+                s1.bind((host, p))
+                s2.bind((host, p + 1))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
+
+
 def check_bind_host(host: str, curve: bool, insecure: bool) -> None:
     """Refuse to expose an unauthenticated learner beyond this machine.
 
