@@ -21,7 +21,7 @@ relabels its buffers. Reported per arm at the end: privileged success, classifie
 agreement (fraction of evaluation episodes where the two verdicts are equal), labels requested
 from the "operator" and classifier versions. Goal (issue 16): agreement >= 95% and privileged
 success >= 90% with the loop.
-Measured for the README (81 min on 2 CPU cores, six runs side by side; the per-evaluation table is
+Measured for the README (83 min on 2 CPU cores, six runs side by side; the per-evaluation table is
 reprinted from ``results.json`` by ``--report``)::
 
     python benchmarks/classifier_reward.py --seeds 1 2 3 --jobs 6 --total-env-steps 7000 --eval-every-steps 1000

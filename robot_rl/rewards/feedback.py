@@ -55,7 +55,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -342,18 +341,14 @@ class FalseSuccessLoop:
 
     def _swap(self, path: Path, state: dict[str, torch.Tensor], threshold: float, version: int) -> None:
         """Load the new weights and threshold into the shared model object; point reward.json at ``path``."""
-        from robot_rl.rewards.selection import REWARD_FILE
+        from robot_rl.rewards.selection import write_run_reward_config
 
         self.model.net.load_state_dict(state)
         self.model.net.eval()
         self.model.settings.threshold = float(threshold)
         self.model.version = int(version)
         self.model.path = path
-        config = self.model.config()
-        config["path"] = path.name  # relative to the run
-        tmp = self.run_dir / (REWARD_FILE + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2))
-        os.replace(tmp, self.run_dir / REWARD_FILE)
+        write_run_reward_config(self.run_dir, self.model)
 
     def load_version(self, version: int) -> None:
         """Swap in a saved version (resume: the checkpoint's version).

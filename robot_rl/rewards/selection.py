@@ -120,10 +120,24 @@ def save_run_reward(run_dir: Path, model: RewardModel | None) -> None:
         if not local.exists():
             shutil.copytree(src, local)
         model.path = local
+    write_run_reward_config(run_dir, model)
+
+
+def write_run_reward_config(run_dir: Path, model: RewardModel) -> None:
+    """Write ``run_dir/reward.json`` (:meth:`RewardModel.config`) atomically; a model path inside the
+    run is written relative to it, so a moved or copied run still finds its model (also used when
+    the false-success loop swaps in a new version, :mod:`robot_rl.rewards.feedback`)."""
+    import os
+
+    run_dir = Path(run_dir)
     config = model.config()
-    if config.get("path") and Path(config["path"]).resolve() == (run_dir / "reward_model").resolve():
-        config["path"] = "reward_model"  # relative to the run, so a moved or copied run still finds it
-    (run_dir / REWARD_FILE).write_text(json.dumps(config, indent=2))
+    if config.get("path"):
+        path = Path(config["path"]).resolve()
+        if path.is_relative_to(run_dir.resolve()):
+            config["path"] = str(path.relative_to(run_dir.resolve()))
+    tmp = run_dir / (REWARD_FILE + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, run_dir / REWARD_FILE)
 
 
 def load_run_reward(run_dir: Path) -> RewardModel | None:
